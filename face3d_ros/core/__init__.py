@@ -1,0 +1,1 @@
+"""The perception engine: numpy + torch only, no ROS imports."""

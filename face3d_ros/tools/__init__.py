@@ -1,0 +1,1 @@
+"""Command-line programs (console_scripts)."""
