@@ -1,0 +1,95 @@
+"""Typed configuration of the engine and the tracker: the one place for defaults in the core.
+
+The ROS node reads its parameters (``config/face3d.yaml``, the single source of defaults for the
+node) into these dataclasses; the CLIs build them from their flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Settings of :class:`face3d_ros.core.engine.FaceEngine`.
+
+    device: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
+    model_dir: folder with the verified model files; None uses the default cache
+        (``$FACE3D_MODEL_DIR`` or ``~/.cache/face3d/models``).
+    detector: "short" (faces within ~2 m, 128x128), "full" (up to ~5 m, 192x192) or "both".
+    min_detection_score: detector score threshold in [0, 1].
+    nms_iou: IoU above which detections are merged by weighted NMS.
+    max_faces: at most this many faces per image (highest scores kept).
+    min_presence: faces whose mesh face flag is below this are dropped, in [0, 1].
+    iris_diameter_m: the human iris diameter used for metric scale (11.7 mm).
+    default_hfov_deg: horizontal field of view assumed when no valid camera_info is given.
+    refine_iris: run the iris network (needed for gaze and metric scale from the iris).
+    """
+
+    device: str = "auto"
+    model_dir: Optional[str] = None
+    detector: str = "both"
+    min_detection_score: float = 0.5
+    nms_iou: float = 0.3
+    max_faces: int = 16
+    min_presence: float = 0.5
+    iris_diameter_m: float = 0.0117
+    default_hfov_deg: float = 60.0
+    refine_iris: bool = True
+
+    def __post_init__(self) -> None:
+        """Reject values that cannot work, naming the field and the accepted range."""
+        if self.detector not in ("short", "full", "both"):
+            raise ValueError(f"detector must be 'short', 'full' or 'both', got {self.detector!r}")
+        _check_range("min_detection_score", self.min_detection_score, 0.0, 1.0)
+        _check_range("nms_iou", self.nms_iou, 0.0, 1.0)
+        _check_range("min_presence", self.min_presence, 0.0, 1.0)
+        _check_range("max_faces", self.max_faces, 1, 256)
+        _check_range("iris_diameter_m", self.iris_diameter_m, 0.005, 0.02)
+        _check_range("default_hfov_deg", self.default_hfov_deg, 10.0, 170.0)
+        dev = self.device
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Settings of :class:`face3d_ros.core.tracking.FaceTracker`.
+
+    detect_every_n: run the detector at least every N frames even while all faces track (>= 1).
+    max_missed: a track survives this many frames without a match before it is dropped.
+    min_hits: a new track gets its id after this many consecutive matches (confirmation).
+    match_iou: least box IoU for a detection to continue a track.
+    smoothing: One-Euro filtering of landmarks, pose and gaze.
+    min_cutoff_hz, beta, d_cutoff_hz: One-Euro parameters (Casiez et al. 2012).
+    """
+
+    detect_every_n: int = 10
+    max_missed: int = 5
+    min_hits: int = 2
+    match_iou: float = 0.3
+    smoothing: bool = True
+    min_cutoff_hz: float = 1.0
+    beta: float = 0.05
+    d_cutoff_hz: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Reject values that cannot work, naming the field and the accepted range."""
+        _check_range("detect_every_n", self.detect_every_n, 1, 1000)
+        _check_range("max_missed", self.max_missed, 0, 1000)
+        _check_range("min_hits", self.min_hits, 1, 100)
+        _check_range("match_iou", self.match_iou, 0.0, 1.0)
+        _check_range("min_cutoff_hz", self.min_cutoff_hz, 1e-3, 100.0)
+        _check_range("beta", self.beta, 0.0, 10.0)
+        _check_range("d_cutoff_hz", self.d_cutoff_hz, 1e-3, 100.0)
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not (lo <= value <= hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+
+
+def field_names(cls: type) -> tuple:
+    """Names of a config dataclass's fields (used to map ROS parameters onto configs)."""
+    return tuple(f.name for f in fields(cls))
