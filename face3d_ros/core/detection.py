@@ -1,0 +1,274 @@
+"""Batched BlazeFace face detection (MediaPipe short- and full-range detectors) in torch.
+
+Pipeline of :meth:`FaceDetector.detect_batch` (MediaPipe ``face_detection_*_common`` graphs):
+
+1. Letterbox every image into the detector's square input, keeping its aspect ratio: resize on
+   the device (bilinear, antialiased when shrinking) and pad with black to the centre.
+2. Stack all images and run one forward per detector for the whole batch.
+3. Decode the SSD outputs against fixed anchors: box centre and the six keypoints are offsets
+   from the anchor centre, box size absolute, all in input pixels (``x/y/w/h scale`` = input
+   size, anchors of unit size). Scores are ``sigmoid(clip(logit, -100, 100))``.
+4. Keep scores >= ``min_detection_score`` and boxes of positive size; undo the letterbox so
+   every candidate is in image pixels (candidates of both detectors meet here for "both").
+5. Weighted non-maximum suppression per image (MediaPipe's ``WEIGHTED`` algorithm): take the
+   best remaining candidate, average the box and keypoints of every candidate whose IoU with it
+   exceeds ``nms_iou`` weighted by score, keep the best score; repeat on the rest.
+6. Keep the ``max_faces`` best faces per image, sorted by score.
+
+The device work of steps 1-4 is queued without waiting; one host transfer then carries the
+surviving candidates of all images to numpy, where step 5 runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from face3d_ros.core.config import EngineConfig
+from face3d_ros.core.types import Detection
+
+__all__ = [
+    "AnchorSpec",
+    "SHORT_RANGE",
+    "FULL_RANGE",
+    "FaceDetector",
+    "generate_anchors",
+    "check_image",
+    "weighted_nms",
+]
+
+#: MediaPipe's ``score_clipping_thresh`` of the face detectors.
+SCORE_CLIP = 100.0
+#: Detector keypoint count and order (subject's right eye, left eye, nose tip, mouth centre,
+#: right ear tragion, left ear tragion).
+NUM_KEYPOINTS = 6
+
+
+@dataclass(frozen=True)
+class AnchorSpec:
+    """SSD anchor layout of one detector (MediaPipe ``SsdAnchorsCalculatorOptions``).
+
+    input_size: side of the square input (px). strides: one per feature layer; consecutive
+    layers of equal stride share one feature map. anchors_per_layer: anchors each layer adds per
+    cell (2 with ``interpolated_scale_aspect_ratio`` 1.0, else 1 for aspect ratio 1.0 only).
+    All anchors have unit size (``fixed_anchor_size``) and sit at cell centres (offset 0.5).
+    """
+
+    name: str
+    input_size: int
+    strides: Tuple[int, ...]
+    anchors_per_layer: int
+
+    @property
+    def num_anchors(self) -> int:
+        """Total anchor count (896 short range, 2304 full range)."""
+        return sum((self.input_size // s) ** 2 * self.anchors_per_layer for s in self.strides)
+
+
+SHORT_RANGE = AnchorSpec("short", 128, (8, 16, 16, 16), 2)
+FULL_RANGE = AnchorSpec("full", 192, (4,), 1)
+
+
+def generate_anchors(spec: AnchorSpec, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Anchor centres of ``spec`` in the model's output order.
+
+    Returns (A, 2) float32 x, y centres normalised to [0, 1] of the input square. Layers of
+    equal stride are merged: each cell of their shared feature map (row-major) repeats its
+    centre once per anchor of every merged layer.
+    """
+    chunks = []
+    i = 0
+    while i < len(spec.strides):
+        j = i
+        while j < len(spec.strides) and spec.strides[j] == spec.strides[i]:
+            j += 1
+        n = spec.input_size // spec.strides[i]
+        repeats = (j - i) * spec.anchors_per_layer
+        c = (torch.arange(n, dtype=torch.float32) + 0.5) / n
+        yy, xx = torch.meshgrid(c, c, indexing="ij")
+        centres = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)  # (n*n, 2)
+        chunks.append(centres.repeat_interleave(repeats, dim=0))
+        i = j
+    anchors = torch.cat(chunks, dim=0)
+    if anchors.shape[0] != spec.num_anchors:
+        raise AssertionError(f"{spec.name}: {anchors.shape[0]} anchors, "
+                             f"expected {spec.num_anchors}")
+    return anchors.to(device)
+
+
+def check_image(image: torch.Tensor, index: int, device: torch.device) -> torch.Tensor:
+    """Validate one input image and return it as float32 (3, H, W).
+
+    Accepts float or uint8 tensors with values 0..255 on ``device``; raises ``TypeError`` or
+    ``ValueError`` that names the fix for anything else.
+    """
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"image {index}: expected a torch.Tensor (3, H, W) RGB 0..255, got "
+                        f"{type(image).__name__}; convert a numpy HxWx3 array with "
+                        f"torch.from_numpy(a).permute(2, 0, 1)")
+    if image.dim() != 3 or image.shape[0] != 3:
+        hint = (" (grayscale: repeat it to 3 channels, img.expand(3, -1, -1))"
+                if image.dim() == 2 or (image.dim() == 3 and image.shape[0] == 1) else
+                " (channels last? use img.permute(2, 0, 1))")
+        raise ValueError(f"image {index}: expected shape (3, H, W), got "
+                         f"{tuple(image.shape)}{hint}")
+    if image.shape[1] < 1 or image.shape[2] < 1:
+        raise ValueError(f"image {index}: empty image of shape {tuple(image.shape)}")
+    if image.device != device:
+        raise ValueError(f"image {index} is on {image.device} but the models run on {device}; "
+                         f"move it with image.to({str(device)!r})")
+    if image.dtype == torch.float32:
+        return image
+    if image.dtype == torch.uint8 or image.is_floating_point():
+        return image.float()
+    raise TypeError(f"image {index}: dtype {image.dtype} is not supported, pass float32 or "
+                    f"uint8 values 0..255")
+
+
+def _letterbox(images: Sequence[torch.Tensor], size: int) -> Tuple[torch.Tensor, np.ndarray]:
+    """Letterbox images into one (B, 3, size, size) batch scaled to [-1, 1].
+
+    Returns the batch and (B, 4) float64 per-image ``sx, sy, ox, oy`` with
+    image_px = (input_px - (ox, oy)) * (sx, sy).
+    """
+    batch = images[0].new_full((len(images), 3, size, size), -1.0)
+    params = np.zeros((len(images), 4))
+    for b, img in enumerate(images):
+        h, w = int(img.shape[1]), int(img.shape[2])
+        scale = size / max(h, w)
+        nh = min(size, max(1, round(h * scale)))
+        nw = min(size, max(1, round(w * scale)))
+        top, left = (size - nh) // 2, (size - nw) // 2
+        resized = F.interpolate(img[None], size=(nh, nw), mode="bilinear",
+                                align_corners=False, antialias=(nh < h or nw < w))
+        batch[b, :, top:top + nh, left:left + nw] = resized[0] * (2.0 / 255.0) - 1.0
+        params[b] = (w / nw, h / nh, left, top)
+    return batch, params
+
+
+def _decode(raw_boxes: torch.Tensor, raw_scores: torch.Tensor, anchors: torch.Tensor,
+            size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Decode SSD outputs to boxes and keypoints in input pixels.
+
+    raw_boxes (B, A, 16), raw_scores (B, A) logits or (B, A, 1), anchors (A, 2) normalised.
+    Returns pts (B, A, 8, 2) input px (rows: box min corner, box max corner, 6 keypoints) and
+    scores (B, A) in [0, 1].
+    """
+    raw = raw_boxes.reshape(raw_boxes.shape[0], raw_boxes.shape[1], 8, 2).float()
+    anchor_px = (anchors * size)[None, :, None, :]  # (1, A, 1, 2)
+    centre = raw[:, :, 0:1] + anchor_px  # (B, A, 1, 2)
+    half = raw[:, :, 1:2] * 0.5  # (B, A, 1, 2)
+    kps = raw[:, :, 2:] + anchor_px  # (B, A, 6, 2)
+    pts = torch.cat([centre - half, centre + half, kps], dim=2)  # (B, A, 8, 2)
+    logits = raw_scores.reshape(raw_scores.shape[0], raw_scores.shape[1]).float()
+    scores = torch.sigmoid(logits.clamp(-SCORE_CLIP, SCORE_CLIP))
+    return pts, scores
+
+
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """(K, 4) xyxy -> (K, K) intersection over union (0 where the union is empty)."""
+    x0 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    y0 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    x1 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y1 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area[:, None] + area[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def weighted_nms(pts: np.ndarray, scores: np.ndarray, iou_threshold: float,
+                 max_out: int) -> Tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted non-maximum suppression.
+
+    pts: (K, 8, 2) box min/max corners then 6 keypoints (px); scores: (K,).
+    Returns (M, 8, 2) merged points and (M,) scores, best first, M <= max_out. Each output is
+    the score-weighted mean of the candidates whose IoU with the best remaining one is above
+    ``iou_threshold`` (the best one included); its score is the best one's.
+    """
+    order = np.argsort(-scores, kind="stable")
+    pts, scores = pts[order].astype(np.float64), scores[order].astype(np.float64)
+    iou = _iou_matrix(pts[:, :2].reshape(-1, 4))
+    remaining = np.ones(len(scores), dtype=bool)
+    out_pts, out_scores = [], []
+    while remaining.any() and len(out_pts) < max_out:
+        best = int(np.argmax(remaining))  # first remaining = highest score
+        members = remaining & (iou[best] > iou_threshold)
+        members[best] = True
+        w = scores[members]
+        out_pts.append((pts[members] * w[:, None, None]).sum(0) / w.sum())
+        out_scores.append(scores[best])
+        remaining &= ~members
+    if not out_pts:
+        return np.zeros((0, 8, 2)), np.zeros((0,))
+    return np.stack(out_pts), np.array(out_scores)
+
+
+class FaceDetector:
+    """Batched face detector over :class:`FaceModels` (see module docstring for the steps).
+
+    models: the loaded networks (``detect_short``/``detect_full``, and ``device``).
+    config: uses ``detector``, ``min_detection_score``, ``nms_iou`` and ``max_faces``.
+    """
+
+    def __init__(self, models, config: EngineConfig) -> None:
+        self.models = models
+        self.config = config
+        self.device = torch.device(getattr(models, "device", "cpu"))
+        self.specs: List[AnchorSpec] = {
+            "short": [SHORT_RANGE], "full": [FULL_RANGE], "both": [SHORT_RANGE, FULL_RANGE],
+        }[config.detector]
+        self.anchors = {s.name: generate_anchors(s, self.device) for s in self.specs}
+
+    def _forward(self, spec: AnchorSpec, batch: torch.Tensor):
+        if spec.name == "short":
+            return self.models.detect_short(batch)
+        return self.models.detect_full(batch)
+
+    @torch.inference_mode()
+    def detect_batch(self, images: Sequence[torch.Tensor]) -> List[List[Detection]]:
+        """Detect faces in every image.
+
+        images: each (3, H, W) float32 (or uint8) RGB 0..255 on the models' device; sizes may
+        differ. Returns per image a list of :class:`Detection` (box xyxy px, score, keypoints
+        (6, 2) px), best score first, at most ``config.max_faces``.
+        """
+        if len(images) == 0:
+            return []
+        imgs = [check_image(img, i, self.device) for i, img in enumerate(images)]
+        thr = self.config.min_detection_score
+        cand_pts, cand_scores, cand_img = [], [], []
+        for spec in self.specs:
+            batch, lb = _letterbox(imgs, spec.input_size)  # (B, 3, S, S)
+            raw_boxes, raw_scores = self._forward(spec, batch)
+            pts, scores = _decode(raw_boxes, raw_scores, self.anchors[spec.name],
+                                  spec.input_size)  # (B, A, 8, 2), (B, A)
+            lbt = torch.as_tensor(lb, dtype=torch.float32, device=self.device)  # (B, 4)
+            pts = (pts - lbt[:, None, None, 2:]) * lbt[:, None, None, :2]  # image px
+            valid = (scores >= thr) & (pts[:, :, 1] > pts[:, :, 0]).all(-1)  # (B, A)
+            b_idx, a_idx = torch.nonzero(valid, as_tuple=True)
+            cand_pts.append(pts[b_idx, a_idx])  # (K, 8, 2)
+            cand_scores.append(scores[b_idx, a_idx])  # (K,)
+            cand_img.append(b_idx)
+        # One transfer of all candidates of all images and detectors.
+        packed = torch.cat([torch.cat(cand_pts).reshape(-1, 16), torch.cat(cand_scores)[:, None],
+                            torch.cat(cand_img)[:, None].float()], dim=1).cpu().numpy()
+        results: List[List[Detection]] = []
+        for b in range(len(imgs)):
+            rows = packed[packed[:, 17] == b]
+            merged, sc = weighted_nms(rows[:, :16].reshape(-1, 8, 2), rows[:, 16],
+                                      self.config.nms_iou, self.config.max_faces)
+            results.append([
+                Detection(box=m[:2].reshape(4).astype(np.float32), score=float(s),
+                          keypoints=m[2:].astype(np.float32))
+                for m, s in zip(merged, sc)
+            ])
+        return results
+
+    def detect(self, image: torch.Tensor) -> List[Detection]:
+        """Single-image wrapper of :meth:`detect_batch`."""
+        return self.detect_batch([image])[0]
