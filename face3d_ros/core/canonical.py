@@ -1,0 +1,114 @@
+"""The canonical face: a mean, left/right-symmetric, metric face in the face frame.
+
+The engine fits it to every observed face (head pose) and uses it for the eyeball centres
+(gaze), the neutral expression references and the UV layout of the mesh.
+
+It is built from the mesh network's own output on real frontal portraits (shipped in registry
+packages) by :func:`build_canonical`, then stored in ``core/data/canonical_face.npz``;
+``python -m face3d_ros.tools.make_canonical`` rebuilds it and a test checks the stored file
+against a rebuild.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .geometry import EYEBALL_TO_IRIS_M, anatomical_frame, iris_diameter_px
+from .types import LEFT_IRIS_CENTER, NUM_LANDMARKS, RIGHT_IRIS_CENTER
+
+DATA_FILE = Path(__file__).resolve().parent / "data" / "canonical_face.npz"
+
+
+@dataclass(frozen=True)
+class CanonicalFace:
+    """vertices: (478, 3) metres in the face frame (x out of the face, y left, z up, origin
+    between the eyes). mirror: (478,) index of each point's mirror image (left <-> right).
+    eyeball_centres: (2, 3) metres, subject's right then left eye. uv: (478, 2) in [0, 1],
+    the frontal orthographic projection (OBJ convention: v up)."""
+
+    vertices: np.ndarray
+    mirror: np.ndarray
+    eyeball_centres: np.ndarray
+    uv: np.ndarray
+
+
+def _uv_from_vertices(vertices: np.ndarray, margin: float = 0.02) -> np.ndarray:
+    yz = vertices[:, 1:3]
+    lo, hi = yz.min(axis=0), yz.max(axis=0)
+    span = float((hi - lo).max())
+    centre = 0.5 * (lo + hi)
+    uv = (yz - centre) / span * (1.0 - 2.0 * margin) + 0.5
+    return uv.astype(np.float32)
+
+
+def _eyeballs(vertices: np.ndarray) -> np.ndarray:
+    back = np.array([EYEBALL_TO_IRIS_M, 0.0, 0.0])
+    return np.stack((vertices[RIGHT_IRIS_CENTER] - back, vertices[LEFT_IRIS_CENTER] - back))
+
+
+def to_face_frame(landmarks: np.ndarray, iris_diameter_m: float = 0.0117) -> np.ndarray:
+    """(478, 3) metres in the anatomical face frame of one face's image landmarks (478, 3) px."""
+    lm = torch.as_tensor(np.asarray(landmarks, dtype=np.float64))[None]
+    rot, origin = anatomical_frame(lm)
+    local = (lm - origin[:, None]) @ rot  # (1, 478, 3) px in the face frame
+    local = local * (iris_diameter_m / iris_diameter_px(lm))[:, None, None]
+    return local[0].numpy()
+
+
+def mirror_permutation(vertices: np.ndarray) -> np.ndarray:
+    """(478,) the point each point becomes under a left/right reflection (y -> -y), found as the
+    optimal one-to-one assignment (scipy) between the shape and its reflection."""
+    from scipy.optimize import linear_sum_assignment
+
+    reflected = vertices * np.array([1.0, -1.0, 1.0])
+    cost = np.linalg.norm(reflected[:, None] - vertices[None], axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(len(vertices), dtype=np.int64)
+    perm[rows] = cols
+    return perm
+
+
+def build_canonical(landmark_sets: Sequence[np.ndarray],
+                    iris_diameter_m: float = 0.0117) -> CanonicalFace:
+    """Mean symmetric metric face from image landmarks (each (478, 3) px) of frontal faces.
+
+    Each face is expressed in its anatomical frame and scaled by its iris; the mean is made
+    left/right symmetric by averaging it with its mirror image.
+    """
+    if not landmark_sets:
+        raise ValueError("build_canonical needs at least one set of landmarks")
+    local = np.mean([to_face_frame(lm, iris_diameter_m) for lm in landmark_sets], axis=0)
+    perm = mirror_permutation(local)
+    sym = 0.5 * (local + (local * np.array([1.0, -1.0, 1.0]))[perm])
+    return CanonicalFace(vertices=sym.astype(np.float32), mirror=perm,
+                         eyeball_centres=_eyeballs(sym).astype(np.float32),
+                         uv=_uv_from_vertices(sym))
+
+
+def save_canonical(face: CanonicalFace, path: Path = DATA_FILE, source: str = "") -> None:
+    """Write ``face`` to an .npz file (vertices and mirror; the rest is derived on load)."""
+    np.savez(path, vertices=face.vertices, mirror=face.mirror, source=np.array(source))
+
+
+@lru_cache(maxsize=4)
+def load_canonical(path: Path = DATA_FILE) -> CanonicalFace:
+    """The stored canonical face (cached)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"canonical face not found at {path}; rebuild it with "
+            "'python -m face3d_ros.tools.make_canonical' or reinstall face3d_ros")
+    with np.load(path) as data:
+        vertices = data["vertices"].astype(np.float32)
+        mirror = data["mirror"].astype(np.int64)
+    if vertices.shape != (NUM_LANDMARKS, 3) or mirror.shape != (NUM_LANDMARKS,):
+        raise ValueError(f"{path}: expected vertices (478, 3) and mirror (478,), got "
+                         f"{vertices.shape} and {mirror.shape}")
+    return CanonicalFace(vertices=vertices, mirror=mirror,
+                         eyeball_centres=_eyeballs(vertices).astype(np.float32),
+                         uv=_uv_from_vertices(vertices))

@@ -1,0 +1,237 @@
+"""The engine: images in, :class:`~face3d_ros.core.types.FrameResult` out, batched end to end.
+
+Steps of :meth:`FaceEngine.process_batch` (all faces of all images go through one forward per
+network):
+
+1. each image -> one (3, H, W) float tensor on the device (:meth:`FaceEngine.to_tensor`);
+2. face detection, both ranges, weighted NMS (``core.detection``);
+3. rotated face ROIs -> one batched warp -> face mesh -> eye ROIs -> iris (``core.landmarks``);
+4. metric 3D, head pose and gaze for all faces at once (``core.geometry``);
+5. one copy to the host, expression coefficients, frozen results.
+
+Tracking over a stream (ROIs carried from the previous frame, persistent ids, smoothing) is
+:class:`face3d_ros.core.tracking.FaceTracker`, built on the same stages.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .canonical import load_canonical
+from .config import EngineConfig
+from .detection import FaceDetector
+from .expression import EXPRESSION_NAMES, expression_coefficients
+from .geometry import (FaceGeometry, boxes_from_landmarks, direction_angles,
+                       euler_from_rotation, pose_weights, solve_faces)
+from .landmarks import LandmarkBatch, LandmarkRunner, roi_from_detection
+from .models import FaceModels, load_face_models, resolve_device
+from .types import (CameraIntrinsics, Detection, Expression, FaceResult, FrameResult, Gaze,
+                    GazeRay, HeadPose, Roi)
+
+#: Weighted pose-fit residual (metres, at canonical size) at which pose confidence reaches 0.
+POSE_RMSE_ZERO_CONF_M = 0.008
+
+
+class FaceEngine:
+    """Detection, dense landmarks, metric 3D, head pose, gaze and expression for many faces.
+
+    config: :class:`EngineConfig`. models: already loaded networks (else loaded from
+    ``config.model_dir``; a missing file raises ``ModelNotFoundError`` naming the fix).
+    ``device_warning`` is a message when CUDA was requested but is absent (CPU is used).
+    """
+
+    def __init__(self, config: EngineConfig = EngineConfig(),
+                 models: Optional[FaceModels] = None) -> None:
+        self.config = config
+        self.device, self.device_warning = resolve_device(config.device)
+        if models is None:
+            which = {"short": ("short",), "full": ("full",),
+                     "both": ("short", "full")}[config.detector]
+            models = load_face_models(config.model_dir, self.device,
+                                      which=which + ("mesh", "iris"))
+        self.models = models
+        self.detector = FaceDetector(models, config)
+        self.landmarker = LandmarkRunner(models, config)
+        self._canonical_tensors: Optional[tuple] = None  # loaded on first use
+        self.profile = False  # synchronise the device around stages for exact stage timings
+
+    # -- input ---------------------------------------------------------------------------
+    def to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        """(3, H, W) float32 RGB in 0..255 on the device from an (H, W[, C]) image array.
+
+        Accepts uint8 or uint16 (scaled to 8 bit) or float in [0, 1]; 1 (gray), 3 (RGB) or
+        4 (RGBA, alpha ignored) channels. Raises ValueError saying what is wrong otherwise.
+        """
+        img = np.asarray(image)
+        if img.ndim == 2:
+            img = img[..., None]
+        if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+            raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape "
+                             f"{img.shape}")
+        if img.shape[0] == 0 or img.shape[1] == 0:
+            raise ValueError(f"empty image of size {img.shape[1]}x{img.shape[0]}")
+        if img.dtype == np.uint8:
+            scale = 1.0
+        elif img.dtype == np.uint16:
+            scale = 255.0 / 65535.0
+        elif img.dtype in (np.float32, np.float64):
+            scale = 255.0
+        else:
+            raise ValueError(f"unsupported pixel type {img.dtype}; use uint8, uint16 or float")
+        t = torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True)
+        t = t.permute(2, 0, 1)[:3].float()
+        if scale != 1.0:
+            t = t * scale
+        if t.shape[0] == 1:
+            t = t.expand(3, -1, -1)
+        return t
+
+    # -- stages --------------------------------------------------------------------------
+    @contextmanager
+    def _stage(self, timings: Dict[str, float], name: str) -> Iterator[None]:
+        if self.profile and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter()
+        yield
+        if self.profile and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        timings[name] = timings.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
+
+    def detect(self, tensors: Sequence[torch.Tensor]) -> List[List[Detection]]:
+        """Faces per image, for images from :meth:`to_tensor`."""
+        with torch.inference_mode():
+            return self.detector.detect_batch(tensors)
+
+    def landmarks(self, tensors: Sequence[torch.Tensor], image_index: Sequence[int],
+                  rois: Sequence[Roi]) -> LandmarkBatch:
+        """Dense landmarks for every ROI (``image_index[i]`` says which image ROI i is in)."""
+        idx = torch.as_tensor(list(image_index), dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            return self.landmarker.run(tensors, idx, list(rois))
+
+    def solve(self, landmarks: torch.Tensor, intrinsics: torch.Tensor) -> FaceGeometry:
+        """Metric geometry for (N, 478, 3) landmarks; intrinsics (N, 4) fx, fy, cx, cy."""
+        if self._canonical_tensors is None:
+            canonical = load_canonical()
+            self._canonical_tensors = (
+                torch.from_numpy(canonical.vertices).to(self.device),
+                pose_weights().to(self.device),
+                torch.from_numpy(canonical.eyeball_centres).to(self.device))
+        can, weights, eyeballs = self._canonical_tensors
+        with torch.inference_mode():
+            return solve_faces(landmarks, intrinsics.to(landmarks.device), can, weights,
+                               eyeballs, self.config.iris_diameter_m)
+
+    def intrinsics_for(self, image: np.ndarray | torch.Tensor,
+                       intrinsics: Optional[CameraIntrinsics]) -> CameraIntrinsics:
+        """The given intrinsics, or ones from the default field of view (flagged assumed)."""
+        if isinstance(image, torch.Tensor):
+            h, w = int(image.shape[-2]), int(image.shape[-1])
+        else:
+            h, w = np.asarray(image).shape[:2]
+        if intrinsics is not None:
+            return intrinsics
+        return CameraIntrinsics.from_fov(w, h, self.config.default_hfov_deg)
+
+    # -- assembly ------------------------------------------------------------------------
+    def build_faces(self, landmarks: torch.Tensor, presence: torch.Tensor,
+                    intrinsics: Sequence[CameraIntrinsics], rois: Sequence[Roi],
+                    scores: Sequence[float], track_ids: Sequence[int]) -> List[FaceResult]:
+        """Frozen per-face results for N faces.
+
+        landmarks: (N, 478, 3) image px (possibly smoothed); presence: (N,) face flags;
+        intrinsics/rois/scores/track_ids: one per face. One host synchronisation for the whole batch.
+        """
+        n = landmarks.shape[0]
+        if n == 0:
+            return []
+        k = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in intrinsics], dtype=torch.float64)
+        geo = self.solve(landmarks, k.to(landmarks.device))
+        host = {name: getattr(geo, name).double().cpu().numpy()
+                for name in ("points", "rotation", "translation", "scale", "fit_rmse",
+                             "eye_origin", "eye_direction", "eye_confidence")}
+        lm = landmarks.double().cpu().numpy()
+        presence = presence.double().cpu().numpy()
+        rot, t, s = host["rotation"], host["translation"], host["scale"]
+        angles = euler_from_rotation(rot)  # (N, 3) yaw, pitch, roll
+        local = np.einsum("npk,nkj->npj", host["points"] - t[:, None], rot) / s[:, None, None]
+        expr = expression_coefficients(local)
+        boxes = boxes_from_landmarks(lm)
+        fit_conf = np.clip(1.0 - host["fit_rmse"] / s / POSE_RMSE_ZERO_CONF_M, 0.0, 1.0)
+
+        faces = []
+        for i in range(n):
+            conf = host["eye_confidence"][i]
+            dirs = host["eye_direction"][i]
+            origins = host["eye_origin"][i]
+            eye_angles = direction_angles(dirs)
+            rays = [GazeRay(origins[e], dirs[e], float(eye_angles[e, 0]),
+                            float(eye_angles[e, 1]), float(conf[e])) for e in range(2)]
+            wsum = float(conf.sum())
+            if wsum > 1e-6:
+                comb = (conf[:, None] * dirs).sum(0)
+                comb /= np.linalg.norm(comb)
+            else:  # both eyes unusable: the head direction, with zero confidence
+                comb = rot[i][:, 0].copy()
+            comb_angles = direction_angles(comb)
+            combined = GazeRay(origins.mean(0), comb, float(comb_angles[0]),
+                               float(comb_angles[1]), float(conf.mean()))
+            pose = HeadPose(rotation=rot[i], translation=t[i], yaw=float(angles[i, 0]),
+                            pitch=float(angles[i, 1]), roll=float(angles[i, 2]),
+                            confidence=float(presence[i] * fit_conf[i]))
+            faces.append(FaceResult(
+                track_id=int(track_ids[i]), score=float(scores[i]),
+                presence=float(presence[i]), box=boxes[i], landmarks_2d=lm[i].astype(np.float32),
+                landmarks_3d=host["points"][i].astype(np.float32), head_pose=pose,
+                gaze=Gaze(left=rays[1], right=rays[0], combined=combined),
+                expression=Expression(EXPRESSION_NAMES, expr[i]), roi=rois[i]))
+        return faces
+
+    # -- one-shot API --------------------------------------------------------------------
+    def process_batch(self, images: Sequence[np.ndarray],
+                      intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None
+                      ) -> List[FrameResult]:
+        """All faces of all images, detection on every image, no tracking (ids are -1).
+
+        images: RGB arrays (see :meth:`to_tensor`). intrinsics: one per image or None
+        (default field of view, flagged ``assumed``).
+        """
+        timings: Dict[str, float] = {}
+        t_start = time.perf_counter()
+        intr_in = list(intrinsics) if intrinsics is not None else [None] * len(images)
+        if len(intr_in) != len(images):
+            raise ValueError(f"{len(images)} images but {len(intr_in)} intrinsics")
+        with self._stage(timings, "upload"):
+            tensors = [self.to_tensor(im) for im in images]
+        intr = [self.intrinsics_for(t, c) for t, c in zip(tensors, intr_in)]
+        with self._stage(timings, "detect"):
+            dets = self.detect(tensors)
+        image_index = [i for i, d in enumerate(dets) for _ in d]
+        flat = [d for ds in dets for d in ds]
+        rois = [roi_from_detection(d) for d in flat]
+        faces: List[FaceResult] = []
+        if flat:
+            with self._stage(timings, "landmarks"):
+                batch = self.landmarks(tensors, image_index, rois)
+            keep = (batch.presence >= self.config.min_presence).cpu().numpy()
+            with self._stage(timings, "geometry"):
+                faces = self.build_faces(batch.landmarks, batch.presence,
+                                         [intr[i] for i in image_index], rois,
+                                         [d.score for d in flat], [-1] * len(flat))
+            faces = [f for f, k in zip(faces, keep) if k]
+            image_index = [i for i, k in zip(image_index, keep) if k]
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return [FrameResult(faces=tuple(f for f, i in zip(faces, image_index) if i == j),
+                            image_size=(int(t.shape[2]), int(t.shape[1])), intrinsics=intr[j],
+                            timings_ms=dict(timings))
+                for j, t in enumerate(tensors)]
+
+    def process(self, image: np.ndarray,
+                intrinsics: Optional[CameraIntrinsics] = None) -> FrameResult:
+        """All faces of one image (:meth:`process_batch` of one)."""
+        return self.process_batch([image], [intrinsics])[0]

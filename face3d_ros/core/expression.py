@@ -1,0 +1,98 @@
+"""Named expression coefficients from metric landmarks, invariant to distance and head turn.
+
+Each coefficient is a geometric measure taken in the face frame (pose removed, size divided by
+the inter-ocular distance), compared with the same measure on the canonical neutral face and
+mapped to [0, 1] by a documented span: 0 is the neutral face, 1 a full expression.
+
+| name | measure (face frame, / inter-ocular distance) | span for 1.0 |
+|---|---|---|
+| eye_blink_left/right | lid opening / eye width falling below 85 % of neutral | to 0.05 |
+| eye_wide_left/right | lid opening / eye width above 115 % of neutral | +50 % |
+| jaw_open | inner-lip gap (13-14) | 0.45 |
+| mouth_smile_left/right | mouth corner raised and pulled out | 0.06 rise / 0.12 out |
+| brow_up | mean brow height above the eyes | +0.08 |
+| brow_down_left/right | brow height below neutral | -0.05 |
+| mouth_pucker | mouth width below neutral | -30 % |
+| mouth_funnel | lips pushed forward (x) relative to the nose tip | 0.06 |
+| cheek_squint_left/right | lower lid to cheek distance below neutral | -30 % |
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Dict, Tuple
+
+import numpy as np
+
+EXPRESSION_NAMES: Tuple[str, ...] = (
+    "eye_blink_left", "eye_blink_right", "eye_wide_left", "eye_wide_right", "jaw_open",
+    "mouth_smile_left", "mouth_smile_right", "brow_up", "brow_down_left", "brow_down_right",
+    "mouth_pucker", "mouth_funnel", "cheek_squint_left", "cheek_squint_right",
+)
+
+# Mesh indices (subject's right / left).
+_EYE = {"right": (159, 145, 33, 133), "left": (386, 374, 263, 362)}  # upper, lower, outer, inner
+_BROW = {"right": (105, 66, 107), "left": (334, 296, 336)}
+_CORNER = {"right": 61, "left": 291}
+_CHEEK = {"right": 50, "left": 280}
+_UPPER_INNER_LIP, _LOWER_INNER_LIP = 13, 14
+_UPPER_LIP, _LOWER_LIP = 0, 17
+_NOSE_TIP = 1
+
+
+def _measures(local: np.ndarray) -> Dict[str, np.ndarray]:
+    """Raw measures of (N, 478, 3) face-frame points; each (N,), unitless."""
+    eye_c = {s: 0.5 * (local[:, o] + local[:, i]) for s, (_, _, o, i) in _EYE.items()}
+    iod = np.linalg.norm(eye_c["left"] - eye_c["right"], axis=-1)
+    m: Dict[str, np.ndarray] = {}
+    lip_mid_z = 0.5 * (local[:, _UPPER_LIP, 2] + local[:, _LOWER_LIP, 2])
+    for s, (up, low, outer, inner) in _EYE.items():
+        width = np.linalg.norm(local[:, outer] - local[:, inner], axis=-1)
+        m[f"open_{s}"] = np.linalg.norm(local[:, up] - local[:, low], axis=-1) / width
+        m[f"brow_{s}"] = (local[:, list(_BROW[s]), 2].mean(1) - eye_c[s][:, 2]) / iod
+        m[f"rise_{s}"] = (local[:, _CORNER[s], 2] - lip_mid_z) / iod
+        m[f"out_{s}"] = np.abs(local[:, _CORNER[s], 1]) / iod
+        m[f"cheek_{s}"] = (local[:, low, 2] - local[:, _CHEEK[s], 2]) / iod
+    m["gap"] = np.linalg.norm(local[:, _UPPER_INNER_LIP] - local[:, _LOWER_INNER_LIP],
+                              axis=-1) / iod
+    m["width"] = np.abs(local[:, _CORNER["left"], 1] - local[:, _CORNER["right"], 1]) / iod
+    lips_x = 0.5 * (local[:, _UPPER_LIP, 0] + local[:, _LOWER_LIP, 0])
+    m["protrusion"] = (lips_x - local[:, _NOSE_TIP, 0]) / iod
+    return m
+
+
+@lru_cache(maxsize=1)
+def _neutral() -> Dict[str, float]:
+    from .canonical import load_canonical
+
+    can = load_canonical().vertices.astype(np.float64)[None]
+    return {k: float(v[0]) for k, v in _measures(can).items()}
+
+
+def expression_coefficients(local: np.ndarray) -> np.ndarray:
+    """(N, K) coefficients in [0, 1], ordered as :data:`EXPRESSION_NAMES`.
+
+    local: (N, 478, 3) landmarks in the face frame (pose removed), any uniform scale.
+    """
+    m, n = _measures(np.asarray(local, dtype=np.float64)), _neutral()
+
+    def ramp(x: np.ndarray, span: float) -> np.ndarray:
+        return np.clip(x / span, 0.0, 1.0)
+
+    out = {}
+    for s in ("left", "right"):
+        o, on = m[f"open_{s}"], n[f"open_{s}"]
+        out[f"eye_blink_{s}"] = ramp(0.85 * on - o, 0.85 * on - 0.05)
+        out[f"eye_wide_{s}"] = ramp(o - 1.15 * on, 0.5 * on)
+        out[f"mouth_smile_{s}"] = np.clip(0.5 * ramp(m[f"rise_{s}"] - n[f"rise_{s}"], 0.06)
+                                          + 0.5 * ramp(m[f"out_{s}"] - n[f"out_{s}"], 0.12),
+                                          0.0, 1.0)
+        out[f"brow_down_{s}"] = ramp(n[f"brow_{s}"] - m[f"brow_{s}"], 0.05)
+        out[f"cheek_squint_{s}"] = ramp(n[f"cheek_{s}"] - m[f"cheek_{s}"],
+                                        0.3 * abs(n[f"cheek_{s}"]))
+    brow = 0.5 * (m["brow_left"] + m["brow_right"])
+    out["brow_up"] = ramp(brow - 0.5 * (n["brow_left"] + n["brow_right"]), 0.08)
+    out["jaw_open"] = ramp(m["gap"] - n["gap"], 0.45)
+    out["mouth_pucker"] = ramp(n["width"] - m["width"], 0.3 * n["width"])
+    out["mouth_funnel"] = ramp(m["protrusion"] - n["protrusion"], 0.06)
+    return np.stack([out[name] for name in EXPRESSION_NAMES], axis=-1).astype(np.float32)

@@ -1,0 +1,268 @@
+"""Metric 3D, head pose and gaze from image landmarks, batched in torch.
+
+Every function takes a batch of N faces and works on any torch device; numpy callers wrap with
+``torch.from_numpy``. Conventions (frames, left/right, angle signs) are those of
+:mod:`face3d_ros.core.types`.
+
+Pipeline for one batch (:func:`solve_faces`):
+
+1. iris diameter in pixels -> metres per pixel at the eyes (human iris 11.7 mm);
+2. lift the landmarks to metric 3D in the camera optical frame (perspective back-projection,
+   the network's relative depth scaled by the same metres per pixel);
+3. head pose by weighted Procrustes (Umeyama, with scale) of the canonical face onto them;
+4. gaze per eye: the camera ray through the 2D iris centre intersected with the eyeball sphere
+   placed by the head pose; combined gaze from both eyes weighted by their confidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+import torch
+
+from .types import FRONTAL_R, LEFT_IRIS, LEFT_IRIS_CENTER, NUM_MESH, RIGHT_IRIS, RIGHT_IRIS_CENTER
+
+# Mesh indices (MediaPipe topology; "right"/"left" are the subject's own).
+RIGHT_EYE_OUTER, RIGHT_EYE_INNER = 33, 133
+LEFT_EYE_INNER, LEFT_EYE_OUTER = 362, 263
+RIGHT_UPPER_LID, RIGHT_LOWER_LID = 159, 145
+LEFT_UPPER_LID, LEFT_LOWER_LID = 386, 374
+FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
+
+#: Landmarks that move little with expression; they dominate the head pose fit.
+RIGID_INDICES = (
+    10, 338, 297, 332, 109, 67, 103, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263,
+    130, 359, 243, 463, 234, 454, 127, 356, 93, 323, 116, 345, 50, 280, 98, 327, 193, 417,
+)
+
+#: iBUG 68-point layout (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, lips 48-67) as mesh
+#: indices. The iBUG "left" side of the image is the subject's right side.
+IBUG68_INDICES = (
+    127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
+    78, 82, 13, 312, 308, 317, 14, 87,
+)
+
+#: 5-point layout of face-alignment tools (RetinaFace/InsightFace order, image left to right):
+#: subject's right eye (iris centre), left eye, nose tip, right mouth corner, left mouth corner.
+FIVE_POINT_INDICES = (RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER, NOSE_TIP, 61, 291)
+
+#: Distance from the eyeball centre to the iris centre (metres): eyeball radius ~12 mm, iris
+#: plane ~5.9 mm off axis -> ~10.5 mm.
+EYEBALL_TO_IRIS_M = 0.0105
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """Batched metric outputs for N faces (torch tensors on one device).
+
+    points: (N, 478, 3) metres, camera optical frame. rotation: (N, 3, 3) camera_R_face.
+    translation: (N, 3) metres (between the eyes). scale: (N,) size of the face relative to the
+    canonical face. fit_rmse: (N,) metres, weighted residual of the pose fit.
+    eye_origin: (N, 2, 3) eyeball centres (0 = subject's right, 1 = left), metres.
+    eye_direction: (N, 2, 3) unit gaze directions. eye_confidence: (N, 2) in [0, 1].
+    eye_openness: (N, 2) lid opening / eye width.
+    """
+
+    points: torch.Tensor
+    rotation: torch.Tensor
+    translation: torch.Tensor
+    scale: torch.Tensor
+    fit_rmse: torch.Tensor
+    eye_origin: torch.Tensor
+    eye_direction: torch.Tensor
+    eye_confidence: torch.Tensor
+    eye_openness: torch.Tensor
+
+
+def iris_diameter_px(landmarks: torch.Tensor) -> torch.Tensor:
+    """(N,) iris diameter in pixels from the 4 contour points of each iris, both eyes averaged.
+
+    Per eye the larger of the two diameters (horizontal, vertical) is taken, since turning the
+    head only shortens one of them and closing the lid only the other.
+    """
+    diams = []
+    for iris in (RIGHT_IRIS, LEFT_IRIS):
+        c = landmarks[:, iris, :2]  # (N, 5, 2) centre + 4 contour points
+        d1 = torch.linalg.norm(c[:, 1] - c[:, 3], dim=-1)
+        d2 = torch.linalg.norm(c[:, 2] - c[:, 4], dim=-1)
+        diams.append(torch.maximum(d1, d2))
+    return 0.5 * (diams[0] + diams[1])
+
+
+def lift_to_metric(landmarks: torch.Tensor, intrinsics: torch.Tensor,
+                   metres_per_px: torch.Tensor) -> torch.Tensor:
+    """Back-project image landmarks to metric 3D in the camera optical frame.
+
+    landmarks: (N, P, 3) x, y px and relative depth z px. intrinsics: (N, 4) fx, fy, cx, cy px.
+    metres_per_px: (N,) object size of one pixel at the depth of the eyes.
+    Returns (N, P, 3) metres. Depth of the eyes is f * metres_per_px; every point's depth is
+    offset from it by its relative depth times metres_per_px.
+    """
+    fx, fy, cx, cy = intrinsics.unbind(-1)  # (N,) each
+    f = torch.sqrt(fx * fy)
+    z_eyes = 0.5 * (landmarks[:, RIGHT_IRIS_CENTER, 2] + landmarks[:, LEFT_IRIS_CENTER, 2])
+    depth = (f * metres_per_px)[:, None] + (landmarks[..., 2] - z_eyes[:, None]) \
+        * metres_per_px[:, None]  # (N, P)
+    x = (landmarks[..., 0] - cx[:, None]) / fx[:, None] * depth
+    y = (landmarks[..., 1] - cy[:, None]) / fy[:, None] * depth
+    return torch.stack((x, y, depth), dim=-1)
+
+
+def anatomical_frame(points: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Face frame from anatomy alone: origin between the eye centres, y to the subject's left,
+    z up (chin to forehead, made orthogonal), x = y x z out of the face.
+
+    points: (N, >=468, 3) in any right-handed frame with x right, y down, z away (pixels with
+    relative depth, or metres). Returns (R (N, 3, 3) frame_R_face, origin (N, 3)).
+    """
+    right = 0.5 * (points[:, RIGHT_EYE_OUTER] + points[:, RIGHT_EYE_INNER])
+    left = 0.5 * (points[:, LEFT_EYE_OUTER] + points[:, LEFT_EYE_INNER])
+    origin = 0.5 * (right + left)
+    y = torch.nn.functional.normalize(left - right, dim=-1)
+    up = points[:, FOREHEAD] - points[:, CHIN]
+    z = torch.nn.functional.normalize(up - (up * y).sum(-1, keepdim=True) * y, dim=-1)
+    x = torch.cross(y, z, dim=-1)
+    return torch.stack((x, y, z), dim=-1), origin
+
+
+def weighted_umeyama(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor
+                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Similarity transform dst ~ s R src + t minimising the weighted squared error.
+
+    src: (P, 3) or (N, P, 3); dst: (N, P, 3); weights: (P,) >= 0.
+    Returns R (N, 3, 3) proper rotations, t (N, 3), s (N,), rmse (N,) weighted residual.
+    (Umeyama 1991; torch rather than scipy so the batch stays on the device.)
+    """
+    n = dst.shape[0]
+    if src.dim() == 2:
+        src = src.expand(n, -1, -1)
+    w = (weights / weights.sum()).to(dst.dtype)[None, :, None]  # (1, P, 1)
+    mu_s = (w * src).sum(1)  # (N, 3)
+    mu_d = (w * dst).sum(1)
+    xs = src - mu_s[:, None]
+    xd = dst - mu_d[:, None]
+    cov = (w * xd).transpose(1, 2) @ xs  # (N, 3, 3)
+    u, sig, vh = torch.linalg.svd(cov)
+    d = torch.sign(torch.linalg.det(u @ vh))
+    diag = torch.ones_like(sig)
+    diag[:, 2] = d
+    rot = u @ torch.diag_embed(diag) @ vh
+    var_s = (w * xs.pow(2)).sum((1, 2))
+    scale = (sig * diag).sum(-1) / var_s
+    t = mu_d - scale[:, None] * (rot @ mu_s[..., None]).squeeze(-1)
+    fitted = scale[:, None, None] * (src @ rot.transpose(1, 2)) + t[:, None]
+    rmse = torch.sqrt((w * (fitted - dst).pow(2)).sum((1, 2)))
+    return rot, t, scale, rmse
+
+
+def euler_from_rotation(rotation: np.ndarray) -> np.ndarray:
+    """(N, 3) yaw, pitch, roll in degrees of camera_R_face rotations (N, 3, 3).
+
+    Angles are intrinsic z (up), y (left), x (forward) rotations of the face relative to a face
+    looking straight into the camera (:data:`FRONTAL_R`), signs as in ``core.types``.
+    """
+    from scipy.spatial.transform import Rotation
+
+    rel = FRONTAL_R.T[None] @ np.asarray(rotation, dtype=np.float64)
+    return np.degrees(Rotation.from_matrix(rel).as_euler("ZYX"))
+
+
+def direction_angles(direction: np.ndarray) -> np.ndarray:
+    """(..., 2) yaw, pitch in degrees of unit directions (..., 3) in the camera optical frame.
+
+    Zero when the direction points back into the camera (-z); yaw > 0 towards image right
+    (the subject's left), pitch > 0 downwards.
+    """
+    d = np.asarray(direction, dtype=np.float64)
+    yaw = np.degrees(np.arctan2(d[..., 0], -d[..., 2]))
+    pitch = np.degrees(np.arctan2(d[..., 1], np.hypot(d[..., 0], -d[..., 2])))
+    return np.stack((yaw, pitch), axis=-1)
+
+
+def eye_openness(points: torch.Tensor) -> torch.Tensor:
+    """(N, 2) eyelid opening over eye width (subject's right, left); ~0.3 open, < 0.1 closed."""
+    def ratio(up: int, low: int, a: int, b: int) -> torch.Tensor:
+        opening = torch.linalg.norm(points[:, up] - points[:, low], dim=-1)
+        width = torch.linalg.norm(points[:, a] - points[:, b], dim=-1)
+        return opening / width.clamp_min(1e-9)
+
+    return torch.stack((ratio(RIGHT_UPPER_LID, RIGHT_LOWER_LID, RIGHT_EYE_OUTER, RIGHT_EYE_INNER),
+                        ratio(LEFT_UPPER_LID, LEFT_LOWER_LID, LEFT_EYE_OUTER, LEFT_EYE_INNER)),
+                       dim=-1)
+
+
+def ray_sphere_gaze(pixels: torch.Tensor, intrinsics: torch.Tensor, centres: torch.Tensor,
+                    radius: torch.Tensor) -> torch.Tensor:
+    """Unit gaze directions from eyeball centres through the observed iris centres.
+
+    pixels: (N, E, 2) iris centres px; intrinsics: (N, 4); centres: (N, E, 3) metres;
+    radius: (N,) eyeball-centre-to-iris distance, metres. The camera ray through each pixel is
+    intersected with the sphere; a ray that misses (noise) uses its closest point to the centre.
+    Returns (N, E, 3).
+    """
+    fx, fy, cx, cy = (v[:, None] for v in intrinsics.unbind(-1))
+    ray = torch.stack(((pixels[..., 0] - cx) / fx, (pixels[..., 1] - cy) / fy,
+                       torch.ones_like(pixels[..., 0])), dim=-1)
+    ray = torch.nn.functional.normalize(ray, dim=-1)  # (N, E, 3)
+    b = (ray * centres).sum(-1)  # (N, E)
+    disc = b * b - centres.pow(2).sum(-1) + radius[:, None] ** 2
+    lam = b - torch.sqrt(disc.clamp_min(0.0))
+    hit = lam[..., None] * ray
+    return torch.nn.functional.normalize(hit - centres, dim=-1)
+
+
+def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: torch.Tensor,
+                weights: torch.Tensor, eyeball_centres: torch.Tensor,
+                iris_diameter_m: float) -> FaceGeometry:
+    """Metric 3D, head pose and per-eye gaze for N faces.
+
+    landmarks: (N, 478, 3) px (+ relative depth px). intrinsics: (N, 4) fx, fy, cx, cy.
+    canonical: (478, 3) canonical face in the face frame, metres. weights: (478,) pose-fit
+    weights. eyeball_centres: (2, 3) canonical eyeball centres (right, left), face frame, metres.
+    """
+    dtype = torch.float64 if landmarks.device.type == "cpu" else torch.float32
+    lm = landmarks.to(dtype)
+    k = intrinsics.to(dtype)
+    mpp = iris_diameter_m / iris_diameter_px(lm).clamp_min(1e-3)  # (N,)
+    pts = lift_to_metric(lm, k, mpp)  # (N, 478, 3)
+    can = canonical.to(dtype)
+    rot, t, s, rmse = weighted_umeyama(can, pts, weights.to(dtype))
+    centres = s[:, None, None] * (eyeball_centres.to(dtype)[None] @ rot.transpose(1, 2)) \
+        + t[:, None]  # (N, 2, 3)
+    iris_px = lm[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER], :2]  # (N, 2, 2)
+    direction = ray_sphere_gaze(iris_px, k, centres, s * EYEBALL_TO_IRIS_M)
+
+    # Confidence per eye: open lids and the eye turned towards the camera.
+    openness = eye_openness(pts)
+    open_conf = ((openness - 0.08) / 0.10).clamp(0.0, 1.0)
+    fx_axis, fy_axis = rot[..., 0], rot[..., 1]  # (N, 3) face x and y in the camera frame
+    normals = torch.stack((fx_axis - 0.5 * fy_axis, fx_axis + 0.5 * fy_axis), dim=1)
+    normals = torch.nn.functional.normalize(normals, dim=-1)  # (N, 2, 3) right, left eye
+    to_cam = torch.nn.functional.normalize(-centres, dim=-1)
+    cos = (normals * to_cam).sum(-1)
+    lo, hi = float(np.cos(np.radians(80.0))), float(np.cos(np.radians(50.0)))
+    vis_conf = ((cos - lo) / (hi - lo)).clamp(0.0, 1.0)
+    return FaceGeometry(points=pts, rotation=rot, translation=t, scale=s, fit_rmse=rmse,
+                        eye_origin=centres, eye_direction=direction,
+                        eye_confidence=open_conf * vis_conf, eye_openness=openness)
+
+
+def pose_weights(num_points: int = 478) -> torch.Tensor:
+    """(num_points,) weights of the head-pose fit: rigid points 1, other mesh points 0.1,
+    iris points 0 (the irises move with gaze, not with the head)."""
+    w = torch.full((num_points,), 0.1, dtype=torch.float64)
+    w[list(RIGID_INDICES)] = 1.0
+    w[NUM_MESH:] = 0.0
+    return w
+
+
+def boxes_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """(N, 4) x_min, y_min, x_max, y_max px of (N, P, >=2) landmarks."""
+    xy = np.asarray(landmarks)[..., :2]
+    return np.concatenate((xy.min(axis=1), xy.max(axis=1)), axis=-1)
