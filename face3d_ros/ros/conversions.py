@@ -1,0 +1,341 @@
+"""Pure conversions between ROS messages and the core's numpy types.
+
+Nothing here spins, logs or holds state: every function takes messages or core results and
+returns new objects, so all of it is tested with plain pytest by building messages by hand.
+
+Numeric arrays are moved with ``numpy`` views and ``array.array`` built from raw bytes, never
+with per-point Python loops: filling a :class:`face3d_msgs.msg.Face3D` costs microseconds.
+"""
+
+from __future__ import annotations
+
+import array
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from face3d_msgs.msg import Face3D, Face3DArray, FaceMeshTopology, Gaze as GazeMsg
+from geometry_msgs.msg import Pose, PoseArray
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from face3d_ros.core.types import (
+    NUM_LANDMARKS,
+    CameraIntrinsics,
+    FaceResult,
+    FrameResult,
+    GazeRay,
+)
+
+#: Raw encodings accepted by :func:`image_msg_to_rgb` -> (channels, bytes per channel).
+#: ``yuv422`` is UYVY byte order and ``yuv422_yuy2`` is YUYV (sensor_msgs image_encodings).
+_RAW_ENCODINGS = {
+    "rgb8": (3, 1),
+    "bgr8": (3, 1),
+    "rgba8": (4, 1),
+    "bgra8": (4, 1),
+    "mono8": (1, 1),
+    "8UC1": (1, 1),
+    "8UC3": (3, 1),
+    "mono16": (1, 2),
+    "yuv422": (2, 1),
+    "uyvy": (2, 1),
+    "yuv422_yuy2": (2, 1),
+    "yuyv": (2, 1),
+}
+SUPPORTED_ENCODINGS: Tuple[str, ...] = tuple(_RAW_ENCODINGS)
+
+_DEPTH_ENCODINGS = ("16UC1", "32FC1")
+
+
+class ImageFormatError(ValueError):
+    """An image message that cannot be turned into an RGB array.
+
+    ``cause`` is a short, stable key of what is wrong ("size", "encoding", "step", "length",
+    "decode"), so that a caller can log each kind of problem once instead of once per frame.
+    """
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def _buffer(data) -> np.ndarray:
+    """(N,) uint8 view of a message's ``data`` (array.array, bytes or a list)."""
+    if isinstance(data, (bytes, bytearray, memoryview, array.array)):
+        return np.frombuffer(data, dtype=np.uint8)
+    return np.asarray(data, dtype=np.uint8)
+
+
+def image_msg_to_rgb(msg: Image) -> np.ndarray:
+    """Convert a ``sensor_msgs/Image`` to an (H, W, 3) uint8 RGB array.
+
+    ``rgb8`` images with ``step == width * 3`` come back as a read-only view of the message
+    buffer (no copy); every other encoding is converted with one OpenCV call. ``mono16`` is
+    scaled to 8 bits by dropping the low byte (``is_bigendian`` honoured).
+
+    Raises :class:`ImageFormatError` (a ``ValueError``) naming what is wrong and the fix: zero
+    width or height, an unsupported encoding (listing the supported ones), ``step`` smaller
+    than one row, or a ``data`` length other than ``step * height``.
+    """
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    encoding = msg.encoding
+    if width <= 0 or height <= 0:
+        raise ImageFormatError(
+            "size",
+            f"image has zero size (width={width}, height={height}); the publisher must fill "
+            "width and height",
+        )
+    if encoding not in _RAW_ENCODINGS:
+        hint = ""
+        if encoding in _DEPTH_ENCODINGS:
+            hint = " (this looks like a depth image: remap 'image' to a colour or mono topic)"
+        raise ImageFormatError(
+            "encoding",
+            f"unsupported image encoding {encoding!r}{hint}; supported: "
+            f"{', '.join(SUPPORTED_ENCODINGS)}",
+        )
+    channels, depth = _RAW_ENCODINGS[encoding]
+    row_bytes = width * channels * depth
+    if step < row_bytes:
+        raise ImageFormatError(
+            "step",
+            f"image step {step} is smaller than one row of {width} px x {channels * depth} "
+            f"bytes ({encoding}) = {row_bytes} bytes; the publisher must set step >= {row_bytes}",
+        )
+    buf = _buffer(msg.data)
+    if buf.size != step * height:
+        raise ImageFormatError(
+            "length",
+            f"image data has {buf.size} bytes but step x height = {step} x {height} = "
+            f"{step * height}; the message is truncated or its step/height are wrong",
+        )
+    rows = buf.reshape(height, step)[:, :row_bytes]  # (H, W*C*D) view, padding dropped
+    if depth == 2:
+        dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
+        mono16 = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+        gray = (mono16 >> 8).astype(np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    pixels = rows.reshape(height, width, channels)  # (H, W, C) view
+    if encoding == "rgb8":
+        return pixels
+    if encoding in ("bgr8", "8UC3"):
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    if encoding == "rgba8":
+        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2RGB)
+    if encoding == "bgra8":
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
+    if encoding in ("mono8", "8UC1"):
+        return cv2.cvtColor(pixels[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if encoding in ("yuv422", "uyvy"):
+        return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_YUV2RGB_UYVY)
+    return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_YUV2RGB_YUYV)
+
+
+def compressed_msg_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG, ...) to (H, W, 3) uint8 RGB.
+
+    Raises :class:`ImageFormatError` when the payload is empty, is a ``compressedDepth`` image
+    or cannot be decoded.
+    """
+    fmt = msg.format or ""
+    if "compressedDepth" in fmt:
+        raise ImageFormatError(
+            "encoding",
+            f"compressed depth image ({fmt!r}) cannot be used; remap 'image' to a colour topic",
+        )
+    buf = _buffer(msg.data)
+    if buf.size == 0:
+        raise ImageFormatError("size", "compressed image has no data")
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageFormatError(
+            "decode",
+            f"could not decode compressed image (format {fmt!r}, {buf.size} bytes); "
+            "JPEG and PNG are supported",
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def rgb_to_image_msg(rgb: np.ndarray, header: Header) -> Image:
+    """Wrap an (H, W, 3) uint8 RGB array as an ``rgb8`` ``sensor_msgs/Image`` with ``header``."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
+    height, width = rgb.shape[:2]
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(height), int(width)
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = int(width * 3)
+    msg.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
+    return msg
+
+
+def camera_info_to_intrinsics(
+    msg: Optional[CameraInfo], width: int, height: int, default_hfov_deg: float = 60.0
+) -> Tuple[CameraIntrinsics, Optional[str]]:
+    """Intrinsics of a ``width`` x ``height`` image from its ``camera_info``.
+
+    Returns ``(intrinsics, problem)``. When ``msg`` is usable, ``problem`` is None and the
+    intrinsics come from ``K`` (``assumed=False``). Otherwise ``problem`` says what is wrong
+    and the intrinsics are those of an ideal camera with a horizontal field of view of
+    ``default_hfov_deg`` (``assumed=True``). Checked: K all zero (uncalibrated camera), fx or fy
+    not positive and finite, the camera_info size differing from the image size, and the
+    principal point outside the image. Distortion is not applied: the image is taken as
+    rectified.
+    """
+    fallback = CameraIntrinsics.from_fov(width, height, default_hfov_deg)
+    if msg is None:
+        return fallback, "no camera_info received"
+    k = np.asarray(msg.k, dtype=np.float64).reshape(-1)
+    if k.size != 9:
+        return fallback, f"camera_info K has {k.size} values, expected 9"
+    if not np.any(k):
+        return fallback, "camera_info K is all zero (the camera is not calibrated)"
+    if not np.all(np.isfinite(k)):
+        return fallback, "camera_info K contains NaN or infinite values"
+    fx, fy, cx, cy = float(k[0]), float(k[4]), float(k[2]), float(k[5])
+    if fx <= 0.0 or fy <= 0.0:
+        return fallback, f"camera_info K has non-positive focal lengths fx={fx:g}, fy={fy:g}"
+    info_w, info_h = int(msg.width), int(msg.height)
+    if (info_w, info_h) != (0, 0) and (info_w, info_h) != (int(width), int(height)):
+        return fallback, (
+            f"camera_info is for a {info_w}x{info_h} image but the image is {width}x{height}; "
+            "publish the camera_info that matches the image (e.g. of the same resolution)"
+        )
+    if not (0.0 <= cx <= width and 0.0 <= cy <= height):
+        return fallback, (
+            f"camera_info principal point ({cx:g}, {cy:g}) lies outside the {width}x{height} "
+            "image"
+        )
+    return CameraIntrinsics(fx, fy, cx, cy, int(width), int(height), assumed=False), None
+
+
+def _f32(values: np.ndarray) -> array.array:
+    """array.array('f') holding ``values`` flattened (one memcpy, no per-element checks)."""
+    return array.array("f", np.ascontiguousarray(values, dtype=np.float32).tobytes())
+
+
+def _fill_gaze(msg: GazeMsg, ray: GazeRay) -> GazeMsg:
+    o = np.asarray(ray.origin, dtype=np.float64)
+    d = np.asarray(ray.direction, dtype=np.float64)
+    msg.origin.x, msg.origin.y, msg.origin.z = float(o[0]), float(o[1]), float(o[2])
+    msg.direction.x, msg.direction.y, msg.direction.z = float(d[0]), float(d[1]), float(d[2])
+    msg.yaw = float(ray.yaw)
+    msg.pitch = float(ray.pitch)
+    msg.confidence = float(ray.confidence)
+    return msg
+
+
+def face_to_msg(face: FaceResult) -> Face3D:
+    """One :class:`FaceResult` as a ``face3d_msgs/Face3D`` (layout in Face3D.msg)."""
+    msg = Face3D()
+    msg.id = int(face.track_id)
+    msg.confidence = float(face.score)
+    msg.presence = float(face.presence)
+    box = np.asarray(face.box, dtype=np.float64)
+    msg.x_min, msg.y_min, msg.x_max, msg.y_max = (float(v) for v in box[:4])
+    pose = face.head_pose
+    t = np.asarray(pose.translation, dtype=np.float64)
+    q = np.asarray(pose.quaternion_xyzw, dtype=np.float64)
+    p = msg.head_pose.pose
+    p.position.x, p.position.y, p.position.z = float(t[0]), float(t[1]), float(t[2])
+    p.orientation.x, p.orientation.y = float(q[0]), float(q[1])
+    p.orientation.z, p.orientation.w = float(q[2]), float(q[3])
+    msg.head_yaw = float(pose.yaw)
+    msg.head_pitch = float(pose.pitch)
+    msg.head_roll = float(pose.roll)
+    msg.head_pose_confidence = float(pose.confidence)
+    lm3 = np.asarray(face.landmarks_3d)
+    lm2 = np.asarray(face.landmarks_2d)
+    if lm3.shape != (NUM_LANDMARKS, 3) or lm2.shape != (NUM_LANDMARKS, 3):
+        raise ValueError(
+            f"landmarks must be ({NUM_LANDMARKS}, 3), got 3D {lm3.shape} and 2D {lm2.shape}"
+        )
+    msg.landmarks_3d = _f32(lm3)
+    msg.landmarks_2d = _f32(lm2)
+    _fill_gaze(msg.gaze_left, face.gaze.left)
+    _fill_gaze(msg.gaze_right, face.gaze.right)
+    _fill_gaze(msg.gaze_combined, face.gaze.combined)
+    names = tuple(face.expression.names)
+    values = np.asarray(face.expression.values, dtype=np.float32).reshape(-1)
+    if len(names) != values.size:
+        raise ValueError(f"{len(names)} expression names but {values.size} values")
+    msg.expression_names = list(names)
+    msg.expression_values = _f32(values)
+    return msg
+
+
+def frame_to_msg(frame: FrameResult, header: Header) -> Face3DArray:
+    """All faces of ``frame`` as a ``face3d_msgs/Face3DArray`` with the source ``header``."""
+    msg = Face3DArray()
+    msg.header = header
+    width, height = frame.image_size
+    msg.image_width, msg.image_height = int(width), int(height)
+    intr = frame.intrinsics
+    msg.fx, msg.fy, msg.cx, msg.cy = float(intr.fx), float(intr.fy), float(intr.cx), float(intr.cy)
+    msg.intrinsics_assumed = bool(intr.assumed)
+    msg.faces = [face_to_msg(f) for f in frame.faces]
+    return msg
+
+
+def quaternion_x_to(direction: Sequence[float]) -> np.ndarray:
+    """(4,) unit quaternion x, y, z, w of the shortest rotation taking +x onto ``direction``.
+
+    ``direction`` need not be normalized; a zero vector gives the identity. The rotation about
+    the ray itself is the one of the shortest arc (no roll information is implied).
+    """
+    d = np.asarray(direction, dtype=np.float64)
+    n = np.linalg.norm(d)
+    if not np.isfinite(n) or n == 0.0:
+        return np.array([0.0, 0.0, 0.0, 1.0])
+    d = d / n
+    w = 1.0 + d[0]
+    if w < 1e-9:  # direction is -x: half turn about z
+        return np.array([0.0, 0.0, 1.0, 0.0])
+    q = np.array([0.0, -d[2], d[1], w])  # cross(x, d), 1 + dot(x, d)
+    return q / np.linalg.norm(q)
+
+
+def gaze_pose_array(frame: FrameResult, header: Header) -> PoseArray:
+    """Combined gaze of every face as a ``geometry_msgs/PoseArray`` (one pose per face).
+
+    Pose i belongs to ``frame.faces[i]``: position = the combined gaze origin (metres, header
+    frame), orientation = the rotation whose x axis is the gaze direction.
+    """
+    msg = PoseArray()
+    msg.header = header
+    poses = []
+    for face in frame.faces:
+        ray = face.gaze.combined
+        o = np.asarray(ray.origin, dtype=np.float64)
+        q = quaternion_x_to(ray.direction)
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = float(o[0]), float(o[1]), float(o[2])
+        pose.orientation.x, pose.orientation.y = float(q[0]), float(q[1])
+        pose.orientation.z, pose.orientation.w = float(q[2]), float(q[3])
+        poses.append(pose)
+    msg.poses = poses
+    return msg
+
+
+def topology_to_msg(triangles: np.ndarray, uv: np.ndarray) -> FaceMeshTopology:
+    """The mesh topology message from (F, 3) triangle indices and (V, 2) UVs in [0, 1]."""
+    tri = np.asarray(triangles)
+    uv = np.asarray(uv)
+    if tri.ndim != 2 or tri.shape[1] != 3 or uv.ndim != 2 or uv.shape[1] != 2:
+        raise ValueError(f"expected (F, 3) triangles and (V, 2) uv, got {tri.shape}, {uv.shape}")
+    if tri.size and (tri.min() < 0 or tri.max() >= uv.shape[0]):
+        raise ValueError(f"triangle indices must be in [0, {uv.shape[0]}), got "
+                         f"[{tri.min()}, {tri.max()}]")
+    msg = FaceMeshTopology()
+    msg.num_vertices = int(uv.shape[0])
+    msg.triangles = array.array("I", np.ascontiguousarray(tri, dtype=np.uint32).tobytes())
+    msg.uv = _f32(uv)
+    return msg
+
+
+def stamp_to_seconds(header: Header) -> float:
+    """Header stamp as float seconds."""
+    return float(header.stamp.sec) + 1e-9 * float(header.stamp.nanosec)

@@ -1,0 +1,281 @@
+"""RViz markers of the faces of one frame (pure: no node, no spinning).
+
+Per face, markers in these namespaces, all with the marker id of the face (its track id, or
+``UNTRACKED_ID_BASE + index`` for an untracked face):
+
+* ``face_mesh``: TRIANGLE_LIST of the 468-vertex mesh, per-vertex colours shaded by depth;
+* ``face_landmarks``: POINTS, all 478 landmarks;
+* ``gaze_left``, ``gaze_right``, ``gaze_combined``: ARROWs from the gaze origin along the
+  gaze direction;
+* ``head_axes``: LINE_LIST of the face frame axes (x red out of the face, y green to the
+  subject's left, z blue up);
+* ``face_label``: TEXT_VIEW_FACING with the id above the head.
+
+A :class:`MarkerBuilder` remembers which faces it drew and adds DELETE markers (every
+namespace) for faces that vanished, so RViz never keeps a stale face even with lifetime 0.
+Headers are copied from the source image, so everything lives in its optical frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from face3d_ros.core.types import NUM_MESH, FaceResult, FrameResult
+
+NS_MESH = "face_mesh"
+NS_LANDMARKS = "face_landmarks"
+NS_GAZE = ("gaze_left", "gaze_right", "gaze_combined")
+NS_AXES = "head_axes"
+NS_LABEL = "face_label"
+NAMESPACES: Tuple[str, ...] = (NS_MESH, NS_LANDMARKS) + NS_GAZE + (NS_AXES, NS_LABEL)
+
+#: Marker id of an untracked face (track id -1) is this plus its index in the frame.
+UNTRACKED_ID_BASE = 1_000_000
+
+_GAZE_COLORS = ((0.1, 0.6, 1.0), (1.0, 0.6, 0.1), (1.0, 1.0, 0.2))  # left, right, combined
+
+
+@dataclass(frozen=True)
+class MarkerOptions:
+    """What to draw and how.
+
+    lifetime_s: marker lifetime (0 = until deleted). gaze_length_m: arrow length, metres.
+    axes_length_m: head axis length, metres. point_size_m: landmark point size, metres.
+    mesh / landmarks / gaze / axes / labels: enable each kind of marker.
+    """
+
+    lifetime_s: float = 0.5
+    gaze_length_m: float = 0.25
+    axes_length_m: float = 0.08
+    point_size_m: float = 0.002
+    mesh: bool = True
+    landmarks: bool = True
+    gaze: bool = True
+    axes: bool = True
+    labels: bool = True
+
+    def namespaces(self) -> Tuple[str, ...]:
+        """Namespaces drawn with these options."""
+        out: List[str] = []
+        if self.mesh:
+            out.append(NS_MESH)
+        if self.landmarks:
+            out.append(NS_LANDMARKS)
+        if self.gaze:
+            out.extend(NS_GAZE)
+        if self.axes:
+            out.append(NS_AXES)
+        if self.labels:
+            out.append(NS_LABEL)
+        return tuple(out)
+
+
+def marker_id(face: FaceResult, index: int) -> int:
+    """Marker id of ``face`` (the ``index``-th face of its frame)."""
+    return int(face.track_id) if face.track_id >= 0 else UNTRACKED_ID_BASE + index
+
+
+def face_color(marker_key: int) -> Tuple[float, float, float]:
+    """A stable, distinct RGB colour in [0, 1] for a marker id (golden-ratio hue steps)."""
+    hue = (marker_key * 0.618033988749895) % 1.0
+    h6 = hue * 6.0
+    i = int(h6) % 6
+    f = h6 - int(h6)
+    v, s = 0.95, 0.6
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    return ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))[i]
+
+
+def _points(xyz: np.ndarray) -> List[Point]:
+    """(N, 3) metres -> N geometry_msgs/Point."""
+    return [Point(x=x, y=y, z=z) for x, y, z in np.asarray(xyz, dtype=np.float64).tolist()]
+
+
+def _marker(header: Header, ns: str, mid: int, mtype: int, lifetime: Duration) -> Marker:
+    m = Marker()
+    m.header = header
+    m.ns = ns
+    m.id = mid
+    m.type = mtype
+    m.action = Marker.ADD
+    m.pose.orientation.w = 1.0
+    m.lifetime = lifetime
+    m.frame_locked = False
+    return m
+
+
+def _duration(seconds: float) -> Duration:
+    sec = int(seconds)
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
+
+
+def mesh_marker(face: FaceResult, triangles: np.ndarray, header: Header, mid: int,
+                lifetime: Duration) -> Marker:
+    """TRIANGLE_LIST of the mesh; ``triangles`` (F, 3) indices into the 468 vertices.
+
+    Vertex colours: the face colour, darker with depth from the nearest vertex (so the relief
+    reads in RViz without lighting of per-vertex colours).
+    """
+    m = _marker(header, NS_MESH, mid, Marker.TRIANGLE_LIST, lifetime)
+    m.scale.x = m.scale.y = m.scale.z = 1.0
+    verts = np.asarray(face.landmarks_3d[:NUM_MESH], dtype=np.float64)  # (468, 3)
+    z = verts[:, 2]
+    span = max(float(z.max() - z.min()), 1e-6)
+    shade = 1.0 - 0.6 * (z - z.min()) / span  # (468,) 1 nearest .. 0.4 farthest
+    r, g, b = face_color(mid)
+    vpoints = _points(verts)
+    vcolors = [ColorRGBA(r=r * s, g=g * s, b=b * s, a=1.0) for s in shade.tolist()]
+    idx = np.asarray(triangles, dtype=np.int64).reshape(-1).tolist()
+    m.points = [vpoints[i] for i in idx]
+    m.colors = [vcolors[i] for i in idx]
+    m.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
+    return m
+
+
+def landmarks_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
+                     size_m: float) -> Marker:
+    """POINTS of all 478 landmarks."""
+    m = _marker(header, NS_LANDMARKS, mid, Marker.POINTS, lifetime)
+    m.scale.x = m.scale.y = size_m
+    m.points = _points(face.landmarks_3d)
+    m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+    return m
+
+
+def gaze_markers(face: FaceResult, header: Header, mid: int, lifetime: Duration,
+                 length_m: float) -> List[Marker]:
+    """ARROWs of the left, right and combined gaze (origin -> origin + length * direction)."""
+    out = []
+    rays = (face.gaze.left, face.gaze.right, face.gaze.combined)
+    for ns, ray, (r, g, b) in zip(NS_GAZE, rays, _GAZE_COLORS):
+        m = _marker(header, ns, mid, Marker.ARROW, lifetime)
+        o = np.asarray(ray.origin, dtype=np.float64)
+        d = np.asarray(ray.direction, dtype=np.float64)
+        m.points = _points(np.stack([o, o + length_m * d]))
+        combined = ns == NS_GAZE[2]
+        m.scale.x = 0.004 if combined else 0.002  # shaft diameter
+        m.scale.y = 0.008 if combined else 0.004  # head diameter
+        m.scale.z = 0.015  # head length
+        m.color = ColorRGBA(r=r, g=g, b=b, a=float(np.clip(0.3 + 0.7 * ray.confidence, 0, 1)))
+        out.append(m)
+    return out
+
+
+def axes_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
+                length_m: float) -> Marker:
+    """LINE_LIST of the face frame axes from the head pose (x red, y green, z blue)."""
+    m = _marker(header, NS_AXES, mid, Marker.LINE_LIST, lifetime)
+    t = np.asarray(face.head_pose.translation, dtype=np.float64)
+    rot = np.asarray(face.head_pose.rotation, dtype=np.float64)
+    ends = t[None, :] + length_m * rot.T  # (3, 3) row k = end of axis k
+    m.points = _points(np.stack([t, ends[0], t, ends[1], t, ends[2]]))
+    rgb = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    m.colors = [ColorRGBA(r=c[0], g=c[1], b=c[2], a=1.0) for c in rgb for _ in range(2)]
+    m.scale.x = 0.003  # line width
+    m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+    return m
+
+
+def label_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration) -> Marker:
+    """TEXT_VIEW_FACING with the face id, placed above the head (along the face z axis)."""
+    m = _marker(header, NS_LABEL, mid, Marker.TEXT_VIEW_FACING, lifetime)
+    t = np.asarray(face.head_pose.translation, dtype=np.float64)
+    up = np.asarray(face.head_pose.rotation, dtype=np.float64)[:, 2]
+    p = t + 0.13 * up
+    m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in p)
+    m.scale.z = 0.04  # text height, metres
+    m.text = f"id {face.track_id}" if face.track_id >= 0 else "untracked"
+    r, g, b = face_color(mid)
+    m.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
+    return m
+
+
+def delete_markers(header: Header, ids: Iterable[int],
+                   namespaces: Iterable[str] = NAMESPACES) -> List[Marker]:
+    """DELETE markers for every namespace of each marker id in ``ids``."""
+    out = []
+    for mid in sorted(ids):
+        for ns in namespaces:
+            m = Marker()
+            m.header = header
+            m.ns = ns
+            m.id = int(mid)
+            m.action = Marker.DELETE
+            out.append(m)
+    return out
+
+
+def frame_markers(frame: FrameResult, header: Header, triangles: Optional[np.ndarray],
+                  options: MarkerOptions = MarkerOptions()) -> Tuple[List[Marker], Set[int]]:
+    """ADD markers of every face of ``frame`` and the set of marker ids drawn.
+
+    ``triangles``: (F, 3) mesh triangles; None skips the mesh (topology not available).
+    """
+    lifetime = _duration(options.lifetime_s)
+    markers: List[Marker] = []
+    ids: Set[int] = set()
+    for index, face in enumerate(frame.faces):
+        mid = marker_id(face, index)
+        ids.add(mid)
+        if options.mesh and triangles is not None:
+            markers.append(mesh_marker(face, triangles, header, mid, lifetime))
+        if options.landmarks:
+            markers.append(landmarks_marker(face, header, mid, lifetime, options.point_size_m))
+        if options.gaze:
+            markers.extend(gaze_markers(face, header, mid, lifetime, options.gaze_length_m))
+        if options.axes:
+            markers.append(axes_marker(face, header, mid, lifetime, options.axes_length_m))
+        if options.labels:
+            markers.append(label_marker(face, header, mid, lifetime))
+    return markers, ids
+
+
+class MarkerBuilder:
+    """Builds one MarkerArray per frame and deletes the markers of faces that vanished.
+
+    Not thread-safe: use from one thread (the node's processing thread).
+    """
+
+    def __init__(self, options: MarkerOptions = MarkerOptions(),
+                 triangles: Optional[np.ndarray] = None) -> None:
+        """``triangles``: (F, 3) int mesh triangles, or None to draw no mesh."""
+        self.options = options
+        self.triangles = None if triangles is None else np.asarray(triangles, dtype=np.int64)
+        self._drawn: Set[int] = set()
+
+    def build(self, frame: FrameResult, header: Header) -> MarkerArray:
+        """DELETE markers for faces drawn last time but gone now, then the faces of ``frame``."""
+        adds, ids = frame_markers(frame, header, self.triangles, self.options)
+        gone = self._drawn - ids
+        msg = MarkerArray()
+        msg.markers = delete_markers(header, gone) + adds
+        self._drawn = ids
+        return msg
+
+    def clear(self, header: Header) -> MarkerArray:
+        """DELETE markers for every face drawn so far (e.g. on deactivate)."""
+        msg = MarkerArray()
+        msg.markers = delete_markers(header, self._drawn)
+        self._drawn = set()
+        return msg
+
+    @property
+    def drawn_ids(self) -> Set[int]:
+        """Marker ids currently drawn."""
+        return set(self._drawn)
+
+
+def count_by_namespace(markers: Iterable[Marker]) -> Dict[str, int]:
+    """Number of ADD markers per namespace (for diagnostics and tests)."""
+    out: Dict[str, int] = {}
+    for m in markers:
+        if m.action == Marker.ADD:
+            out[m.ns] = out.get(m.ns, 0) + 1
+    return out

@@ -1,0 +1,624 @@
+"""The face3d lifecycle node: camera images in, faces, markers, gaze and diagnostics out.
+
+Topics (relative, remap them; see docs/ros.md):
+
+* in: ``image`` (sensor_msgs/Image) or ``image/compressed`` (``use_compressed``),
+  ``camera_info``; best-effort QoS by default (``input_reliability``), depth 1.
+* out (reliable): ``faces`` (face3d_msgs/Face3DArray), ``gaze`` (geometry_msgs/PoseArray),
+  ``face_markers`` (visualization_msgs/MarkerArray, built only while subscribed),
+  ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``face_mesh_topology``
+  (face3d_msgs/FaceMeshTopology, transient local: latched) and ``/diagnostics``.
+
+Lifecycle: configure loads the models (FAILURE naming the fix when they are missing), activate
+subscribes and starts the processing thread, deactivate stops both, cleanup frees the models.
+With ``autostart`` (default) :func:`main` configures and activates at start.
+
+Latest frame wins: the image callback only puts the message in a one-slot buffer (replacing,
+and counting as dropped, a frame not yet taken); one processing thread takes it, runs the
+tracker and publishes. Nothing queues up when processing is slower than the camera.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from face3d_msgs.msg import Face3DArray, FaceMeshTopology
+from geometry_msgs.msg import PoseArray
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from visualization_msgs.msg import MarkerArray
+
+from face3d_ros.core.engine import FaceEngine
+from face3d_ros.core.model_store import ModelHashError, ModelNotFoundError
+from face3d_ros.core.overlay import draw_overlay
+from face3d_ros.core.topology import load_topology
+from face3d_ros.core.tracking import FaceTracker
+from face3d_ros.core.types import CameraIntrinsics, FrameResult
+from face3d_ros.ros.conversions import (
+    ImageFormatError,
+    camera_info_to_intrinsics,
+    compressed_msg_to_rgb,
+    frame_to_msg,
+    gaze_pose_array,
+    image_msg_to_rgb,
+    rgb_to_image_msg,
+    stamp_to_seconds,
+    topology_to_msg,
+)
+from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
+from face3d_ros.ros.params import (
+    PARAMETERS,
+    Face3DConfig,
+    declare_parameters,
+    read_configs,
+    validate_update,
+)
+
+try:  # Iron and newer
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+try:
+    from rclpy.qos import qos_policy_name_from_kind
+except ImportError:  # pragma: no cover - very old rclpy
+    def qos_policy_name_from_kind(kind) -> str:  # type: ignore[misc]
+        return str(kind)
+
+NODE_NAME = "face3d"
+#: Seconds between repeated warnings about the same ongoing problem.
+REWARN_S = 60.0
+
+
+def _logged_transition(method):
+    """Log an exception raised in a lifecycle transition callback, then re-raise it.
+
+    rclpy turns such an exception into an ERROR transition without logging anything; this
+    makes the cause visible. Not used on the per-frame path.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, state):
+        try:
+            return method(self, state)
+        except Exception:
+            self.get_logger().error(
+                f"{method.__name__} failed:\n{traceback.format_exc()}")
+            raise
+
+    return wrapper
+
+
+@dataclass
+class _Stats:
+    """Counters and smoothed timings shown on /diagnostics (guarded by the node's lock)."""
+
+    received: int = 0
+    processed: int = 0
+    dropped: int = 0
+    bad: int = 0
+    failed: int = 0
+    faces: int = 0
+    ids: Tuple[int, ...] = ()
+    latency_ms: Dict[str, float] = field(default_factory=dict)
+    last_image_t: Optional[float] = None
+    last_report_t: float = 0.0
+    last_report_processed: int = 0
+    rate_hz: float = 0.0
+
+    def add_latency(self, stage: str, ms: float, alpha: float = 0.1) -> None:
+        """Exponential moving average of a stage's milliseconds."""
+        old = self.latency_ms.get(stage)
+        self.latency_ms[stage] = ms if old is None else (1 - alpha) * old + alpha * ms
+
+
+class Face3DNode(LifecycleNode):
+    """Lifecycle node ``face3d`` (see the module docstring for topics and behaviour)."""
+
+    def __init__(self, **kwargs) -> None:
+        """Declare every parameter; nothing is loaded before configure."""
+        super().__init__(NODE_NAME, **kwargs)
+        declare_parameters(self)
+        self._cfg: Face3DConfig = read_configs(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._engine: Optional[FaceEngine] = None
+        self._tracker: Optional[FaceTracker] = None
+        self._triangles = None
+        self._markers: Optional[MarkerBuilder] = None
+        self._pub: Dict[str, object] = {}
+        self._subs: list = []
+        self._diag_timer = None
+        self._input_timer = None
+        self._activated_t = 0.0
+        self._image_topic = ""
+
+        self._lock = threading.Condition()
+        self._slot: Optional[Tuple[object, float]] = None
+        self._camera_info: Optional[CameraInfo] = None
+        self._running = False
+        self._worker: Optional[threading.Thread] = None
+        self._worker_error: Optional[str] = None
+        self._pending: Optional[Face3DConfig] = None
+        self._stats = _Stats()
+
+        self._intr_key: Optional[tuple] = None
+        self._intr: Tuple[Optional[CameraIntrinsics], Optional[str]] = (None, None)
+        self._intr_source = "none yet"
+        self._warned: Dict[str, float] = {}
+        self._silence_warned_t: Optional[float] = None
+
+    # -- parameters ----------------------------------------------------------------------
+    @property
+    def autostart(self) -> bool:
+        """Whether :func:`main` configures and activates the node at start."""
+        return self._cfg.node.autostart
+
+    def _on_set_parameters(self, params):
+        current = {s.name: self.get_parameter(s.name).value for s in PARAMETERS}
+        result, cfg = validate_update(current, params)
+        if not result.successful:
+            self.get_logger().warning(f"Rejected parameter change: {result.reason}")
+            return result
+        with self._lock:
+            old = self._cfg
+            self._cfg = cfg
+            if cfg.engine != old.engine or cfg.tracker != old.tracker:
+                self._pending = cfg  # applied by the processing thread between frames
+        return result
+
+    def _apply_pending(self) -> None:
+        """Apply live engine/tracker parameter changes (processing thread, between frames)."""
+        with self._lock:
+            cfg, self._pending = self._pending, None
+        if cfg is None or self._engine is None or self._tracker is None:
+            return
+        if cfg.engine != self._engine.config:
+            # Thresholds only: read-only parameters (device, models, detector) never change
+            # here, so the loaded networks are reused.
+            self._engine = FaceEngine(cfg.engine, models=self._engine.models)
+            self._tracker.engine = self._engine
+        if cfg.tracker != self._tracker.config:
+            self._tracker.config = cfg.tracker
+        self.get_logger().info("Applied new engine/tracker parameters")
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @_logged_transition
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Load the models and create the publishers."""
+        cfg = self._cfg
+        log = self.get_logger()
+        try:
+            self._engine = FaceEngine(cfg.engine)
+            topology = load_topology(cfg.engine.model_dir)
+        except (ModelNotFoundError, ModelHashError) as exc:
+            log.error(f"Cannot configure: {exc}")
+            self._engine = None
+            return TransitionCallbackReturn.FAILURE
+        if self._engine.device_warning:
+            log.warning(self._engine.device_warning)
+        self._tracker = FaceTracker(self._engine, cfg.tracker)
+        self._triangles = topology.triangles
+        self._markers = MarkerBuilder(self._marker_options(), self._triangles)
+
+        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                              history=HistoryPolicy.KEEP_LAST)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        events = PublisherEventCallbacks(incompatible_qos=self._on_pub_incompatible_qos)
+        self._pub = {
+            "faces": self.create_publisher(Face3DArray, "faces", reliable,
+                                           event_callbacks=events),
+            "gaze": self.create_publisher(PoseArray, "gaze", reliable, event_callbacks=events),
+            "markers": self.create_publisher(MarkerArray, "face_markers", reliable,
+                                             event_callbacks=events),
+            "debug": self.create_publisher(Image, "debug_image", QoSProfile(depth=2),
+                                           event_callbacks=events),
+            "topology": self.create_publisher(FaceMeshTopology, "face_mesh_topology", latched),
+            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
+        }
+        self._pub["topology"].publish(topology_to_msg(topology.triangles, topology.uv))
+        self._stats = _Stats(last_report_t=time.monotonic())
+        self._diag_timer = self.create_timer(cfg.node.diagnostics_period_s,
+                                             self._publish_diagnostics)
+        log.info(f"Configured: models loaded on {self._engine.device}, detector "
+                 f"{cfg.engine.detector}, {len(topology.triangles)} mesh triangles")
+        return TransitionCallbackReturn.SUCCESS
+
+    @_logged_transition
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Subscribe to the camera and start the processing thread."""
+        cfg = self._cfg.node
+        qos = QoSProfile(
+            depth=1,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=(ReliabilityPolicy.BEST_EFFORT if cfg.input_reliability == "best_effort"
+                         else ReliabilityPolicy.RELIABLE),
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        if cfg.use_compressed:
+            topic, msg_type = self._compressed_topic(), CompressedImage
+        else:
+            topic, msg_type = "image", Image
+        image_sub = self.create_subscription(
+            msg_type, topic, self._on_image, qos,
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=lambda info: self._on_sub_incompatible_qos("image", info)))
+        info_events = SubscriptionEventCallbacks(
+            incompatible_qos=lambda info: self._on_sub_incompatible_qos("camera_info", info))
+        info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos,
+                                            event_callbacks=info_events)
+        self._subs = [image_sub, info_sub]
+        self._image_topic = getattr(image_sub, "topic_name", topic)
+        with self._lock:
+            self._running = True
+            self._slot = None
+            self._worker_error = None
+            self._stats.last_image_t = None
+        self._silence_warned_t = None
+        self._activated_t = time.monotonic()
+        self._worker = threading.Thread(target=self._run, name="face3d_processing", daemon=True)
+        self._worker.start()
+        self._input_timer = self.create_timer(1.0, self._check_input)
+        self.get_logger().info(
+            f"Active: listening on {self._image_topic} ({msg_type.__name__}, "
+            f"{cfg.input_reliability}) and {getattr(info_sub, 'topic_name', 'camera_info')}")
+        return super().on_activate(state)
+
+    @_logged_transition
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Stop the processing thread and unsubscribe."""
+        self._stop_processing()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._input_timer is not None:
+            self.destroy_timer(self._input_timer)
+            self._input_timer = None
+        if self._markers is not None and "markers" in self._pub:
+            self._pub["markers"].publish(self._markers.clear(self._last_header()))
+        return super().on_deactivate(state)
+
+    @_logged_transition
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Free the models and destroy the publishers."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    @_logged_transition
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Stop everything from any state."""
+        self._stop_processing()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    @_logged_transition
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        """After a failed transition: stop and free everything (back to unconfigured)."""
+        return self.on_shutdown.__wrapped__(self, state)
+
+    def _release(self) -> None:
+        for timer in (self._diag_timer, self._input_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._diag_timer = self._input_timer = None
+        for pub in self._pub.values():
+            self.destroy_publisher(pub)
+        self._pub = {}
+        device = self._engine.device if self._engine is not None else None
+        self._tracker = None
+        self._engine = None
+        self._markers = None
+        if device is not None and device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _stop_processing(self) -> None:
+        with self._lock:
+            self._running = False
+            self._slot = None
+            self._lock.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    def shutdown_processing(self) -> None:
+        """Stop the processing thread (before the node is destroyed)."""
+        self._stop_processing()
+
+    # -- input ---------------------------------------------------------------------------
+    def _compressed_topic(self) -> str:
+        """``<resolved image topic>/compressed`` so that remapping ``image`` is enough."""
+        resolve = getattr(self, "resolve_topic_name", None)
+        return resolve("image") + "/compressed" if resolve else "image/compressed"
+
+    def _on_image(self, msg) -> None:
+        with self._lock:
+            self._stats.received += 1
+            self._stats.last_image_t = time.monotonic()
+            if self._slot is not None:
+                self._stats.dropped += 1
+            self._slot = (msg, time.perf_counter())
+            self._lock.notify()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        with self._lock:
+            self._camera_info = msg
+
+    def _on_sub_incompatible_qos(self, topic: str, info) -> None:
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        hint = ("set input_reliability to 'best_effort'" if policy == "RELIABILITY"
+                else "check the publisher's QoS")
+        self.get_logger().error(
+            f"A publisher on {self._resolved(topic)} has QoS incompatible with this "
+            f"subscription (policy {policy}, {info.total_count} time(s)); no messages will "
+            f"arrive from it: {hint}")
+
+    def _on_pub_incompatible_qos(self, info) -> None:
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        self.get_logger().warning(
+            f"A subscriber of one of this node's outputs requests QoS it does not offer "
+            f"(policy {policy}); outputs are reliable and volatile, subscribe with that QoS")
+
+    def _resolved(self, topic: str) -> str:
+        resolve = getattr(self, "resolve_topic_name", None)
+        return resolve(topic) if resolve else topic
+
+    def _check_input(self) -> None:
+        """Warn when no image arrived for ``no_image_warn_s``, saying why that may be."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._stats.last_image_t
+        since = now - (last if last is not None else self._activated_t)
+        if since < self._cfg.node.no_image_warn_s:
+            self._silence_warned_t = None
+            return
+        if self._silence_warned_t is not None and now - self._silence_warned_t < REWARN_S:
+            return
+        self._silence_warned_t = now
+        topic = self._image_topic
+        n = self.count_publishers(topic)
+        if n == 0:
+            why = (f"nobody publishes {topic}: remap 'image' to the camera's topic "
+                   f"(e.g. --ros-args -r image:=/camera/image_raw) or start the camera")
+        else:
+            why = (f"{n} publisher(s) exist on {topic} but nothing arrived: check for an "
+                   "incompatible QoS error above, that the camera streams, and that "
+                   "ROS_DOMAIN_ID matches")
+        self.get_logger().warning(f"No image received for {since:.1f} s; {why}")
+
+    # -- processing ----------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            exc = sys.exc_info()[1]
+            if exc is not None:
+                self._worker_error = repr(exc)
+                self.get_logger().fatal(
+                    f"Processing stopped by {exc!r}; fix the cause, then deactivate and "
+                    "activate the node (or restart it)")
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while self._running and self._slot is None:
+                    self._lock.wait(0.5)
+                if not self._running:
+                    return
+                msg, t_recv = self._slot
+                self._slot = None
+            if self._pending is not None:
+                self._apply_pending()
+            self._process(msg, t_recv)
+
+    def _warn_once(self, key: str, text: str, error: bool = False) -> None:
+        """Log ``text`` the first time ``key`` comes up, then at most every REWARN_S."""
+        now = time.monotonic()
+        last = self._warned.get(key)
+        if last is not None and now - last < REWARN_S:
+            return
+        self._warned[key] = now
+        again = " (again)" if last is not None else ""
+        (self.get_logger().error if error else self.get_logger().warning)(text + again)
+
+    def _intrinsics(self, width: int, height: int) -> Optional[CameraIntrinsics]:
+        cfg = self._cfg
+        if not cfg.node.use_camera_info:
+            self._intr_source = "assumed (use_camera_info is false)"
+            return None
+        with self._lock:
+            info = self._camera_info
+        key = (id(info), width, height, cfg.engine.default_hfov_deg)
+        if key != self._intr_key:
+            self._intr_key = key
+            self._intr = camera_info_to_intrinsics(info, width, height,
+                                                   cfg.engine.default_hfov_deg)
+        intr, problem = self._intr
+        if problem is None:
+            self._intr_source = "camera_info"
+        else:
+            self._intr_source = f"assumed: {problem}"
+            self._warn_once(
+                "intrinsics:" + problem,
+                f"Using assumed intrinsics (horizontal field of view "
+                f"{cfg.engine.default_hfov_deg:g} deg) for {self._image_topic}: {problem} on "
+                f"{self._resolved('camera_info')}; metric positions and distances are "
+                "approximate until a valid camera_info arrives")
+        return intr
+
+    def _process(self, msg, t_recv: float) -> None:
+        tracker = self._tracker
+        if tracker is None:
+            return
+        timings: Dict[str, float] = {}
+        t0 = time.perf_counter()
+        try:
+            if isinstance(msg, CompressedImage):
+                rgb = compressed_msg_to_rgb(msg)
+            else:
+                rgb = image_msg_to_rgb(msg)
+        except ImageFormatError as exc:
+            with self._lock:
+                self._stats.bad += 1
+            self._warn_once("bad_frame:" + exc.cause,
+                            f"Dropped a bad image from {self._image_topic}: {exc}", error=True)
+            return
+        t1 = time.perf_counter()
+        timings["decode"] = (t1 - t0) * 1e3
+        height, width = rgb.shape[:2]
+        intr = self._intrinsics(width, height)
+        stamp = stamp_to_seconds(msg.header) or time.monotonic()
+        try:
+            result = tracker.process(rgb, intr, stamp)
+        except (RuntimeError, ValueError) as exc:
+            with self._lock:
+                self._stats.failed += 1
+            self._warn_once("engine:" + type(exc).__name__,
+                            f"Processing an image from {self._image_topic} failed: {exc}",
+                            error=True)
+            return
+        t2 = time.perf_counter()
+        for stage, ms in result.timings_ms.items():
+            timings["engine_" + stage] = ms
+        self._publish(result, msg.header, rgb, timings)
+        t_end = time.perf_counter()
+        timings["total"] = (t_end - t_recv) * 1e3
+        timings["node_overhead"] = (t_end - t0) * 1e3 - (t2 - t1) * 1e3
+        with self._lock:
+            st = self._stats
+            st.processed += 1
+            st.faces = len(result.faces)
+            st.ids = tuple(f.track_id for f in result.faces)
+            for stage, ms in timings.items():
+                st.add_latency(stage, ms)
+
+    def _publish(self, result: FrameResult, header, rgb, timings: Dict[str, float]) -> None:
+        cfg = self._cfg.node
+        pubs = self._pub
+        t0 = time.perf_counter()
+        pubs["faces"].publish(frame_to_msg(result, header))
+        if cfg.publish_gaze:
+            pubs["gaze"].publish(gaze_pose_array(result, header))
+        t1 = time.perf_counter()
+        timings["messages"] = (t1 - t0) * 1e3
+        self._header = header
+        if cfg.publish_markers and pubs["markers"].get_subscription_count() > 0:
+            self._markers.options = self._marker_options()
+            pubs["markers"].publish(self._markers.build(result, header))
+            t2 = time.perf_counter()
+            timings["markers"] = (t2 - t1) * 1e3
+            t1 = t2
+        if cfg.publish_debug_image and pubs["debug"].get_subscription_count() > 0:
+            overlay = draw_overlay(rgb, result, self._triangles)
+            pubs["debug"].publish(rgb_to_image_msg(overlay, header))
+            timings["debug_image"] = (time.perf_counter() - t1) * 1e3
+
+    def _marker_options(self) -> MarkerOptions:
+        return MarkerOptions(lifetime_s=self._cfg.node.marker_lifetime_s)
+
+    def _last_header(self):
+        from std_msgs.msg import Header
+
+        return getattr(self, "_header", None) or Header()
+
+    # -- diagnostics ---------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        pub = self._pub.get("diagnostics")
+        if pub is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            st = self._stats
+            dt = now - st.last_report_t
+            if dt > 0:
+                st.rate_hz = (st.processed - st.last_report_processed) / dt
+            st.last_report_t, st.last_report_processed = now, st.processed
+            values = {
+                "frames_received": st.received,
+                "frames_processed": st.processed,
+                "frames_dropped": st.dropped,
+                "bad_frames": st.bad,
+                "failed_frames": st.failed,
+                "rate_hz": f"{st.rate_hz:.2f}",
+                "faces": st.faces,
+                "face_ids": " ".join(str(i) for i in st.ids),
+                "device": str(self._engine.device) if self._engine is not None else "none",
+                "intrinsics_source": self._intr_source,
+                "input_topic": self._image_topic,
+                "seconds_since_last_image": ("never" if st.last_image_t is None
+                                             else f"{now - st.last_image_t:.2f}"),
+            }
+            for stage, ms in sorted(st.latency_ms.items()):
+                values[f"latency_{stage}_ms"] = f"{ms:.2f}"
+            last_image_t = st.last_image_t
+        values["input_publishers"] = (self.count_publishers(self._image_topic)
+                                      if self._image_topic else 0)
+        level, message = DiagnosticStatus.OK, "processing"
+        if self._worker_error:
+            level, message = DiagnosticStatus.ERROR, f"processing stopped: {self._worker_error}"
+        elif not self._running:
+            level, message = DiagnosticStatus.OK, "inactive"
+        elif last_image_t is None or now - last_image_t > self._cfg.node.no_image_warn_s:
+            level, message = DiagnosticStatus.WARN, f"no image on {self._image_topic}"
+        elif self._engine is not None and self._engine.device_warning:
+            level, message = DiagnosticStatus.WARN, self._engine.device_warning
+        elif self._intr_source.startswith("assumed"):
+            message = "processing with assumed intrinsics"
+        status = DiagnosticStatus(
+            level=level, name=f"{self.get_name()}: face3d", message=message,
+            hardware_id=values["device"],
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        pub.publish(arr)
+
+
+def main(args=None) -> int:
+    """Run the node; with ``autostart`` it configures and activates itself.
+
+    Returns 1 when autostart's configure fails (the error says what to fix), else 0.
+    """
+    rclpy.init(args=args)
+    node: Optional[Face3DNode] = None
+    code = 0
+    try:
+        node = Face3DNode()
+        if node.autostart:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("Configure failed (see the error above); exiting")
+                code = 1
+            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("Activate failed (see the error above); exiting")
+                code = 1
+        if code == 0:
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.shutdown_processing()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Parameters of the face3d node: declaration with descriptors, validation, typed configs.
+
+Every parameter is described once in :data:`PARAMETERS` (name, description, range or choices,
+whether it may change while the node runs, and which config it feeds). Defaults of the engine
+and tracker parameters are the defaults of :class:`EngineConfig` and :class:`TrackerConfig`;
+those of the node's own parameters are the defaults of :class:`NodeConfig`. The shipped
+``config/face3d.yaml`` holds exactly these values (a test checks that they agree), so it is the
+one file a user edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.parameter import Parameter
+
+from face3d_ros.core.config import EngineConfig, TrackerConfig
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Settings of the ROS node itself (the engine and tracker have their own configs).
+
+    autostart: configure and activate at start when no lifecycle manager does it.
+    use_compressed: subscribe to ``image/compressed`` (sensor_msgs/CompressedImage) instead of
+        ``image``.
+    input_reliability: QoS reliability of the image and camera_info subscriptions,
+        "best_effort" (connects to reliable and best-effort publishers) or "reliable".
+    use_camera_info: take intrinsics from ``camera_info``; False always assumes
+        ``default_hfov_deg``.
+    publish_markers, publish_gaze, publish_debug_image: enable those outputs (markers and the
+        debug image are only computed while somebody subscribes).
+    marker_lifetime_s: lifetime of RViz markers, seconds (0 = forever).
+    no_image_warn_s: warn when no image arrived for this long, seconds.
+    diagnostics_period_s: period of ``/diagnostics`` messages, seconds.
+    """
+
+    autostart: bool = True
+    use_compressed: bool = False
+    input_reliability: str = "best_effort"
+    use_camera_info: bool = True
+    publish_markers: bool = True
+    publish_gaze: bool = True
+    publish_debug_image: bool = True
+    marker_lifetime_s: float = 0.5
+    no_image_warn_s: float = 5.0
+    diagnostics_period_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Reject values that cannot work, naming the field and the accepted values."""
+        if self.input_reliability not in ("best_effort", "reliable"):
+            raise ValueError(
+                "input_reliability must be 'best_effort' or 'reliable', "
+                f"got {self.input_reliability!r}"
+            )
+        _check("marker_lifetime_s", self.marker_lifetime_s, 0.0, 60.0)
+        _check("no_image_warn_s", self.no_image_warn_s, 0.5, 3600.0)
+        _check("diagnostics_period_s", self.diagnostics_period_s, 0.1, 60.0)
+
+
+def _check(name: str, value: float, lo: float, hi: float) -> None:
+    if not (lo <= value <= hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter.
+
+    target: "engine", "tracker" or "node" (the config dataclass the value goes to).
+    limits: (lo, hi) inclusive range for numbers, or None. choices: allowed strings, or None.
+    read_only: True when the value cannot change while the node runs (set it in the params
+    file or on the command line instead).
+    """
+
+    name: str
+    target: str
+    description: str
+    limits: Optional[Tuple[float, float]] = None
+    choices: Optional[Tuple[str, ...]] = None
+    read_only: bool = False
+
+    @property
+    def default(self) -> Any:
+        """Default value, taken from the dataclass of ``target`` ("" for a None model_dir)."""
+        value = getattr(_DEFAULTS[self.target], self.name)
+        return "" if value is None else value
+
+
+_DEFAULTS = {"engine": EngineConfig(), "tracker": TrackerConfig(), "node": NodeConfig()}
+
+#: Every parameter of the node, in the order of config/face3d.yaml.
+PARAMETERS: Tuple[ParamSpec, ...] = (
+    # Engine.
+    ParamSpec("device", "engine",
+              "Torch device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'.",
+              read_only=True),
+    ParamSpec("model_dir", "engine",
+              "Folder with the verified model files; empty uses $FACE3D_MODEL_DIR or "
+              "~/.cache/face3d/models (fill it with face3d-fetch-models).", read_only=True),
+    ParamSpec("detector", "engine",
+              "Face detector: 'short' (faces within ~2 m), 'full' (up to ~5 m) or 'both'.",
+              choices=("short", "full", "both"), read_only=True),
+    ParamSpec("refine_iris", "engine",
+              "Run the iris network (needed for gaze and for metric scale from the iris).",
+              read_only=True),
+    ParamSpec("min_detection_score", "engine", "Detector score threshold.", limits=(0.0, 1.0)),
+    ParamSpec("nms_iou", "engine", "IoU above which detections are merged.", limits=(0.0, 1.0)),
+    ParamSpec("max_faces", "engine", "At most this many faces per image.", limits=(1, 256)),
+    ParamSpec("min_presence", "engine",
+              "Faces whose mesh presence score is below this are dropped.", limits=(0.0, 1.0)),
+    ParamSpec("iris_diameter_m", "engine",
+              "Human iris diameter used for metric scale, metres.", limits=(0.005, 0.02)),
+    ParamSpec("default_hfov_deg", "engine",
+              "Horizontal field of view assumed without a valid camera_info, degrees.",
+              limits=(10.0, 170.0)),
+    # Tracker.
+    ParamSpec("detect_every_n", "tracker",
+              "Run the detector at least every N frames while faces track.", limits=(1, 1000)),
+    ParamSpec("max_missed", "tracker",
+              "Frames a track survives without a match before it is dropped.", limits=(0, 1000)),
+    ParamSpec("min_hits", "tracker",
+              "Consecutive matches before a new track gets its id.", limits=(1, 100)),
+    ParamSpec("match_iou", "tracker",
+              "Least box IoU for a detection to continue a track.", limits=(0.0, 1.0)),
+    ParamSpec("smoothing", "tracker", "One-Euro smoothing of landmarks, pose and gaze."),
+    ParamSpec("min_cutoff_hz", "tracker", "One-Euro minimum cutoff frequency, Hz.",
+              limits=(1e-3, 100.0)),
+    ParamSpec("beta", "tracker", "One-Euro speed coefficient.", limits=(0.0, 10.0)),
+    ParamSpec("d_cutoff_hz", "tracker", "One-Euro derivative cutoff frequency, Hz.",
+              limits=(1e-3, 100.0)),
+    # Node.
+    ParamSpec("autostart", "node",
+              "Configure and activate at start (false when a lifecycle manager or launch "
+              "does it).", read_only=True),
+    ParamSpec("use_compressed", "node",
+              "Subscribe to image/compressed (CompressedImage) instead of image.",
+              read_only=True),
+    ParamSpec("input_reliability", "node",
+              "Reliability of the image and camera_info subscriptions: 'best_effort' "
+              "(matches any camera) or 'reliable'.",
+              choices=("best_effort", "reliable"), read_only=True),
+    ParamSpec("use_camera_info", "node",
+              "Take intrinsics from camera_info; false always assumes default_hfov_deg."),
+    ParamSpec("publish_markers", "node",
+              "Publish RViz markers on face_markers (computed only while subscribed)."),
+    ParamSpec("publish_gaze", "node", "Publish combined gaze rays as a PoseArray on gaze."),
+    ParamSpec("publish_debug_image", "node",
+              "Publish the overlay on debug_image (computed only while subscribed)."),
+    ParamSpec("marker_lifetime_s", "node", "Lifetime of RViz markers, seconds (0 = forever).",
+              limits=(0.0, 60.0)),
+    ParamSpec("no_image_warn_s", "node",
+              "Warn when no image arrived for this many seconds.", limits=(0.5, 3600.0)),
+    ParamSpec("diagnostics_period_s", "node", "Period of /diagnostics messages, seconds.",
+              limits=(0.1, 60.0), read_only=True),
+)
+
+SPECS: Dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}
+
+_PY_TO_ROS = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+
+
+def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """The ``ParameterDescriptor`` of ``spec`` (type, description, range, read_only)."""
+    default = spec.default
+    desc = ParameterDescriptor(
+        name=spec.name,
+        type=_PY_TO_ROS[type(default)],
+        description=spec.description,
+        read_only=spec.read_only,
+    )
+    if spec.choices:
+        desc.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.limits is not None:
+        lo, hi = spec.limits
+        if isinstance(default, float):
+            desc.floating_point_range = [
+                FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)
+            ]
+        else:
+            desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    return desc
+
+
+def declare_parameters(node) -> None:
+    """Declare every parameter of :data:`PARAMETERS` on ``node`` with its descriptor."""
+    node.declare_parameters(
+        "", [(s.name, s.default, descriptor(s)) for s in PARAMETERS]
+    )
+
+
+def check_value(spec: ParamSpec, value: Any) -> Optional[str]:
+    """None when ``value`` is acceptable for ``spec``, else the reason it is not."""
+    expected = type(spec.default)
+    ok_type = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok_type = True
+    if not ok_type:
+        return f"{spec.name} must be a {expected.__name__}, got {value!r}"
+    if spec.limits is not None:
+        lo, hi = spec.limits
+        if not (lo <= value <= hi):
+            return f"{spec.name} must be in [{lo}, {hi}], got {value!r}"
+    if spec.choices is not None and value not in spec.choices:
+        return f"{spec.name} must be one of {', '.join(spec.choices)}; got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Face3DConfig:
+    """The three typed configs the node runs with."""
+
+    engine: EngineConfig
+    tracker: TrackerConfig
+    node: NodeConfig
+
+
+def configs_from_values(values: Mapping[str, Any]) -> Face3DConfig:
+    """Build the typed configs from parameter name -> value (missing names keep defaults).
+
+    Raises ``ValueError`` naming the parameter when a value or a combination is invalid.
+    """
+    groups: Dict[str, Dict[str, Any]] = {"engine": {}, "tracker": {}, "node": {}}
+    for name, value in values.items():
+        spec = SPECS.get(name)
+        if spec is None:
+            raise ValueError(f"unknown parameter {name!r}")
+        problem = check_value(spec, value)
+        if problem:
+            raise ValueError(problem)
+        if isinstance(spec.default, float):
+            value = float(value)
+        if spec.name == "model_dir" and value == "":
+            value = None
+        groups[spec.target][name] = value
+    return Face3DConfig(
+        engine=replace(_DEFAULTS["engine"], **groups["engine"]),
+        tracker=replace(_DEFAULTS["tracker"], **groups["tracker"]),
+        node=replace(_DEFAULTS["node"], **groups["node"]),
+    )
+
+
+def read_configs(node) -> Face3DConfig:
+    """The typed configs from the node's current parameter values."""
+    return configs_from_values(
+        {s.name: node.get_parameter(s.name).value for s in PARAMETERS}
+    )
+
+
+def validate_update(
+    current: Mapping[str, Any], params: Sequence[Parameter]
+) -> Tuple[SetParametersResult, Optional[Face3DConfig]]:
+    """Check a set-parameters request against the specs and the configs' own rules.
+
+    ``current``: the node's parameter values before the request. Returns the result to give
+    back to rclpy (``successful=False`` with the reason when rejected) and, when accepted, the
+    configs with the new values applied.
+    """
+    merged = dict(current)
+    for p in params:
+        spec = SPECS.get(p.name)
+        if spec is None:
+            continue  # parameters this module does not own (e.g. use_sim_time)
+        if spec.read_only and p.value != current.get(p.name):
+            return SetParametersResult(
+                successful=False,
+                reason=f"{p.name} is read-only while the node runs; set it in the params file",
+            ), None
+        problem = check_value(spec, p.value)
+        if problem:
+            return SetParametersResult(successful=False, reason=problem), None
+        merged[p.name] = p.value
+    try:
+        cfg = configs_from_values({k: v for k, v in merged.items() if k in SPECS})
+    except ValueError as exc:
+        return SetParametersResult(successful=False, reason=str(exc)), None
+    return SetParametersResult(successful=True), cfg
+
+
+def changed_targets(old: Face3DConfig, new: Face3DConfig) -> Tuple[str, ...]:
+    """Which of "engine", "tracker", "node" differ between two configs."""
+    return tuple(t for t in ("engine", "tracker", "node") if getattr(old, t) != getattr(new, t))
