@@ -158,7 +158,7 @@ class FaceEngine:
         lm = landmarks.double().cpu().numpy()
         presence = presence.double().cpu().numpy()
         rot, t, s = host["rotation"], host["translation"], host["scale"]
-        angles = euler_from_rotation(rot)  # (N, 3) yaw, pitch, roll
+        angles = euler_from_rotation(rot, t)  # (N, 3) yaw, pitch, roll
         local = np.einsum("npk,nkj->npj", host["points"] - t[:, None], rot) / s[:, None, None]
         expr = expression_coefficients(local)
         boxes = boxes_from_landmarks(lm)
@@ -169,7 +169,7 @@ class FaceEngine:
             conf = host["eye_confidence"][i]
             dirs = host["eye_direction"][i]
             origins = host["eye_origin"][i]
-            eye_angles = direction_angles(dirs)
+            eye_angles = direction_angles(dirs, origins)
             rays = [GazeRay(origins[e], dirs[e], float(eye_angles[e, 0]),
                             float(eye_angles[e, 1]), float(conf[e])) for e in range(2)]
             wsum = float(conf.sum())
@@ -178,7 +178,7 @@ class FaceEngine:
                 comb /= np.linalg.norm(comb)
             else:  # both eyes unusable: the head direction, with zero confidence
                 comb = rot[i][:, 0].copy()
-            comb_angles = direction_angles(comb)
+            comb_angles = direction_angles(comb, origins.mean(0))
             combined = GazeRay(origins.mean(0), comb, float(comb_angles[0]),
                                float(comb_angles[1]), float(conf.mean()))
             pose = HeadPose(rotation=rot[i], translation=t[i], yaw=float(angles[i, 0]),

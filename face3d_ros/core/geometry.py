@@ -7,11 +7,11 @@ Every function takes a batch of N faces and works on any torch device; numpy cal
 Pipeline for one batch (:func:`solve_faces`):
 
 1. iris diameter in pixels -> metres per pixel at the eyes (human iris 11.7 mm);
-2. lift the landmarks to metric 3D in the camera optical frame (perspective back-projection,
-   the network's relative depth scaled by the same metres per pixel);
+2. lift the landmarks to metric 3D in the camera optical frame (weak perspective along the
+   ray through the face, the network's relative depth scaled by the same metres per pixel);
 3. head pose by weighted Procrustes (Umeyama, with scale) of the canonical face onto them;
-4. gaze per eye: the camera ray through the 2D iris centre intersected with the eyeball sphere
-   placed by the head pose; combined gaze from both eyes weighted by their confidence.
+4. gaze per eye: the line of sight through the 2D iris centre intersected with the eyeball
+   sphere placed by the head pose; combined gaze from both eyes weighted by their confidence.
 """
 
 from __future__ import annotations
@@ -95,23 +95,36 @@ def iris_diameter_px(landmarks: torch.Tensor) -> torch.Tensor:
     return 0.5 * (diams[0] + diams[1])
 
 
+def ray_rotation(ray: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) the smallest rotation taking the camera z axis onto unit rays (N, 3)."""
+    x, y, z = ray.unbind(-1)
+    zero = torch.zeros_like(x)
+    vx = torch.stack((torch.stack((zero, zero, x), -1), torch.stack((zero, zero, y), -1),
+                      torch.stack((-x, -y, zero), -1)), dim=-2)  # [z x ray]_x
+    eye = torch.eye(3, dtype=ray.dtype, device=ray.device).expand_as(vx)
+    return eye + vx + (vx @ vx) / (1.0 + z)[:, None, None]
+
+
 def lift_to_metric(landmarks: torch.Tensor, intrinsics: torch.Tensor,
                    metres_per_px: torch.Tensor) -> torch.Tensor:
-    """Back-project image landmarks to metric 3D in the camera optical frame.
+    """Metric 3D in the camera optical frame from image landmarks (weak perspective per face).
 
     landmarks: (N, P, 3) x, y px and relative depth z px. intrinsics: (N, 4) fx, fy, cx, cy px.
     metres_per_px: (N,) object size of one pixel at the depth of the eyes.
-    Returns (N, P, 3) metres. Depth of the eyes is f * metres_per_px; every point's depth is
-    offset from it by its relative depth times metres_per_px.
+    Returns (N, P, 3) metres. The mesh network sees each face as a near-orthographic view along
+    the ray through the face, so the face keeps its shape: pixel offsets from the point between
+    the eyes (and relative depths) times ``metres_per_px``, turned from the optical axis onto
+    that ray, placed at depth f * metres_per_px.
     """
     fx, fy, cx, cy = intrinsics.unbind(-1)  # (N,) each
     f = torch.sqrt(fx * fy)
-    z_eyes = 0.5 * (landmarks[:, RIGHT_IRIS_CENTER, 2] + landmarks[:, LEFT_IRIS_CENTER, 2])
-    depth = (f * metres_per_px)[:, None] + (landmarks[..., 2] - z_eyes[:, None]) \
-        * metres_per_px[:, None]  # (N, P)
-    x = (landmarks[..., 0] - cx[:, None]) / fx[:, None] * depth
-    y = (landmarks[..., 1] - cy[:, None]) / fy[:, None] * depth
-    return torch.stack((x, y, depth), dim=-1)
+    centre = 0.5 * (landmarks[:, RIGHT_IRIS_CENTER] + landmarks[:, LEFT_IRIS_CENTER])  # (N, 3)
+    ray = torch.nn.functional.normalize(
+        torch.stack(((centre[:, 0] - cx) / fx, (centre[:, 1] - cy) / fy,
+                     torch.ones_like(cx)), dim=-1), dim=-1)  # (N, 3)
+    offsets = (landmarks - centre[:, None]) * metres_per_px[:, None, None]  # (N, P, 3)
+    anchor = ray * (f * metres_per_px / ray[:, 2])[:, None]  # (N, 3) the eyes' midpoint
+    return anchor[:, None] + offsets @ ray_rotation(ray).transpose(1, 2)
 
 
 def anatomical_frame(points: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -161,28 +174,55 @@ def weighted_umeyama(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor
     return rot, t, scale, rmse
 
 
-def euler_from_rotation(rotation: np.ndarray) -> np.ndarray:
+def line_of_sight_frame(position: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) camera_R_reference of a face at ``position`` (N, 3) m looking at the camera.
+
+    Its x axis points from the face to the camera origin, z is the camera's up (-y) made
+    orthogonal to it, y = z x x. For a face on the optical axis this is :data:`FRONTAL_R`.
+    """
+    p = np.asarray(position, dtype=np.float64).reshape(-1, 3)
+    x = -p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+    up = np.array([0.0, -1.0, 0.0])
+    z = up - (x @ up)[:, None] * x
+    z /= np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+    y = np.cross(z, x)
+    return np.stack((x, y, z), axis=-1)
+
+
+def euler_from_rotation(rotation: np.ndarray, position: np.ndarray | None = None) -> np.ndarray:
     """(N, 3) yaw, pitch, roll in degrees of camera_R_face rotations (N, 3, 3).
 
-    Angles are intrinsic z (up), y (left), x (forward) rotations of the face relative to a face
-    looking straight into the camera (:data:`FRONTAL_R`), signs as in ``core.types``.
+    Intrinsic z (up), y (left), x (forward) angles of the face relative to facing the camera:
+    relative to :func:`line_of_sight_frame` of ``position`` (N, 3) m, or to
+    :data:`FRONTAL_R` (facing along the optical axis) when ``position`` is None.
+    Signs as in ``core.types``.
     """
     from scipy.spatial.transform import Rotation
 
-    rel = FRONTAL_R.T[None] @ np.asarray(rotation, dtype=np.float64)
+    rot = np.asarray(rotation, dtype=np.float64).reshape(-1, 3, 3)
+    ref = FRONTAL_R[None] if position is None else line_of_sight_frame(position)
+    rel = ref.transpose(0, 2, 1) @ rot
     return np.degrees(Rotation.from_matrix(rel).as_euler("ZYX"))
 
 
-def direction_angles(direction: np.ndarray) -> np.ndarray:
+def direction_angles(direction: np.ndarray, origin: np.ndarray | None = None) -> np.ndarray:
     """(..., 2) yaw, pitch in degrees of unit directions (..., 3) in the camera optical frame.
 
-    Zero when the direction points back into the camera (-z); yaw > 0 towards image right
-    (the subject's left), pitch > 0 downwards.
+    Zero when the ray from ``origin`` (..., 3) m points at the camera origin (eye contact), or,
+    when ``origin`` is None, when it points back along the optical axis (-z). yaw > 0 towards
+    the subject's left (image right), pitch > 0 downwards.
     """
     d = np.asarray(direction, dtype=np.float64)
-    yaw = np.degrees(np.arctan2(d[..., 0], -d[..., 2]))
-    pitch = np.degrees(np.arctan2(d[..., 1], np.hypot(d[..., 0], -d[..., 2])))
-    return np.stack((yaw, pitch), axis=-1)
+    shape = d.shape[:-1]
+    d = d.reshape(-1, 3)
+    if origin is None:
+        ref = np.broadcast_to(FRONTAL_R, (len(d), 3, 3))
+    else:
+        ref = line_of_sight_frame(np.broadcast_to(np.asarray(origin), d.shape))
+    rel = np.einsum("nji,nj->ni", ref, d)  # components along the reference x, y, z
+    yaw = np.degrees(np.arctan2(rel[:, 1], rel[:, 0]))
+    pitch = np.degrees(np.arctan2(-rel[:, 2], np.hypot(rel[:, 0], rel[:, 1])))
+    return np.stack((yaw, pitch), axis=-1).reshape(shape + (2,))
 
 
 def eye_openness(points: torch.Tensor) -> torch.Tensor:
@@ -197,24 +237,21 @@ def eye_openness(points: torch.Tensor) -> torch.Tensor:
                        dim=-1)
 
 
-def ray_sphere_gaze(pixels: torch.Tensor, intrinsics: torch.Tensor, centres: torch.Tensor,
+def ray_sphere_gaze(points: torch.Tensor, rays: torch.Tensor, centres: torch.Tensor,
                     radius: torch.Tensor) -> torch.Tensor:
     """Unit gaze directions from eyeball centres through the observed iris centres.
 
-    pixels: (N, E, 2) iris centres px; intrinsics: (N, 4); centres: (N, E, 3) metres;
-    radius: (N,) eyeball-centre-to-iris distance, metres. The camera ray through each pixel is
-    intersected with the sphere; a ray that misses (noise) uses its closest point to the centre.
-    Returns (N, E, 3).
+    Each iris centre is seen somewhere on the line ``points + l * rays`` ((N, E, 3) each, rays
+    unit, pointing away from the camera); the line is intersected with the eyeball sphere
+    (centres (N, E, 3) m, radius (N,) m, centre-to-iris distance) on the camera's side. A line
+    that misses (noise) uses its closest point to the centre. Returns (N, E, 3).
     """
-    fx, fy, cx, cy = (v[:, None] for v in intrinsics.unbind(-1))
-    ray = torch.stack(((pixels[..., 0] - cx) / fx, (pixels[..., 1] - cy) / fy,
-                       torch.ones_like(pixels[..., 0])), dim=-1)
-    ray = torch.nn.functional.normalize(ray, dim=-1)  # (N, E, 3)
-    b = (ray * centres).sum(-1)  # (N, E)
-    disc = b * b - centres.pow(2).sum(-1) + radius[:, None] ** 2
-    lam = b - torch.sqrt(disc.clamp_min(0.0))
-    hit = lam[..., None] * ray
-    return torch.nn.functional.normalize(hit - centres, dim=-1)
+    rel = points - centres
+    b = (rays * rel).sum(-1)  # (N, E)
+    disc = b * b - rel.pow(2).sum(-1) + radius[:, None] ** 2
+    lam = -b - torch.sqrt(disc.clamp_min(0.0))
+    hit = rel + lam[..., None] * rays
+    return torch.nn.functional.normalize(hit, dim=-1)
 
 
 def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: torch.Tensor,
@@ -229,14 +266,23 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     dtype = torch.float64 if landmarks.device.type == "cpu" else torch.float32
     lm = landmarks.to(dtype)
     k = intrinsics.to(dtype)
-    mpp = iris_diameter_m / iris_diameter_px(lm).clamp_min(1e-3)  # (N,)
-    pts = lift_to_metric(lm, k, mpp)  # (N, 478, 3)
     can = canonical.to(dtype)
-    rot, t, s, rmse = weighted_umeyama(can, pts, weights.to(dtype))
+    w = weights.to(dtype)
+    # First pass: scale from the iris as seen, which is foreshortened when the head turns.
+    mpp = iris_diameter_m / iris_diameter_px(lm).clamp_min(1e-3)  # (N,)
+    rot, _, _, _ = weighted_umeyama(can, lift_to_metric(lm, k, mpp), w)
+    # Second pass: compare the iris diameters seen with those of the canonical irises turned by
+    # the head pose (rotation does not depend on scale), then fit again at the right scale.
+    mpp = _iris_metres_per_px(lm, can, rot, iris_diameter_m)
+    pts = lift_to_metric(lm, k, mpp)  # (N, 478, 3)
+    rot, t, s, rmse = weighted_umeyama(can, pts, w)
     centres = s[:, None, None] * (eyeball_centres.to(dtype)[None] @ rot.transpose(1, 2)) \
         + t[:, None]  # (N, 2, 3)
-    iris_px = lm[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER], :2]  # (N, 2, 2)
-    direction = ray_sphere_gaze(iris_px, k, centres, s * EYEBALL_TO_IRIS_M)
+    # Under the face's weak perspective each iris pixel is a line parallel to the face's ray.
+    iris = pts[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
+    view = torch.nn.functional.normalize(0.5 * (iris[:, 0] + iris[:, 1]), dim=-1)
+    direction = ray_sphere_gaze(iris, view[:, None].expand_as(iris), centres,
+                                s * EYEBALL_TO_IRIS_M)
 
     # Confidence per eye: open lids and the eye turned towards the camera.
     openness = eye_openness(pts)
@@ -251,6 +297,23 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     return FaceGeometry(points=pts, rotation=rot, translation=t, scale=s, fit_rmse=rmse,
                         eye_origin=centres, eye_direction=direction,
                         eye_confidence=open_conf * vis_conf, eye_openness=openness)
+
+
+_IRIS_DIAMETERS = ((469, 471), (470, 472), (474, 476), (475, 477))
+
+
+def _iris_metres_per_px(landmarks: torch.Tensor, canonical: torch.Tensor, rotation: torch.Tensor,
+                        iris_diameter_m: float) -> torch.Tensor:
+    """(N,) metres per pixel at the eyes: the canonical irises (scaled to ``iris_diameter_m``)
+    turned by ``rotation`` (N, 3, 3) and projected onto the image plane, against the iris
+    diameters seen in ``landmarks`` (N, 478, 3) px; four diameters, both eyes."""
+    a, b = (list(ix) for ix in zip(*_IRIS_DIAMETERS))
+    can_d = canonical[a] - canonical[b]  # (4, 3) face frame
+    can_size = torch.linalg.norm(can_d, dim=-1).mean()
+    turned = (can_d * (iris_diameter_m / can_size)) @ rotation.transpose(1, 2)  # (N, 4, 3)
+    seen_m = torch.linalg.norm(turned[..., :2], dim=-1).sum(-1)
+    seen_px = torch.linalg.norm(landmarks[:, a, :2] - landmarks[:, b, :2], dim=-1).sum(-1)
+    return seen_m / seen_px.clamp_min(1e-3)
 
 
 def pose_weights(num_points: int = 478) -> torch.Tensor:

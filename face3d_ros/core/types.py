@@ -9,11 +9,13 @@ Frames and conventions
 * **Face** (REP-155 style): origin between the eyes, x out of the face (the direction the face
   looks), y to the subject's left, z up. A face looking straight into the camera has
   ``R = FRONTAL_R`` (face x = camera -z, face y = camera +x, face z = camera -y).
-* **Angles** (degrees) of the head and of gaze are taken relative to "looking straight into the
-  camera": yaw > 0 when the subject turns to their left (towards image right), pitch > 0 when
-  looking down, roll > 0 when the head tilts so that it turns counter-clockwise in the image.
+* **Angles** (degrees) of the head and of gaze are taken relative to "looking at the camera":
+  the line of sight from the face (or eye) to the camera origin, with the camera's up as up.
+  All zero means the head faces the camera, or the eyes look into it (eye contact), wherever
+  the face is in the image. yaw > 0 when the subject turns to their left (towards image right),
+  pitch > 0 when looking down, roll > 0 when the head turns counter-clockwise in the image.
   Mirroring the image flips the sign of yaw and roll; rotating the image counter-clockwise by
-  ``a`` degrees adds ``a`` to roll.
+  ``a`` degrees adds about ``a`` to roll.
 * **Left/right** always mean the subject's own left and right (MediaPipe's convention):
   the subject's left eye appears on the image's right for an unmirrored camera.
 
@@ -101,7 +103,8 @@ class HeadPose:
     """6-DoF head pose: the face frame (see module docstring) in the camera optical frame.
 
     rotation: (3, 3) camera_R_face. translation: (3,) metres, the point between the eyes.
-    yaw, pitch, roll: degrees relative to facing the camera. confidence: [0, 1].
+    yaw, pitch, roll: degrees relative to facing the camera (see the module docstring).
+    confidence: [0, 1], the face flag times the quality of the fit to the canonical face.
     """
 
     rotation: np.ndarray
@@ -124,8 +127,8 @@ class GazeRay:
     """A gaze ray in the camera optical frame.
 
     origin: (3,) metres (eyeball centre; for the combined ray the midpoint of the two).
-    direction: (3,) unit vector. yaw, pitch: degrees relative to looking into the camera (same
-    signs as :class:`HeadPose`). confidence: [0, 1], low for a closed, occluded or turned-away eye.
+    direction: (3,) unit vector. yaw, pitch: degrees relative to looking into the camera from
+    the origin (zero = eye contact; signs as :class:`HeadPose`). confidence: [0, 1], low for a closed, occluded or turned-away eye.
     """
 
     origin: np.ndarray

@@ -1,0 +1,117 @@
+"""Geometry on synthetic faces with known truth: pose, metric scale, gaze, angle conventions."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from face3d_ros.core.canonical import load_canonical
+from face3d_ros.core.geometry import (EYEBALL_TO_IRIS_M, direction_angles, euler_from_rotation,
+                                      lift_to_metric, line_of_sight_frame, pose_weights, ray_rotation,
+                                      ray_sphere_gaze,
+                                      solve_faces, weighted_umeyama)
+from face3d_ros.core.types import FRONTAL_R
+
+K = np.array([600.0, 600.0, 320.0, 240.0])
+
+
+def pose_matrix(yaw: float, pitch: float, roll: float, position=None) -> np.ndarray:
+    """camera_R_face for the given angles (degrees, conventions of core.types)."""
+    ref = FRONTAL_R if position is None else line_of_sight_frame(position)[0]
+    return ref @ Rotation.from_euler("ZYX", [yaw, pitch, roll], degrees=True).as_matrix()
+
+
+def project_face(points_cam: np.ndarray, k: np.ndarray = K) -> np.ndarray:
+    """(P, 3) metres -> (P, 3) px with relative depth in px, as the mesh network sees a face:
+    a near-orthographic view along the ray through the point between the eyes."""
+    fx, fy, cx, cy = k
+    mid = 0.5 * (points_cam[468] + points_cam[473])
+    ray = mid / np.linalg.norm(mid)
+    mpp = mid[2] / fx  # metres per pixel at the eyes
+    rot = ray_rotation(torch.tensor(ray)[None])[0].numpy()
+    local = (points_cam - mid) @ rot / mpp  # (P, 3) px in the ray-aligned frame
+    centre = np.array([fx * mid[0] / mid[2] + cx, fy * mid[1] / mid[2] + cy, 0.0])
+    return centre + local
+
+
+def test_umeyama_recovers_similarity():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(50, 3))
+    rot = Rotation.random(random_state=1).as_matrix()
+    dst = 1.7 * src @ rot.T + np.array([0.1, -0.2, 2.0])
+    r, t, s, rmse = weighted_umeyama(torch.tensor(src), torch.tensor(dst)[None],
+                                     torch.ones(50, dtype=torch.float64))
+    assert np.allclose(r[0].numpy(), rot, atol=1e-9)
+    assert np.allclose(t[0].numpy(), [0.1, -0.2, 2.0], atol=1e-9)
+    assert s[0].item() == pytest.approx(1.7)
+    assert rmse[0].item() < 1e-9
+
+
+def test_angle_conventions():
+    assert np.allclose(euler_from_rotation(FRONTAL_R[None]), 0.0, atol=1e-9)
+    ypr = euler_from_rotation(pose_matrix(20.0, -10.0, 5.0)[None])[0]
+    assert np.allclose(ypr, [20.0, -10.0, 5.0], atol=1e-9)
+    # turning to the subject's left points the face x axis towards image right (+x camera)
+    assert pose_matrix(30.0, 0.0, 0.0)[0, 0] > 0
+    # looking down points it towards +y camera (image down)
+    assert pose_matrix(0.0, 30.0, 0.0)[1, 0] > 0
+    assert np.allclose(direction_angles(np.array([0.0, 0.0, -1.0])), 0.0)
+    # relative to the line of sight: a ray from anywhere straight at the camera is (0, 0)
+    origin = np.array([0.3, -0.2, 1.0])
+    assert np.allclose(direction_angles(-origin / np.linalg.norm(origin), origin), 0.0)
+    assert np.allclose(line_of_sight_frame(np.array([0.0, 0.0, 2.0]))[0], FRONTAL_R)
+    yaw, pitch = direction_angles(np.array([np.sin(0.3), 0.0, -np.cos(0.3)]))
+    assert yaw == pytest.approx(np.degrees(0.3)) and pitch == pytest.approx(0.0)
+
+
+def test_lift_keeps_shape_and_reprojects_near_the_pixels():
+    rng = np.random.default_rng(2)
+    lm = torch.tensor(rng.uniform(-60, 60, size=(1, 478, 3)) + np.array([150.0, 120.0, 0.0]))
+    pts = lift_to_metric(lm, torch.tensor(K)[None], torch.tensor([0.0005]))[0].numpy()
+    # rigid: pairwise distances are the pixel distances times metres per pixel
+    d_px = np.linalg.norm(lm[0, :20, None].numpy() - lm[0, None, :20].numpy(), axis=-1)
+    d_m = np.linalg.norm(pts[:20, None] - pts[None, :20], axis=-1)
+    assert np.allclose(d_m, d_px * 0.0005, atol=1e-12)
+    # the point between the eyes is on its ray at depth f * metres per pixel
+    mid = 0.5 * (pts[468] + pts[473])
+    assert mid[2] == pytest.approx(600 * 0.0005)
+    # the shape is turned onto the ray through the face: depth offsets along that ray
+    ray = np.array([(mid_px := 0.5 * (lm[0, 468] + lm[0, 473]).numpy())[0] - K[2],
+                    mid_px[1] - K[3], K[0]])
+    ray /= np.linalg.norm(ray)
+    off = pts[:, :] - mid
+    dz = (lm[0, :, 2].numpy() - mid_px[2]) * 0.0005
+    assert np.allclose(off @ ray, dz, atol=1e-9)
+
+
+def test_ray_sphere_recovers_gaze_direction():
+    centre = np.array([0.03, -0.02, 0.6])
+    true_dir = np.array([0.2, 0.1, -1.0])
+    true_dir /= np.linalg.norm(true_dir)
+    iris = centre + EYEBALL_TO_IRIS_M * true_dir
+    px = K[:2] * iris[:2] / iris[2] + K[2:]
+    ray = np.array([(px[0] - K[2]) / K[0], (px[1] - K[3]) / K[1], 1.0])
+    ray /= np.linalg.norm(ray)
+    d = ray_sphere_gaze(torch.zeros(1, 1, 3, dtype=torch.float64), torch.tensor(ray)[None, None],
+                        torch.tensor(centre)[None, None], torch.tensor([EYEBALL_TO_IRIS_M]))
+    assert np.allclose(d[0, 0].numpy(), true_dir, atol=1e-9)
+
+
+@pytest.mark.parametrize("ypr", [(0, 0, 0), (25, 0, 0), (-30, 10, 0), (0, -15, 20), (10, 5, -30)])
+def test_solve_recovers_known_pose_and_distance(ypr):
+    can = load_canonical()
+    t = np.array([0.05, -0.03, 0.8])
+    rot = pose_matrix(*ypr, position=t)
+    pts = can.vertices.astype(np.float64) @ rot.T + t
+    lm = torch.tensor(project_face(pts))[None]
+    geo = solve_faces(lm, torch.tensor(K)[None], torch.tensor(can.vertices), pose_weights(),
+                      torch.tensor(can.eyeball_centres), 0.0117)
+    err = Rotation.from_matrix(geo.rotation[0].numpy() @ rot.T).magnitude()
+    assert np.degrees(err) < 1.0
+    assert np.allclose(euler_from_rotation(geo.rotation.numpy(), t)[0], ypr, atol=1.0)
+    # metric distance from the iris: within 5 % of the truth
+    assert geo.translation[0, 2].item() == pytest.approx(0.8, rel=0.05)
+    # eyes looking straight ahead (irises of the canonical face): gaze = face x axis
+    for e in range(2):
+        cos = float(geo.eye_direction[0, e].numpy() @ rot[:, 0])
+        assert np.degrees(np.arccos(min(1.0, cos))) < 3.0
