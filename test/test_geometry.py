@@ -7,9 +7,9 @@ from scipy.spatial.transform import Rotation
 
 from face3d_ros.core.canonical import load_canonical
 from face3d_ros.core.geometry import (EYEBALL_TO_IRIS_M, direction_angles, euler_from_rotation,
-                                      lift_to_metric, line_of_sight_frame, pose_weights, ray_rotation,
-                                      ray_sphere_gaze,
-                                      solve_faces, weighted_umeyama)
+                                      lift_to_metric, line_of_sight_frame, pose_weights,
+                                      ray_rotation, ray_sphere_gaze, solve_faces,
+                                      weighted_umeyama)
 from face3d_ros.core.types import FRONTAL_R
 
 K = np.array([600.0, 600.0, 320.0, 240.0])

@@ -145,7 +145,8 @@ class FaceEngine:
         """Frozen per-face results for N faces.
 
         landmarks: (N, 478, 3) image px (possibly smoothed); presence: (N,) face flags;
-        intrinsics/rois/scores/track_ids: one per face. One host synchronisation for the whole batch.
+        intrinsics/rois/scores/track_ids: one per face. One host synchronisation for the
+        whole batch.
         """
         n = landmarks.shape[0]
         if n == 0:

@@ -1,0 +1,65 @@
+"""The canonical face (rebuilt from the portraits) and the expression measures."""
+
+import numpy as np
+import pytest
+
+from face3d_ros.core.canonical import load_canonical
+from face3d_ros.core.expression import EXPRESSION_NAMES, expression_coefficients
+
+
+def test_stored_canonical_matches_a_rebuild():
+    from face3d_ros.tools.make_canonical import make
+
+    stored = load_canonical()
+    rebuilt = make()
+    assert np.abs(rebuilt.vertices - stored.vertices).max() < 1e-4  # 0.1 mm
+    assert np.array_equal(rebuilt.mirror, stored.mirror)
+
+
+def test_canonical_is_metric_symmetric_and_frontal():
+    can = load_canonical()
+    v = can.vertices
+    width = v[:, 1].max() - v[:, 1].min()
+    assert 0.12 < width < 0.17  # a human face, metres
+    # the mirror permutation is an involution and maps the shape onto its reflection
+    assert np.array_equal(can.mirror[can.mirror], np.arange(478))
+    assert np.allclose(v[can.mirror] * [1, -1, 1], v, atol=1e-6)
+    # nose tip in front of the eyes, forehead above the chin, left eye on +y
+    assert v[1, 0] > v[33, 0] and v[10, 2] > v[152, 2] and v[263, 1] > 0 > v[33, 1]
+    assert np.allclose(0.5 * (v[468] + v[473]), 0.0, atol=0.004)  # origin between the eyes
+    assert can.uv.min() >= 0.0 and can.uv.max() <= 1.0
+
+
+def coefficients(points):
+    return dict(zip(EXPRESSION_NAMES, expression_coefficients(points[None])[0]))
+
+
+def test_neutral_face_has_no_expression():
+    c = coefficients(load_canonical().vertices.astype(np.float64))
+    assert max(c.values()) < 1e-6
+
+
+def test_expressions_respond_to_the_right_motion():
+    can = load_canonical().vertices.astype(np.float64)
+    jaw = can.copy()
+    jaw[[14, 17, 152, 87, 317, 178, 402]] -= [0, 0, 0.02]  # lower lip and chin down 2 cm
+    c = coefficients(jaw)
+    assert c["jaw_open"] > 0.5 and c["eye_blink_left"] == 0.0
+
+    blink = can.copy()
+    blink[386] = blink[374]  # left upper lid onto the lower lid
+    c = coefficients(blink)
+    assert c["eye_blink_left"] > 0.9 and c["eye_blink_right"] == 0.0
+
+    brows = can.copy()
+    brows[[105, 66, 107, 334, 296, 336]] += [0, 0, 0.008]
+    c = coefficients(brows)
+    assert c["brow_up"] > 0.5 and c["brow_down_left"] == 0.0
+
+
+def test_expressions_do_not_depend_on_scale():
+    can = load_canonical().vertices.astype(np.float64)
+    jaw = can.copy()
+    jaw[[14, 17]] -= [0, 0, 0.01]
+    assert expression_coefficients(jaw[None]) == pytest.approx(
+        expression_coefficients(2.5 * jaw[None]), abs=1e-6)
