@@ -120,3 +120,54 @@ def test_resolve_device():
         assert dev == torch.device("cpu") and "CUDA is not available" in warn
     with pytest.raises(ValueError):
         resolve_device("tpu")
+
+
+# -- converter ------------------------------------------------------------------------------
+
+def test_unsupported_operator_names_op_and_model(model_dir):
+    import dataclasses
+
+    from face3d_ros.core import tflite_torch
+
+    graph = tflite_torch.parse_tflite(model_dir / "iris_landmark.tflite")
+    ops = list(graph.ops)
+    ops[3] = dataclasses.replace(ops[3], name="SQUARED_DIFFERENCE")
+    with pytest.raises(NotImplementedError) as info:
+        tflite_torch._Emitter(dataclasses.replace(graph, ops=tuple(ops))).run()
+    assert "SQUARED_DIFFERENCE" in str(info.value) and "iris_landmark" in str(info.value)
+
+
+def test_not_a_tflite_file(tmp_path):
+    from face3d_ros.core import tflite_torch
+
+    bad = tmp_path / "x.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
+        tflite_torch.convert_tflite(bad)
+
+
+def test_same_padding_and_legacy_resize():
+    import numpy as np
+
+    from face3d_ros.core import tflite_torch
+
+    # TFLite SAME: out = ceil(in / stride), odd totals put the extra pixel after.
+    assert tflite_torch._same_pads(128, 5, 2, 1) == (1, 2)
+    assert tflite_torch._same_pads(64, 3, 1, 1) == (1, 1)
+    assert tflite_torch._same_pads(64, 2, 2, 1) == (0, 0)
+    assert tflite_torch._same_pads(7, 3, 1, 2) == (2, 2)
+    # Legacy bilinear (no align corners, no half pixel): src = dst * in / out.
+    m = tflite_torch._legacy_resize_matrix(3, 6)
+    src = np.array([0.0, 10.0, 20.0])
+    np.testing.assert_allclose(m @ src, [0, 5, 10, 15, 20, 20])
+    np.testing.assert_allclose(m.sum(axis=1), 1.0)
+
+
+def test_graph_structure_read_from_file(model_dir):
+    from face3d_ros.core import tflite_torch
+
+    g = tflite_torch.parse_tflite(model_dir / "face_detection_short_range.tflite")
+    assert [g.tensors[i].shape for i in g.inputs] == [(1, 128, 128, 3)]
+    assert [g.tensors[i].name for i in g.outputs] == ["regressors", "classificators"]
+    names = {op.name for op in g.ops}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE", "PAD", "RESHAPE"} <= names

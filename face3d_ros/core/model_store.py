@@ -192,20 +192,20 @@ def extract_topology(source: str) -> dict:
             continue
         if not isinstance(node.value, ast.List):
             continue  # e.g. FACE_LANDMARKS_CONTOURS, a sum of the others
-        pairs = []
+        pairs: List[Tuple[int, int]] = []
         for elt in node.value.elts:
-            if not (isinstance(elt, ast.Call) and len(elt.args) == 2
-                    and all(isinstance(a, ast.Constant) and isinstance(a.value, int)
-                            for a in elt.args)):
+            ends = [arg.value for arg in getattr(elt, "args", ())
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, int)]
+            if not isinstance(elt, ast.Call) or len(elt.args) != 2 or len(ends) != 2:
                 raise ValueError(f"{names[0]}: unexpected element {ast.dump(elt)[:80]}")
-            pairs.append((elt.args[0].value, elt.args[1].value))
+            pairs.append((int(ends[0]), int(ends[1])))
         lists[names[0][len("FACE_LANDMARKS_"):]] = pairs
     edges = lists.get("TESSELATION")
     if not edges:
         raise ValueError("FACE_LANDMARKS_TESSELATION not found in the topology source")
     if len(edges) % 3:
         raise ValueError(f"tesselation has {len(edges)} connections, not a multiple of 3")
-    triangles = []
+    triangles: List[List[int]] = []
     for k in range(0, len(edges), 3):
         (a, b), (b2, c), (c2, a2) = edges[k:k + 3]
         if not (b == b2 and c == c2 and a == a2):
@@ -214,7 +214,7 @@ def extract_topology(source: str) -> dict:
     missing = [n for n in _CONTOURS if n not in lists]
     if missing:
         raise ValueError(f"contour lists missing from the topology source: {missing}")
-    contours = {n.lower(): [list(p) for p in lists[n]] for n in _CONTOURS}
+    contours = {n.lower(): [[p, q] for p, q in lists[n]] for n in _CONTOURS}
     _check_topology(triangles, contours)
     return {"triangles": triangles, "contours": contours}
 

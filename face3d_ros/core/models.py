@@ -29,7 +29,7 @@ the outputs mirrored back (x -> 64 - x).
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Tuple, Union
+from typing import Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -75,11 +75,13 @@ class FaceModels:
     nets: key ("short", "full", "mesh", "iris") -> converted module; only those loaded.
     """
 
-    def __init__(self, nets: Dict[str, torch.nn.Module], device: torch.device) -> None:
+    def __init__(self, nets: Mapping[str, torch.nn.Module], device: torch.device) -> None:
         self.device = device
         self.nets: Dict[str, torch.nn.Module] = {}
         for key, net in nets.items():
-            self.nets[key] = net.to(device, memory_format=torch.channels_last).eval()
+            net = net.to(device)
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.nets[key] = net.eval()
 
     def __contains__(self, key: str) -> bool:
         return key in self.nets

@@ -29,7 +29,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -108,7 +108,7 @@ def parse_tflite(path: Union[str, Path]) -> TfliteGraph:
         t = graph.Tensors(i)
         dtype = _TENSOR_DTYPES.get(t.Type())
         shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        data = None
+        data: Optional[np.ndarray] = None
         buf = model.Buffers(t.Buffer())
         if buf is not None:
             if buf.DataLength() > 0:
@@ -143,13 +143,15 @@ def parse_tflite(path: Union[str, Path]) -> TfliteGraph:
                        tuple(int(x) for x in graph.OutputsAsNumpy()))
 
 
-def _options(op: TfliteOp, cls_name: str):
+def _options(op: TfliteOp, cls_name: str) -> Any:
+    """The builtin options table of ``op`` as an instance of ``tflite.<cls_name>``."""
     import tflite
 
     opts = getattr(tflite, cls_name)()
-    if op.options is None:
+    table: Any = op.options
+    if table is None:
         return None
-    opts.Init(op.options.Bytes, op.options.Pos)
+    opts.Init(table.Bytes, table.Pos)
     return opts
 
 
