@@ -384,8 +384,8 @@ def camera_info_msg(intr: CameraIntrinsics, stamp: int, frame_id: str):
     t = typestore().types
     k = np.array([intr.fx, 0, intr.cx, 0, intr.fy, intr.cy, 0, 0, 1], dtype=np.float64)
     p = np.array([intr.fx, 0, intr.cx, 0, 0, intr.fy, intr.cy, 0, 0, 0, 1, 0], dtype=np.float64)
-    roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
-                                                 do_rectify=False)
+    roi_type = t["sensor_msgs/msg/RegionOfInterest"]
+    roi = roi_type(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     return t[CAMERA_INFO_TYPE](header=_header(stamp, frame_id), height=intr.height,
                                width=intr.width, distortion_model="plumb_bob",
                                d=np.zeros(5), k=k, r=np.eye(3).reshape(-1), p=p, binning_x=0,
