@@ -256,7 +256,8 @@ def _face_mask(size: int) -> np.ndarray:
     return tri >= 0
 
 
-def _view_texture(view: EnrollmentView, size: int, feather: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _view_texture(view: EnrollmentView, size: int,
+                  feather: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Colour (S, S, 3) float32, blend weight (S, S) and seen mask (S, S) of one view."""
     tri_img, bary = _atlas_raster(size)
     face = view.face
@@ -281,8 +282,11 @@ def _view_texture(view: EnrollmentView, size: int, feather: float) -> Tuple[np.n
 
 def build_texture(views: Sequence[EnrollmentView], size: int = 512,
                   feather: float = 12.0) -> Tuple[np.ndarray, Dict[str, float], np.ndarray]:
-    """Texture atlas (S, S, 3) uint8 RGB blended from all views, coverage fractions by source
-    ("seen", "mirrored", "filled", of the face texels) and (V,) fraction each view saw."""
+    """Texture atlas (S, S, 3) uint8 RGB blended from all views, coverage fractions by source.
+
+    Returns the atlas, the fractions of the face texels "seen", "mirrored" and "filled",
+    and (V,) the fraction each view saw.
+    """
     face = _face_mask(size)
     acc = np.zeros((size, size, 3), dtype=np.float64)
     wsum = np.zeros((size, size), dtype=np.float64)

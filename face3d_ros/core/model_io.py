@@ -8,7 +8,7 @@ start, so an enrolled person keeps their shape, texture and id across restarts:
 | ``format`` | the string ``"face3d-model"`` |
 | ``version`` | int, :data:`FORMAT_VERSION` |
 | ``name``, ``face_id`` | the person's name (str) and id (int) |
-| ``vertices`` | (478, 3) float32 metres in the face frame (x out of the face, y subject's left, z up) |
+| ``vertices`` | (478, 3) float32 metres, face frame (x out, y subject's left, z up) |
 | ``triangles`` | (F, 3) int32 indices < 468, counter-clockwise seen from the front |
 | ``uv`` | (468, 2) float32 in [0, 1], v up |
 | ``texture_png`` | the RGB texture atlas as PNG bytes (uint8 array) |
