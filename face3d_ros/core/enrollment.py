@@ -317,7 +317,8 @@ def build_texture(views: Sequence[EnrollmentView], size: int = 512,
         lut[labels[rows, cols]] = out[rows, cols]
         out = np.where(known[..., None], out, lut[labels])
         if holes.any():
-            out = cv2.inpaint(out, holes.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+            out = np.asarray(cv2.inpaint(out, holes.astype(np.uint8), 5, cv2.INPAINT_TELEA),
+                             dtype=np.uint8)
     n = float(face.sum())
     coverage = {"seen": float(seen_any.sum() / n), "mirrored": float(mirrored.sum() / n),
                 "filled": float(holes.sum() / n)}
