@@ -315,7 +315,7 @@ def build_texture(views: Sequence[EnrollmentView], size: int = 512,
         rows, cols = np.nonzero(known)
         lut = np.zeros((labels.max() + 1, 3), dtype=np.uint8)
         lut[labels[rows, cols]] = out[rows, cols]
-        out = np.where(known[..., None], out, lut[labels])
+        out = np.where(known[..., None], out, lut[labels]).astype(np.uint8)
         if holes.any():
             out = np.asarray(cv2.inpaint(out, holes.astype(np.uint8), 5, cv2.INPAINT_TELEA),
                              dtype=np.uint8)
