@@ -11,6 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 trap face3d_on_error ERR
 cd "${FACE3D_ROOT}"
 
+FACE3D_STEP="setup (scripts/setup.sh --no-demo)"
 "${FACE3D_ROOT}/scripts/setup.sh" --no-demo
 
 face3d_step "Running the tests (pytest)"
