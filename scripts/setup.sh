@@ -204,22 +204,19 @@ PY
 
 # ---------------------------------------------------------------------------------------------
 face3d_step "5/6 Fetching and verifying the models (face3d-fetch-models)"
-if [ -f face3d_ros/tools/fetch_models.py ]; then
-    face3d-fetch-models ||
-        face3d_die "face3d-fetch-models failed (message above); the node cannot start without" \
-            "verified models."
-else
-    echo "SKIPPED: face3d_ros/tools/fetch_models.py is not in this checkout yet"
-fi
+[ -f face3d_ros/tools/fetch_models.py ] ||
+    face3d_die "face3d_ros/tools/fetch_models.py is missing from this checkout."
+face3d-fetch-models ||
+    face3d_die "face3d-fetch-models failed (message above); the node cannot start without" \
+        "verified models."
 
 # ---------------------------------------------------------------------------------------------
 if [ "${run_demo}" = 1 ]; then
     face3d_step "6/6 Demo: real photos through the real node (face3d-demo, outputs in out/demo)"
-    if [ -f face3d_ros/tools/demo.py ]; then
-        face3d-demo || face3d_die "face3d-demo failed (message above)."
-    else
-        echo "SKIPPED: face3d_ros/tools/demo.py is not in this checkout yet"
-    fi
+    [ -f face3d_ros/tools/demo.py ] ||
+        face3d_die "face3d_ros/tools/demo.py is missing from this checkout;" \
+            "run scripts/setup.sh --no-demo."
+    face3d-demo || face3d_die "face3d-demo failed (message above)."
 else
     face3d_step "6/6 Demo skipped (--no-demo)"
 fi
