@@ -7,6 +7,8 @@ through the node or a results bag read back. Definitions:
 * **track_count**: distinct confirmed ids (>= 0);
 * **id_switches**: a confirmed face whose box overlaps (IoU >= ``iou_min``) a confirmed face of
   the previous frame carrying a different id (not counted across a scene cut);
+* **ids_across_cuts**: confirmed ids present on both sides of a scene cut (the tracker kept an
+  id on a different scene, so most likely on a different person);
 * **fragmentation**: for every id, the number of times it disappears and comes back later
   (gaps in its presence), summed over ids;
 * **jitter**: on still segments (runs of identical input frames), per id present in every frame
@@ -100,7 +102,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def tracking(frames: Sequence[Sequence[FaceSample]], cuts: Optional[Sequence[bool]] = None,
              iou_min: float = 0.5) -> Dict[str, int]:
-    """track_count, id_switches, fragmentation and untracked_faces (id -1) of a stream.
+    """track_count, id_switches, fragmentation, ids_across_cuts, untracked_faces (id -1).
 
     frames: faces per frame. cuts: (N,) True where frame i does not continue frame i-1 (a
     different scene); switches are not counted across a cut.
@@ -124,12 +126,18 @@ def tracking(frames: Sequence[Sequence[FaceSample]], cuts: Optional[Sequence[boo
                         box_iou(np.asarray(f.box, float), np.asarray(g.box, float)) >= iou_min:
                     switches += 1
                     break
+    across = 0
+    for i in np.flatnonzero(cut):
+        if i > 0:
+            before = {f.track_id for f in frames[i - 1] if f.track_id >= 0}
+            across += len(before & {f.track_id for f in frames[i] if f.track_id >= 0})
     fragments = 0
     for idx in ids_seen.values():
         present = np.unique(idx)
         fragments += int(np.count_nonzero(np.diff(present) > 1))
     return {"track_count": len(ids_seen), "id_switches": switches,
-            "fragmentation": fragments, "untracked_faces": untracked}
+            "fragmentation": fragments, "ids_across_cuts": across,
+            "untracked_faces": untracked}
 
 
 def still_segments(still: Sequence[bool], min_frames: int = 3) -> List[Tuple[int, int]]:

@@ -177,7 +177,7 @@ def letterbox(rgb: np.ndarray, width: int = 512, height: int = 384) -> np.ndarra
     return out
 
 
-def demo_frames(still: int = 4, size: Tuple[int, int] = (512, 384)) -> List[np.ndarray]:
+def demo_frames(still: int = 5, size: Tuple[int, int] = (512, 384)) -> List[np.ndarray]:
     """Frames of the demo/test bag: astronaut (``still`` identical frames: a still segment
     for jitter), grace hopper (3 frames), chelsea (2 frames, no face), all letterboxed."""
     photos = {k: letterbox(v, *size) for k, v in registry_photos().items()}
