@@ -297,7 +297,7 @@ class RunningIdentity:
         if self._mean is None:
             neutral, _ = neutralize(x, coefficients)
             self._mean = neutral
-            self._noise = np.full(NUM_LANDMARKS, 1e-3 * face_size(x))
+            self._noise = np.full(NUM_LANDMARKS, np.inf)  # set by the second frame
             self._wsum = w.copy()
             self._disp = np.zeros_like(x)
             self.frames = 1
@@ -309,6 +309,8 @@ class RunningIdentity:
         neutral, _ = neutralize(aligned, coefficients)
         r = neutral - self._mean
         rn = np.linalg.norm(r, axis=-1)
+        if self.frames == 1:  # first residuals: the noise level (robust to single outliers)
+            self._noise = np.maximum(rn, float(np.median(rn)))
         huber = np.minimum(1.0, self.huber_k * self._noise / np.maximum(rn, 1e-12))
         self._wsum = self._wsum + w
         step = np.maximum(w / np.maximum(self._wsum, 1e-9), self.forgetting * w) * huber
