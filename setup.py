@@ -24,7 +24,6 @@ setup(
     maintainer_email="face3d@example.com",
     description="Per-face 3D meshes, landmarks, head pose, gaze and expressions for ROS 2.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "face3d_node = face3d_ros.ros.node:main",

@@ -83,7 +83,10 @@ class FaceEngine:
             scale = 255.0
         else:
             raise ValueError(f"unsupported pixel type {img.dtype}; use uint8, uint16 or float")
-        t = torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True)
+        img = np.ascontiguousarray(img)
+        if not img.flags.writeable:  # e.g. a ROS message buffer; torch needs writable memory
+            img = img.copy()
+        t = torch.from_numpy(img).to(self.device, non_blocking=True)
         t = t.permute(2, 0, 1)[:3].float()
         if scale != 1.0:
             t = t * scale
@@ -157,7 +160,7 @@ class FaceEngine:
                 for name in ("points", "rotation", "translation", "scale", "fit_rmse",
                              "eye_origin", "eye_direction", "eye_confidence")}
         lm = landmarks.double().cpu().numpy()
-        presence = presence.double().cpu().numpy()
+        flags = presence.double().cpu().numpy()
         rot, t, s = host["rotation"], host["translation"], host["scale"]
         angles = euler_from_rotation(rot, t)  # (N, 3) yaw, pitch, roll
         local = np.einsum("npk,nkj->npj", host["points"] - t[:, None], rot) / s[:, None, None]
@@ -184,10 +187,10 @@ class FaceEngine:
                                float(comb_angles[1]), float(conf.mean()))
             pose = HeadPose(rotation=rot[i], translation=t[i], yaw=float(angles[i, 0]),
                             pitch=float(angles[i, 1]), roll=float(angles[i, 2]),
-                            confidence=float(presence[i] * fit_conf[i]))
+                            confidence=float(flags[i] * fit_conf[i]))
             faces.append(FaceResult(
                 track_id=int(track_ids[i]), score=float(scores[i]),
-                presence=float(presence[i]), box=boxes[i], landmarks_2d=lm[i].astype(np.float32),
+                presence=float(flags[i]), box=boxes[i], landmarks_2d=lm[i].astype(np.float32),
                 landmarks_3d=host["points"][i].astype(np.float32), head_pose=pose,
                 gaze=Gaze(left=rays[1], right=rays[0], combined=combined),
                 expression=Expression(EXPRESSION_NAMES, expr[i]), roi=rois[i]))

@@ -37,7 +37,8 @@ def draw_overlay(image_rgb: np.ndarray, frame: FrameResult,
     """
     img = np.ascontiguousarray(np.asarray(image_rgb)[..., :3]).copy()
     if img.dtype != np.uint8:
-        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        lo, hi = float(img.min()), float(img.max())
+        img = ((img - lo) * (255.0 / max(hi - lo, 1e-12))).astype(np.uint8)
     scale = max(1, int(round(max(img.shape[:2]) / 640)))
     for face in frame.faces:
         lm = face.landmarks_2d[:, :2]

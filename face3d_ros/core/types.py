@@ -128,7 +128,8 @@ class GazeRay:
 
     origin: (3,) metres (eyeball centre; for the combined ray the midpoint of the two).
     direction: (3,) unit vector. yaw, pitch: degrees relative to looking into the camera from
-    the origin (zero = eye contact; signs as :class:`HeadPose`). confidence: [0, 1], low for a closed, occluded or turned-away eye.
+    the origin (zero = eye contact; signs as :class:`HeadPose`). confidence: [0, 1], low for a
+    closed, occluded or turned-away eye.
     """
 
     origin: np.ndarray

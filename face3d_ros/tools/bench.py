@@ -93,6 +93,7 @@ def litert_network_ms(threads: int, repeats: int) -> Optional[Dict[str, float]]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the benchmark and print its table."""
     p = argparse.ArgumentParser(prog="face3d-bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--faces", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("--repeats", type=int, default=10)

@@ -41,6 +41,7 @@ def _overlay_path(arg: Path, image: Path, many: bool) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of face3d-infer."""
     p = argparse.ArgumentParser(prog="face3d-infer", description=__doc__.split("\n\n")[0])
     p.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, ...)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run face3d-infer; returns the exit status (0 ok, 1 some image failed, 2 no models)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:

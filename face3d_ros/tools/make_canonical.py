@@ -56,6 +56,7 @@ def make(model_dir: Optional[str] = None) -> CanonicalFace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Rebuild and write the canonical face."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(DATA_FILE))
     p.add_argument("--model-dir")
