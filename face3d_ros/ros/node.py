@@ -91,6 +91,7 @@ def _logged_transition(method):
 
     @functools.wraps(method)
     def wrapper(self, state):
+        """Run the transition callback, logging its exception."""
         try:
             return method(self, state)
         except Exception:
