@@ -75,6 +75,7 @@ try:
     from rclpy.qos import qos_policy_name_from_kind
 except ImportError:  # pragma: no cover - very old rclpy
     def qos_policy_name_from_kind(kind) -> str:  # type: ignore[misc]
+        """The QoS policy kind as text."""
         return str(kind)
 
 NODE_NAME = "face3d"
