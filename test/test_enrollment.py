@@ -174,3 +174,57 @@ def test_view_without_a_face_is_named(engine, astronaut_rgb, coffee_rgb):
         E.views_from_images(engine, [astronaut_rgb, coffee_rgb], ["front", "cup"])
     with pytest.raises(ValueError, match="at least one view"):
         E.enroll([])
+
+
+def _turned(frame, yaw):
+    """The frame with its face's head yaw set (the collector bins by yaw only)."""
+    import dataclasses
+
+    face = frame.faces[0]
+    face = dataclasses.replace(face, track_id=3,
+                               head_pose=dataclasses.replace(face.head_pose, yaw=yaw))
+    return dataclasses.replace(frame, faces=(face,))
+
+
+def test_collector_guides_through_front_left_right(engine, views, tmp_path):
+    from face3d_ros.ros.enrollment import CollectorConfig, EnrollmentCollector
+
+    frame = engine.process(views[0].image)
+    image = views[0].image
+    col = EnrollmentCollector(-1, timeout_s=30.0, output_dir=tmp_path, name="astro",
+                              config=CollectorConfig(hold_frames=2, texture_size=256))
+    said = []
+    t = 0.0
+    for yaw in (1.0, 0.5, 31.0, 30.0, -29.0, -30.0):
+        status = col.offer(_turned(frame, yaw), image, t)
+        said.append(status.guidance)
+        t += 0.1
+    print(f"\nguidance: {said}")
+    assert said == ["hold still", "turn left", "hold still", "turn right", "hold still", "done"]
+    assert status.finished and not status.timed_out and status.face_id == 3
+    assert status.covered == ("front", "left", "right")
+    out = col.finish()
+    assert out.success, out.message
+    assert out.view_names == ("front", "left", "right") and len(out.view_coverage) == 3
+    back = model_io.load_model(out.model_path)
+    assert back.name == "astro" and back.face_id == 3 and back.texture.shape == (256, 256, 3)
+    assert (tmp_path / "astro.obj").is_file() and (tmp_path / "astro.glb").is_file()
+
+
+def test_collector_timeout_and_missing_front(engine, views, tmp_path):
+    from face3d_ros.ros.enrollment import CollectorConfig, EnrollmentCollector
+
+    frame = engine.process(views[0].image)
+    col = EnrollmentCollector(-1, 1.0, tmp_path, config=CollectorConfig(hold_frames=1,
+                                                                         export_glb=False))
+    assert col.offer(_turned(frame, 0.0), views[0].image, 0.0).guidance == "turn left"
+    status = col.offer(_turned(frame, 0.0), views[0].image, 1.5)
+    assert status.finished and status.timed_out
+    out = col.finish()
+    assert out.success and "missing left view (turn left), right view (turn right)" in out.message
+    empty = EnrollmentCollector(-1, 1.0, tmp_path)
+    empty.offer(_turned(frame, 25.0), views[0].image, 0.0)
+    out = empty.finish()
+    assert not out.success and "no front view" in out.message
+    with pytest.raises(ValueError, match="timeout_s"):
+        EnrollmentCollector(-1, 0.0, tmp_path)
