@@ -1,0 +1,127 @@
+"""The launch file, params file and RViz config, and their agreement with the node.
+
+``launch``/``launch_ros`` are not on PyPI, so where they are missing the launch file is checked
+statically: it compiles, the executables, params file and RViz config it names exist, and the
+params file (parsed by rclpy's own parser) holds exactly the parameters the node declares, with
+the node's defaults. With ``launch_ros`` installed the launch description is also built.
+"""
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("rclpy", reason="run scripts/setup.sh, then source scripts/env.sh")
+from rcl_interfaces.msg import ParameterType  # noqa: E402
+from rclpy.parameter import Parameter, parameter_dict_from_yaml_file  # noqa: E402
+
+from face3d_ros.ros.params import (  # noqa: E402
+    PARAMETERS, SPECS, configs_from_values, descriptor, validate_update)
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH = ROOT / "launch" / "face3d.launch.py"
+PARAMS = ROOT / "config" / "face3d.yaml"
+RVIZ = ROOT / "rviz" / "face3d.rviz"
+
+
+def _launch_tree() -> ast.Module:
+    return ast.parse(LAUNCH.read_text(), filename=str(LAUNCH))
+
+
+def _string_kwargs(tree: ast.Module, name: str) -> set:
+    """Constant string values given to keyword ``name`` anywhere in the launch file."""
+    return {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+            for kw in node.keywords
+            if kw.arg == name and isinstance(kw.value, ast.Constant)}
+
+
+def test_launch_file_compiles_and_names_real_things():
+    """It compiles; the executable is a console script; config and RViz files exist."""
+    tree = _launch_tree()
+    compile(tree, str(LAUNCH), "exec")
+    assert "face3d_node" in _string_kwargs(tree, "executable")
+    setup_py = (ROOT / "setup.py").read_text()
+    assert "face3d_node = face3d_ros.ros.node:main" in setup_py
+    text = LAUNCH.read_text()
+    assert '"config", "face3d.yaml"' in text and PARAMS.is_file()
+    assert '"rviz", "face3d.rviz"' in text and RVIZ.is_file()
+    assert _string_kwargs(tree, "name") >= {"face3d"}
+    assert {"camera", "image", "camera_info", "params_file", "device", "use_rviz"} <= {
+        node.args[0].value for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
+
+
+def test_params_file_parses_with_rclpy_and_matches_the_node():
+    """rclpy's parser reads the file; its names, types and values are the declared defaults."""
+    parsed = parameter_dict_from_yaml_file(str(PARAMS), use_wildcard=True)
+    assert set(parsed) == set(SPECS), (
+        f"only in yaml: {set(parsed) - set(SPECS)}, only in node: {set(SPECS) - set(parsed)}")
+    raw = yaml.safe_load(PARAMS.read_text())["/**"]["ros__parameters"]
+    assert list(raw) == [s.name for s in PARAMETERS], "same order as params.PARAMETERS"
+    for spec in PARAMETERS:
+        value = raw[spec.name]
+        assert type(value) is type(spec.default) and value == spec.default, (
+            f"{spec.name}: yaml {value!r} != node default {spec.default!r}")
+        ptype = parsed[spec.name].value.type
+        assert ptype in (descriptor(spec).type, ParameterType.PARAMETER_NOT_SET), spec.name
+
+
+def test_every_parameter_has_a_descriptor_with_range_or_choices():
+    for spec in PARAMETERS:
+        desc = descriptor(spec)
+        assert desc.description and desc.name == spec.name
+        default = spec.default
+        if isinstance(default, float):
+            assert len(desc.floating_point_range) == 1, spec.name
+            r = desc.floating_point_range[0]
+            assert r.from_value <= default <= r.to_value
+        elif isinstance(default, int) and not isinstance(default, bool):
+            assert len(desc.integer_range) == 1, spec.name
+        if spec.name in ("device", "model_dir", "detector", "input_reliability", "autostart"):
+            assert desc.read_only, spec.name
+
+
+def test_configs_from_the_params_file_equal_the_dataclass_defaults():
+    raw = yaml.safe_load(PARAMS.read_text())["/**"]["ros__parameters"]
+    cfg = configs_from_values(raw)
+    assert cfg == configs_from_values({})
+    assert cfg.engine.model_dir is None
+
+
+def test_updates_are_validated_with_reasons():
+    current = {s.name: s.default for s in PARAMETERS}
+    result, cfg = validate_update(current, [Parameter("min_detection_score", value=2.0)])
+    assert not result.successful and "min_detection_score must be in [0.0, 1.0]" in result.reason
+    result, _ = validate_update(current, [Parameter("detector", value="far")])
+    assert not result.successful and "read-only" in result.reason
+    result, _ = validate_update(current, [Parameter("max_faces", value="many")])
+    assert not result.successful and "max_faces must be a int" in result.reason
+    result, cfg = validate_update(current, [Parameter("min_detection_score", value=0.7),
+                                            Parameter("detect_every_n", value=3)])
+    assert result.successful
+    assert cfg.engine.min_detection_score == 0.7 and cfg.tracker.detect_every_n == 3
+
+
+def test_rviz_config_shows_the_outputs():
+    rviz = yaml.safe_load(RVIZ.read_text())
+    manager = rviz["Visualization Manager"]
+    topics = {d["Class"]: d.get("Topic", {}).get("Value") for d in manager["Displays"]}
+    assert topics["rviz_default_plugins/Image"] == "/debug_image"
+    assert topics["rviz_default_plugins/MarkerArray"] == "/face_markers"
+    assert topics["rviz_default_plugins/PoseArray"] == "/gaze"
+    assert manager["Global Options"]["Fixed Frame"] == "camera_optical_frame"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("launch_ros") is None,
+                    reason="launch_ros is not installed (not on PyPI; present with a system "
+                           "ROS 2 install)")
+def test_launch_description_builds():
+    """With launch_ros installed, the description builds with its node and arguments."""
+    spec = importlib.util.spec_from_file_location("face3d_launch", LAUNCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    names = {a.name for a in description.get_launch_arguments()}
+    assert {"camera", "image", "camera_info", "params_file", "device", "use_rviz"} <= names
