@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from face3d_ros.core import enrollment as E
-from face3d_ros.core import identity as I
+from face3d_ros.core import identity as idn
 from face3d_ros.core import model_io
 
 
@@ -44,7 +44,7 @@ def enrolled(views):
 
 def _shape_rms_mm(a, b):
     """RMS distance (mm) of the mesh vertices after similarity alignment of a onto b."""
-    return 1e3 * float(np.sqrt(((I.align(a, b) - b)[:468] ** 2).sum(-1).mean()))
+    return 1e3 * float(np.sqrt(((idn.align(a, b) - b)[:468] ** 2).sum(-1).mean()))
 
 
 def test_fused_model_covers_more_and_agrees_better_than_single_views(views, enrolled):
@@ -75,13 +75,13 @@ def test_fused_model_covers_more_and_agrees_better_than_single_views(views, enro
     assert np.mean(loo_pairs) < np.mean(single_pairs)
     assert np.max(loo_pairs) < np.max(single_pairs)
     # Metric size kept: within 10 % of the views' own faces.
-    sizes = [I.face_size(E.face_frame_points(v.face)) for v in views]
-    assert I.face_size(enrolled.model.vertices) == pytest.approx(np.mean(sizes), rel=0.1)
+    sizes = [idn.face_size(E.face_frame_points(v.face)) for v in views]
+    assert idn.face_size(enrolled.model.vertices) == pytest.approx(np.mean(sizes), rel=0.1)
 
 
 def test_expression_removed_as_far_as_views_allow(views, enrolled):
-    observed = I.expression_of(enrolled.view_shapes[0])
-    model = I.expression_of(enrolled.model.vertices)
+    observed = idn.expression_of(enrolled.view_shapes[0])
+    model = idn.expression_of(enrolled.model.vertices)
     print(f"\nsmile left/right: observed {observed['mouth_smile_left']:.3f}/"
           f"{observed['mouth_smile_right']:.3f}, model {model['mouth_smile_left']:.3f}/"
           f"{model['mouth_smile_right']:.3f}; jaw_open {observed['jaw_open']:.3f} -> "
@@ -91,7 +91,8 @@ def test_expression_removed_as_far_as_views_allow(views, enrolled):
     assert model["mouth_smile_right"] < 0.6 * observed["mouth_smile_right"]
     # The rigid part (nose, forehead, eye corners) is untouched by expression removal.
     rigid = [1, 4, 6, 10, 151, 168, 197]
-    d = np.linalg.norm(enrolled.view_identities[0][rigid] - enrolled.view_shapes[0][rigid], axis=-1)
+    d = np.linalg.norm(enrolled.view_identities[0][rigid] - enrolled.view_shapes[0][rigid],
+                       axis=-1)
     assert float(d.max()) < 1e-3
 
 
@@ -215,8 +216,8 @@ def test_collector_timeout_and_missing_front(engine, views, tmp_path):
     from face3d_ros.ros.enrollment import CollectorConfig, EnrollmentCollector
 
     frame = engine.process(views[0].image)
-    col = EnrollmentCollector(-1, 1.0, tmp_path, config=CollectorConfig(hold_frames=1,
-                                                                         export_glb=False))
+    cfg = CollectorConfig(hold_frames=1, export_glb=False)
+    col = EnrollmentCollector(-1, 1.0, tmp_path, config=cfg)
     assert col.offer(_turned(frame, 0.0), views[0].image, 0.0).guidance == "turn left"
     status = col.offer(_turned(frame, 0.0), views[0].image, 1.5)
     assert status.finished and status.timed_out
