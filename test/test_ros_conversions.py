@@ -19,7 +19,7 @@ from std_msgs.msg import Header  # noqa: E402
 from face3d_ros.core.types import NUM_LANDMARKS  # noqa: E402
 from face3d_ros.ros.conversions import (  # noqa: E402
     SUPPORTED_ENCODINGS, ImageFormatError, camera_info_to_intrinsics, compressed_msg_to_rgb,
-    frame_to_msg, gaze_pose_array, image_msg_to_rgb, quaternion_x_to, rgb_to_image_msg,
+    face_from_msg, frame_to_msg, gaze_pose_array, image_msg_to_rgb, quaternion_x_to, rgb_to_image_msg,
     stamp_to_seconds, topology_to_msg)
 from ros_frames import INTRINSICS, make_frame, two_face_frame  # noqa: E402
 
@@ -282,6 +282,20 @@ def test_frame_to_msg_round_trips_every_field():
         assert tuple(fm.expression_names) == face.expression.names
         np.testing.assert_array_equal(np.asarray(fm.expression_values, np.float32),
                                       face.expression.values)
+
+
+def test_face_from_msg_inverts_face_to_msg():
+    frame = two_face_frame()
+    for fm, face in zip(frame_to_msg(frame, _header()).faces, frame.faces):
+        back = face_from_msg(fm)
+        assert back.track_id == face.track_id
+        np.testing.assert_array_equal(back.landmarks_3d, face.landmarks_3d)
+        np.testing.assert_array_equal(back.landmarks_2d, face.landmarks_2d)
+        np.testing.assert_allclose(back.head_pose.rotation, face.head_pose.rotation, atol=1e-9)
+        np.testing.assert_allclose(back.head_pose.translation, face.head_pose.translation)
+        np.testing.assert_allclose(back.gaze.combined.direction, face.gaze.combined.direction)
+        assert back.expression.names == face.expression.names
+        np.testing.assert_array_equal(back.expression.values, face.expression.values)
 
 
 def test_empty_frame_and_bad_landmarks():

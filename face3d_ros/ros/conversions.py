@@ -22,9 +22,13 @@ from std_msgs.msg import Header
 from face3d_ros.core.types import (
     NUM_LANDMARKS,
     CameraIntrinsics,
+    Expression,
     FaceResult,
     FrameResult,
+    Gaze,
     GazeRay,
+    HeadPose,
+    Roi,
 )
 
 #: Raw encodings accepted by :func:`image_msg_to_rgb` -> (channels, bytes per channel).
@@ -265,6 +269,44 @@ def face_to_msg(face: FaceResult) -> Face3D:
     msg.expression_names = list(names)
     msg.expression_values = _f32(values)
     return msg
+
+
+def _ray_from_msg(msg: GazeMsg) -> GazeRay:
+    return GazeRay(
+        origin=np.array([msg.origin.x, msg.origin.y, msg.origin.z]),
+        direction=np.array([msg.direction.x, msg.direction.y, msg.direction.z]),
+        yaw=float(msg.yaw), pitch=float(msg.pitch), confidence=float(msg.confidence))
+
+
+def face_from_msg(msg: Face3D) -> FaceResult:
+    """A :class:`FaceResult` from a ``face3d_msgs/Face3D`` (for clients of the topic).
+
+    The message carries no crop, so ``roi`` is the axis-aligned square around the box.
+    """
+    from scipy.spatial.transform import Rotation
+
+    p = msg.head_pose.pose
+    q = [p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]
+    box = np.array([msg.x_min, msg.y_min, msg.x_max, msg.y_max], dtype=np.float64)
+    lm3 = np.frombuffer(msg.landmarks_3d, dtype=np.float32).reshape(-1, 3).copy()
+    lm2 = np.frombuffer(msg.landmarks_2d, dtype=np.float32).reshape(-1, 3).copy()
+    if lm3.shape[0] != NUM_LANDMARKS or lm2.shape[0] != NUM_LANDMARKS:
+        raise ValueError(f"Face3D landmarks must hold {NUM_LANDMARKS} points, got "
+                         f"{lm3.shape[0]} (3D) and {lm2.shape[0]} (2D)")
+    pose = HeadPose(
+        rotation=Rotation.from_quat(q).as_matrix(),
+        translation=np.array([p.position.x, p.position.y, p.position.z]),
+        yaw=float(msg.head_yaw), pitch=float(msg.head_pitch), roll=float(msg.head_roll),
+        confidence=float(msg.head_pose_confidence))
+    return FaceResult(
+        track_id=int(msg.id), score=float(msg.confidence), presence=float(msg.presence),
+        box=box, landmarks_2d=lm2, landmarks_3d=lm3, head_pose=pose,
+        gaze=Gaze(left=_ray_from_msg(msg.gaze_left), right=_ray_from_msg(msg.gaze_right),
+                  combined=_ray_from_msg(msg.gaze_combined)),
+        expression=Expression(tuple(msg.expression_names),
+                              np.asarray(msg.expression_values, dtype=np.float32)),
+        roi=Roi(center=(float(box[0] + box[2]) / 2.0, float(box[1] + box[3]) / 2.0),
+                size=float(max(box[2] - box[0], box[3] - box[1])), rotation=0.0))
 
 
 def frame_to_msg(frame: FrameResult, header: Header) -> Face3DArray:
