@@ -18,7 +18,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ],
-    install_requires=["setuptools", "numpy", "torch", "opencv-python-headless", "scipy"],
+    install_requires=["setuptools", "numpy", "torch", "opencv-python-headless", "scipy", "tflite"],
     zip_safe=True,
     maintainer="face3d maintainers",
     maintainer_email="face3d@example.com",
