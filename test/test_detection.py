@@ -26,30 +26,36 @@ def as_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def hopper() -> np.ndarray:
+    """Grace Hopper from matplotlib's sample data, (600, 512, 3) uint8 RGB."""
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         return np.asarray(mpimg.imread(f, format="jpg"))
 
 
 @pytest.fixture(scope="module")
 def models():
+    """Load the real networks on the CPU from the verified model cache."""
     return load_face_models(device="cpu")
 
 
 @pytest.fixture(scope="module")
 def detectors(models):
+    """One detector per ``EngineConfig.detector`` choice."""
     return {d: FaceDetector(models, EngineConfig(device="cpu", detector=d)) for d in DETECTORS}
 
 
 def centre(box):
+    """Centre (x, y) of an xyxy box."""
     return 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
 
 
 def inside(pt, region, margin=0.0):
+    """Whether point ``pt`` lies in the xyxy ``region`` grown by ``margin``."""
     return (region[0] - margin <= pt[0] <= region[2] + margin
             and region[1] - margin <= pt[1] <= region[3] + margin)
 
 
 def iou(a, b):
+    """Intersection over union of two xyxy boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -71,6 +77,7 @@ def check_portrait(det, region):
 
 
 def test_anchor_layouts():
+    """Anchor counts, order and centres of both detectors."""
     short = generate_anchors(SHORT_RANGE)
     full = generate_anchors(FULL_RANGE)
     assert short.shape == (896, 2) and full.shape == (2304, 2)
@@ -87,6 +94,7 @@ def test_anchor_layouts():
 
 
 def box_pts(x0, y0, x1, y1, kp_offset=0.0):
+    """(8, 2) detection points of a box with all keypoints at its corner + offset."""
     pts = np.zeros((8, 2))
     pts[0], pts[1] = (x0, y0), (x1, y1)
     pts[2:] = np.array([x0, y0]) + kp_offset
@@ -94,6 +102,7 @@ def box_pts(x0, y0, x1, y1, kp_offset=0.0):
 
 
 def test_weighted_nms_blends_overlapping_boxes():
+    """Overlapping boxes merge by score weight; separate ones stay."""
     pts = np.stack([box_pts(0, 0, 10, 10, 1.0), box_pts(1, 1, 11, 11, 3.0),
                     box_pts(50, 50, 60, 60), box_pts(0, 0, 10, 10.5)])
     scores = np.array([0.6, 0.9, 0.8, 0.3])
@@ -114,6 +123,7 @@ def test_weighted_nms_blends_overlapping_boxes():
 
 @pytest.mark.parametrize("kind", DETECTORS)
 def test_one_face_on_portraits(detectors, kind):
+    """Exactly one face on each portrait, in the hand-checked region."""
     dets = detectors[kind].detect_batch([as_tensor(skimage.data.astronaut()),
                                          as_tensor(hopper())])
     assert [len(d) for d in dets] == [1, 1]
@@ -124,13 +134,17 @@ def test_one_face_on_portraits(detectors, kind):
 
 @pytest.mark.parametrize("kind", DETECTORS)
 def test_no_face_on_coffee(detectors, kind):
+    """No face on a coffee cup."""
     assert detectors[kind].detect(as_tensor(skimage.data.coffee())) == []
 
 
 def test_cat_is_at_most_a_weak_detection(detectors, models):
-    """The short-range model scores the cat's face about 0.5 (MediaPipe's threshold): the
-    full-range model sees no face, a stricter threshold none either; the mesh face flag then
-    rejects it (test_landmarks)."""
+    """Allow at most a weak detection of the cat's face.
+
+    The short-range model scores it about 0.5 (MediaPipe's threshold): the full-range model sees
+    no face, a stricter threshold none either; the mesh face flag then rejects it
+    (test_landmarks).
+    """
     cat = as_tensor(skimage.data.chelsea())
     assert detectors["full"].detect(cat) == []
     assert all(d.score < 0.6 for d in detectors["both"].detect(cat))
@@ -140,6 +154,7 @@ def test_cat_is_at_most_a_weak_detection(detectors, models):
 
 
 def test_two_portraits_side_by_side(detectors):
+    """Two faces, one in each half of a side-by-side pair."""
     a = skimage.data.astronaut()
     h = cv2.resize(hopper(), (int(round(512 * 512 / 600)), 512), interpolation=cv2.INTER_AREA)
     pair = np.concatenate([a, h], axis=1)  # (512, 949, 3)
@@ -154,6 +169,7 @@ def test_two_portraits_side_by_side(detectors):
 @pytest.mark.parametrize("size,scale,offset", [((1920, 1080), 1080 / 512, (600, 0)),
                                                ((4000, 3000), 3000 / 512, (400, 0))])
 def test_large_upscaled_images(detectors, size, scale, offset):
+    """The face is still found after upscaling into 1080p and 12 MP frames."""
     a = skimage.data.astronaut()
     side = int(round(512 * scale))
     canvas = np.full((size[1], size[0], 3), 200, np.uint8)
@@ -167,6 +183,7 @@ def test_large_upscaled_images(detectors, size, scale, offset):
 
 
 def test_grayscale_stacked_to_three_channels(detectors):
+    """A grayscale image repeated to 3 channels works."""
     gray = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2GRAY)
     img = torch.from_numpy(gray).float()[None].expand(3, -1, -1)
     dets = detectors["both"].detect(img)
@@ -175,6 +192,7 @@ def test_grayscale_stacked_to_three_channels(detectors):
 
 
 def test_uint8_input_matches_float(detectors):
+    """uint8 input gives the same detections as float32."""
     a = torch.from_numpy(skimage.data.astronaut().copy()).permute(2, 0, 1)
     d8 = detectors["short"].detect(a)
     d32 = detectors["short"].detect(a.float())
@@ -182,6 +200,7 @@ def test_uint8_input_matches_float(detectors):
 
 
 def test_batch_equals_single_calls(detectors):
+    """A batch of different-size images equals one call per image."""
     images = [as_tensor(hopper()), as_tensor(skimage.data.astronaut()[:400, 50:]),
               as_tensor(skimage.data.coffee())]
     batch = detectors["both"].detect_batch(images)
@@ -196,6 +215,7 @@ def test_batch_equals_single_calls(detectors):
 
 
 def test_max_faces(models):
+    """``max_faces`` caps the detections per image."""
     a = skimage.data.astronaut()
     pair = np.concatenate([a, a], axis=1)
     one = FaceDetector(models, EngineConfig(device="cpu", max_faces=1))
@@ -203,6 +223,7 @@ def test_max_faces(models):
 
 
 def test_bad_input_names_the_fix(detectors):
+    """Wrong layouts and types raise errors that say what to do."""
     det = detectors["short"]
     rgb = skimage.data.astronaut()
     with pytest.raises(ValueError, match="permute"):

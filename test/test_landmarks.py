@@ -23,30 +23,36 @@ ASTRONAUT_FACE = (170, 60, 260, 180)
 
 
 def as_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float32 0..255."""
     return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float()
 
 
 def hopper() -> np.ndarray:
+    """Grace Hopper from matplotlib's sample data, (600, 512, 3) uint8 RGB."""
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         return np.asarray(mpimg.imread(f, format="jpg"))
 
 
 @pytest.fixture(scope="module")
 def models():
+    """Load the real networks on the CPU from the verified model cache."""
     return load_face_models(device="cpu")
 
 
 @pytest.fixture(scope="module")
 def detector(models):
+    """Detector with the default configuration."""
     return FaceDetector(models, EngineConfig(device="cpu"))
 
 
 @pytest.fixture(scope="module")
 def runner(models):
+    """Landmark runner with iris refinement."""
     return LandmarkRunner(models, EngineConfig(device="cpu"))
 
 
 def landmarks_of(detector, runner, rgb):
+    """Detect the single face in ``rgb``; return it, its ROI and its landmarks."""
     img = as_tensor(rgb)
     dets = detector.detect(img)
     assert len(dets) == 1
@@ -63,6 +69,7 @@ def eyelid_polygon(contour: np.ndarray) -> np.ndarray:
 # --- pure geometry ---------------------------------------------------------------------------
 
 def test_roi_from_detection_rotation_sign_and_size():
+    """Centre, 1.5x long side and rotation sign of a detection ROI."""
     kp = np.array([[100, 100], [140, 100 - 40 * math.tan(math.radians(20))], [120, 120],
                    [120, 140], [80, 100], [160, 100]], np.float32)
     det = Detection(box=np.array([90, 80, 150, 160], np.float32), score=0.9, keypoints=kp)
@@ -74,6 +81,7 @@ def test_roi_from_detection_rotation_sign_and_size():
 
 
 def test_roi_from_landmarks_uses_mesh_extent_and_eye_corners():
+    """Tracking ROI from the mesh extent and the outer eye corners."""
     rng = np.random.default_rng(0)
     pts = np.zeros((478, 3))
     pts[:468, :2] = rng.uniform([50, 30], [150, 190], size=(468, 2))
@@ -90,6 +98,7 @@ def test_roi_from_landmarks_uses_mesh_extent_and_eye_corners():
 
 
 def test_crop_is_exact_pixel_copy_and_rotates():
+    """Pixel-aligned crops copy pixels; a quarter turn rotates them."""
     img = torch.arange(3 * 40 * 50, dtype=torch.float32).reshape(3, 40, 50)
     rois = [Roi(center=(20.0, 15.0), size=16.0, rotation=0.0),
             Roi(center=(20.0, 15.0), size=16.0, rotation=math.pi / 2)]
@@ -106,6 +115,7 @@ def test_crop_is_exact_pixel_copy_and_rotates():
 
 
 def test_mirrored_affine_and_multi_image_crops():
+    """Mirrored affines, crops from several images, index errors."""
     a = torch.rand(3, 30, 30) * 255
     b = torch.rand(3, 20, 40) * 255
     rois = [Roi((10.0, 10.0), 8.0, 0.3), Roi((20.0, 10.0), 8.0, -0.2), Roi((15.0, 15.0), 8.0, 0)]
@@ -150,6 +160,7 @@ def check_face(lm: np.ndarray, eye_contour: np.ndarray, box):
 
 
 def test_astronaut_landmarks(detector, runner):
+    """Landmarks of the astronaut sit on her face in anatomical order."""
     det, roi, out = landmarks_of(detector, runner, skimage.data.astronaut())
     assert out.landmarks.shape == (1, 478, 3) and out.eye_contour.shape == (1, 2, 71, 3)
     assert out.presence.shape == (1,) and float(out.presence[0]) > 0.9
@@ -163,12 +174,14 @@ def test_astronaut_landmarks(detector, runner):
 
 
 def test_hopper_landmarks(detector, runner):
+    """Landmarks of Grace Hopper sit on her face in anatomical order."""
     det, _, out = landmarks_of(detector, runner, hopper())
     assert float(out.presence[0]) > 0.9
     check_face(out.landmarks[0].numpy(), out.eye_contour[0].numpy(), det.box)
 
 
 def test_cat_face_flag_is_low(models, runner):
+    """The mesh face flag rejects the cat's face that the detector proposes."""
     cat = as_tensor(skimage.data.chelsea())
     loose = FaceDetector(models, EngineConfig(device="cpu", detector="short",
                                               min_detection_score=0.3))
@@ -179,6 +192,7 @@ def test_cat_face_flag_is_low(models, runner):
 
 
 def test_batch_of_different_sizes_equals_single_calls(detector, runner):
+    """Three images of different sizes in one call equal three calls."""
     images = [as_tensor(skimage.data.astronaut()), as_tensor(hopper()),
               as_tensor(skimage.data.astronaut()[30:330, 100:420])]
     dets = detector.detect_batch(images)
@@ -197,6 +211,7 @@ def test_batch_of_different_sizes_equals_single_calls(detector, runner):
 
 
 def test_rotated_image(detector, runner):
+    """Rotating the image by +30 deg turns the ROI by -30 deg; landmarks follow."""
     a = skimage.data.astronaut()
     det0, roi0, out0 = landmarks_of(detector, runner, a)
     m = cv2.getRotationMatrix2D((225.0, 125.0), 30.0, 1.0)  # counter-clockwise in the image
@@ -216,6 +231,7 @@ def test_rotated_image(detector, runner):
 
 
 def test_tracking_roi_matches_detection_roi(detector, runner):
+    """The ROI from landmarks matches the detection ROI and tracks."""
     img = as_tensor(skimage.data.astronaut())
     _, roi, out = landmarks_of(detector, runner, skimage.data.astronaut())
     track = roi_from_landmarks(out.landmarks[0])
@@ -229,6 +245,7 @@ def test_tracking_roi_matches_detection_roi(detector, runner):
 
 
 def test_without_iris_refinement(models, detector):
+    """Without the iris network the iris points are the eyelid centres."""
     plain = LandmarkRunner(models, EngineConfig(device="cpu", refine_iris=False))
     det, roi, out = landmarks_of(detector, plain, skimage.data.astronaut())
     lm = out.landmarks[0]
@@ -243,5 +260,6 @@ def test_without_iris_refinement(models, detector):
 
 
 def test_empty_roi_list(runner):
+    """No ROIs give an empty batch."""
     out = runner.run([as_tensor(skimage.data.astronaut())], [], [])
     assert len(out) == 0 and out.landmarks.shape == (0, 478, 3)

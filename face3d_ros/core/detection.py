@@ -183,7 +183,7 @@ def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
 
 def weighted_nms(pts: np.ndarray, scores: np.ndarray, iou_threshold: float,
                  max_out: int) -> Tuple[np.ndarray, np.ndarray]:
-    """MediaPipe's weighted non-maximum suppression.
+    """Merge overlapping detections with MediaPipe's weighted non-maximum suppression.
 
     pts: (K, 8, 2) box min/max corners then 6 keypoints (px); scores: (K,).
     Returns (M, 8, 2) merged points and (M,) scores, best first, M <= max_out. Each output is
@@ -216,6 +216,7 @@ class FaceDetector:
     """
 
     def __init__(self, models, config: EngineConfig) -> None:
+        """Keep the networks and build the anchors of the configured detectors on their device."""
         self.models = models
         self.config = config
         self.device = torch.device(getattr(models, "device", "cpu"))

@@ -276,7 +276,7 @@ class LandmarkBatch:
     image_index: torch.Tensor
 
     def __len__(self) -> int:
-        """Number of faces."""
+        """Return the number of faces."""
         return int(self.landmarks.shape[0])
 
 
@@ -288,6 +288,7 @@ class LandmarkRunner:
     """
 
     def __init__(self, models, config: EngineConfig) -> None:
+        """Keep the networks and the eye-contour index tables on their device."""
         self.models = models
         self.config = config
         self.device = torch.device(getattr(models, "device", "cpu"))
@@ -298,7 +299,7 @@ class LandmarkRunner:
     @torch.inference_mode()
     def run(self, images: Sequence[torch.Tensor], image_index: Union[torch.Tensor, Sequence[int]],
             rois: Sequence[Roi]) -> LandmarkBatch:
-        """Landmarks of every ROI.
+        """Compute the landmarks of every ROI.
 
         images: each (3, H, W) RGB 0..255 on the models' device; image_index: (N,) source image
         of each ROI (CPU tensor or list); rois: N face ROIs (e.g. :func:`roi_from_detection`).
