@@ -194,7 +194,8 @@ def weighted_nms(pts: np.ndarray, scores: np.ndarray, iou_threshold: float,
     pts, scores = pts[order].astype(np.float64), scores[order].astype(np.float64)
     iou = _iou_matrix(pts[:, :2].reshape(-1, 4))
     remaining = np.ones(len(scores), dtype=bool)
-    out_pts, out_scores = [], []
+    out_pts: List[np.ndarray] = []
+    out_scores: List[float] = []
     while remaining.any() and len(out_pts) < max_out:
         best = int(np.argmax(remaining))  # first remaining = highest score
         members = remaining & (iou[best] > iou_threshold)
