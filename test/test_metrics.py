@@ -48,19 +48,25 @@ def test_still_segments_and_jitter():
     assert M.still_segments(still, min_frames=2) == [(0, 4), (4, 6)]
     rolls = [1.0, -1.0, 1.0, -1.0]
     frames = [[face(1, roll=r, lm_shift=r)] for r in rolls] + [[face(1)], [face(1)]]
-    j = M.jitter(frames, M.still_segments(still))
+    j = M.jitter(frames, M.still_segments(still), settle=0)
     assert j["segments"] == 1 and j["samples"] == 1
     assert j["roll"]["mean"] == pytest.approx(1.0)
     assert j["yaw"]["mean"] == pytest.approx(0.0)
     assert j["landmarks_px"]["mean"] == pytest.approx(np.sqrt(2.0))  # std 1 px in x and y
-    # An id missing from one frame of the segment is not scored.
+    # By default the first frame of a segment (a new image) is left out.
+    assert M.jitter(frames, [(0, 4)])["roll"]["mean"] == pytest.approx(np.std([-1, 1, -1]))
+    # An id appearing late is scored from its first frame; one missing in between is not.
+    late = [[]] + frames[1:4]
+    assert M.jitter(late, [(0, 4)], settle=0)["samples"] == 1
     frames[2] = []
-    assert M.jitter(frames, [(0, 4)])["samples"] == 0
+    assert M.jitter(frames, [(0, 4)], settle=0)["samples"] == 0
+    assert M.jitter(frames[:2], [(0, 2)], settle=0)["samples"] == 0  # shorter than 3 frames
 
 
 def test_jitter_across_the_angle_wrap():
     frames = [[face(1, roll=179.0)], [face(1, roll=-179.0)]]
-    assert M.jitter(frames, [(0, 2)])["roll"]["mean"] == pytest.approx(1.0)
+    frames.append(frames[0])
+    assert M.jitter(frames, [(0, 3)], settle=0)["roll"]["max"] == pytest.approx(np.std([1, -1, 1]))
 
 
 def test_faces_per_frame():

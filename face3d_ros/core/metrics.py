@@ -11,9 +11,10 @@ through the node or a results bag read back. Definitions:
   id on a different scene, so most likely on a different person);
 * **fragmentation**: for every id, the number of times it disappears and comes back later
   (gaps in its presence), summed over ids;
-* **jitter**: on still segments (runs of identical input frames), per id present in every frame
-  of the segment, the standard deviation over frames of the 2D landmarks (px, RMS over points),
-  of head yaw/pitch/roll and of combined gaze yaw/pitch (degrees); mean and max over segments;
+* **jitter**: on still segments (runs of identical input frames), after the first frame of the
+  segment, per id present in every frame from its first appearance on (at least 3 frames),
+  the standard deviation over frames of the 2D landmarks (px, RMS over points), of head
+  yaw/pitch/roll and of combined gaze yaw/pitch (degrees); mean and max over segments;
 * **angle errors**: absolute differences wrapped to [0, 180] degrees: mean, median, p95, max.
 """
 
@@ -127,10 +128,10 @@ def tracking(frames: Sequence[Sequence[FaceSample]], cuts: Optional[Sequence[boo
                     switches += 1
                     break
     across = 0
-    for i in np.flatnonzero(cut):
-        if i > 0:
-            before = {f.track_id for f in frames[i - 1] if f.track_id >= 0}
-            across += len(before & {f.track_id for f in frames[i] if f.track_id >= 0})
+    for k in (int(c) for c in np.flatnonzero(cut)):
+        if k > 0:
+            before = {f.track_id for f in frames[k - 1] if f.track_id >= 0}
+            across += len(before & {f.track_id for f in frames[k] if f.track_id >= 0})
     fragments = 0
     for idx in ids_seen.values():
         present = np.unique(idx)
@@ -156,10 +157,13 @@ def still_segments(still: Sequence[bool], min_frames: int = 3) -> List[Tuple[int
     return segments
 
 
-def jitter(frames: Sequence[Sequence[FaceSample]],
-           segments: Sequence[Tuple[int, int]]) -> Dict[str, object]:
+def jitter(frames: Sequence[Sequence[FaceSample]], segments: Sequence[Tuple[int, int]],
+           settle: int = 1, min_frames: int = 3) -> Dict[str, object]:
     """Jitter of landmarks (px) and angles (deg) over still segments (see the module docstring).
 
+    The first ``settle`` frames of a segment are left out (a new image: the tracker is still
+    converging there, which is lag, not jitter). An id is scored on a segment when it is present
+    in every remaining frame from its first appearance on, for at least ``min_frames`` frames.
     Returns {"segments": number used, "samples": (segment, id) pairs, and per channel
     ("landmarks_px", "yaw", "pitch", "roll", "gaze_yaw", "gaze_pitch") {"mean", "max"} of the
     per-pair standard deviations (None when no pair qualified)}.
@@ -167,15 +171,17 @@ def jitter(frames: Sequence[Sequence[FaceSample]],
     stds: Dict[str, List[float]] = {k: [] for k in ("landmarks_px",) + ANGLES}
     used = 0
     for start, stop in segments:
-        per_id: Dict[int, List[FaceSample]] = {}
-        for faces in frames[start:stop]:
-            for f in faces:
+        per_id: Dict[int, List[Tuple[int, FaceSample]]] = {}
+        for i in range(start + settle, stop):
+            for f in frames[i]:
                 if f.track_id >= 0:
-                    per_id.setdefault(f.track_id, []).append(f)
+                    per_id.setdefault(f.track_id, []).append((i, f))
         seg_used = False
-        for samples in per_id.values():
-            if len(samples) != stop - start:
-                continue  # the id was not there in every frame of the segment
+        for pairs in per_id.values():
+            first = pairs[0][0]
+            if len(pairs) < min_frames or len(pairs) != stop - first:
+                continue  # too short, or the id is missing from a frame after it appeared
+            samples = [f for _, f in pairs]
             seg_used = True
             for k in ANGLES:
                 vals = np.array([getattr(f, k) for f in samples])
