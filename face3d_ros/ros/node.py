@@ -20,6 +20,7 @@ tracker and publishes. Nothing queues up when processing is slower than the came
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
 import sys
@@ -149,7 +150,8 @@ class Face3DNode(LifecycleNode):
 
         self._lock = threading.Condition()
         self._slot: Optional[Tuple[object, float]] = None
-        self._camera_info: Optional[CameraInfo] = None
+        # Recent camera_info messages: the one with the image's stamp is used, else the newest.
+        self._camera_infos: collections.deque = collections.deque(maxlen=8)
         self._running = False
         self._worker: Optional[threading.Thread] = None
         self._worker_error: Optional[str] = None
@@ -366,7 +368,7 @@ class Face3DNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         with self._lock:
-            self._camera_info = msg
+            self._camera_infos.append(msg)
 
     def _on_sub_incompatible_qos(self, topic: str, info) -> None:
         policy = qos_policy_name_from_kind(info.last_policy_kind)
@@ -443,15 +445,28 @@ class Face3DNode(LifecycleNode):
             return
         self._warned[key] = now
         again = " (again)" if last is not None else ""
-        (self.get_logger().error if error else self.get_logger().warning)(text + again)
+        # One call site per severity: rclpy refuses a call site that changes severity.
+        if error:
+            self.get_logger().error(text + again)
+        else:
+            self.get_logger().warning(text + again)
 
-    def _intrinsics(self, width: int, height: int) -> Optional[CameraIntrinsics]:
+    def _camera_info_for(self, header) -> Optional[CameraInfo]:
+        """The camera_info with the image's stamp when one arrived, else the newest."""
+        stamp = (header.stamp.sec, header.stamp.nanosec)
+        with self._lock:
+            infos = list(self._camera_infos)
+        for info in reversed(infos):
+            if (info.header.stamp.sec, info.header.stamp.nanosec) == stamp:
+                return info
+        return infos[-1] if infos else None
+
+    def _intrinsics(self, width: int, height: int, header) -> Optional[CameraIntrinsics]:
         cfg = self._cfg
         if not cfg.node.use_camera_info:
             self._intr_source = "assumed (use_camera_info is false)"
             return None
-        with self._lock:
-            info = self._camera_info
+        info = self._camera_info_for(header)
         key = (id(info), width, height, cfg.engine.default_hfov_deg)
         if key != self._intr_key:
             self._intr_key = key
@@ -490,7 +505,7 @@ class Face3DNode(LifecycleNode):
         t1 = time.perf_counter()
         timings["decode"] = (t1 - t0) * 1e3
         height, width = rgb.shape[:2]
-        intr = self._intrinsics(width, height)
+        intr = self._intrinsics(width, height, msg.header)
         stamp = stamp_to_seconds(msg.header) or time.monotonic()
         try:
             result = tracker.process(rgb, intr, stamp)
