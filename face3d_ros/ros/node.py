@@ -82,6 +82,8 @@ except ImportError:  # pragma: no cover - very old rclpy
 NODE_NAME = "face3d"
 #: Seconds between repeated warnings about the same ongoing problem.
 REWARN_S = 60.0
+#: Longest wait for the camera_info of an image whose stamp the camera's infos usually carry.
+CAMERA_INFO_WAIT_S = 0.05
 
 
 def _logged_transition(method):
@@ -152,6 +154,7 @@ class Face3DNode(LifecycleNode):
         self._slot: Optional[Tuple[object, float]] = None
         # Recent camera_info messages: the one with the image's stamp is used, else the newest.
         self._camera_infos: collections.deque = collections.deque(maxlen=8)
+        self._info_stamps_match = False
         self._running = False
         self._worker: Optional[threading.Thread] = None
         self._worker_error: Optional[str] = None
@@ -369,6 +372,7 @@ class Face3DNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         with self._lock:
             self._camera_infos.append(msg)
+            self._lock.notify_all()
 
     def _on_sub_incompatible_qos(self, topic: str, info) -> None:
         policy = qos_policy_name_from_kind(info.last_policy_kind)
@@ -452,14 +456,24 @@ class Face3DNode(LifecycleNode):
             self.get_logger().warning(text + again)
 
     def _camera_info_for(self, header) -> Optional[CameraInfo]:
-        """The camera_info with the image's stamp when one arrived, else the newest."""
+        """The camera_info with the image's stamp, else the newest.
+
+        When the camera's infos carried the image stamps before, the one of this image may
+        still be on its way (two topics, no order between them): wait for it up to
+        CAMERA_INFO_WAIT_S. Cameras whose stamps never match cost no wait.
+        """
         stamp = (header.stamp.sec, header.stamp.nanosec)
+        deadline = time.monotonic() + (CAMERA_INFO_WAIT_S if self._info_stamps_match else 0.0)
         with self._lock:
-            infos = list(self._camera_infos)
-        for info in reversed(infos):
-            if (info.header.stamp.sec, info.header.stamp.nanosec) == stamp:
-                return info
-        return infos[-1] if infos else None
+            while True:
+                for info in reversed(self._camera_infos):
+                    if (info.header.stamp.sec, info.header.stamp.nanosec) == stamp:
+                        self._info_stamps_match = True
+                        return info
+                left = deadline - time.monotonic()
+                if left <= 0.0 or not self._running:
+                    return self._camera_infos[-1] if self._camera_infos else None
+                self._lock.wait(left)
 
     def _intrinsics(self, width: int, height: int, header) -> Optional[CameraIntrinsics]:
         cfg = self._cfg
