@@ -208,3 +208,16 @@ def test_infer_cli(tmp_path, astronaut):
     assert "not a readable image" in second["error"]
     assert (tmp_path / "ov" / "astronaut_overlay.png").is_file()
     assert len(list((tmp_path / "obj").glob("*.obj"))) == 1
+
+
+def test_tracker_finds_the_face_on_the_frame_of_a_scene_cut(engine, astronaut):
+    tracker = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=100))
+    for i in range(3):
+        assert len(tracker.process(astronaut, stamp=i / 30.0).faces) == 1
+    # the face moves far away within one frame: the carried ROI loses it, so the detector runs
+    # again on that same frame and the face is reported without a gap
+    shifted = np.zeros((512, 1024, 3), np.uint8)
+    shifted[:, 512:] = astronaut
+    frame = tracker.process(shifted, stamp=3 / 30.0)
+    assert frame.detector_ran
+    assert len(frame.faces) == 1 and frame.faces[0].box[0] > 512

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 import numpy as np
 import torch
@@ -128,11 +128,19 @@ class FaceTracker:
         faces = []
         self._force_detect = False
         if self._tracks:
-            rois = [t.roi for t in self._tracks]
-            with eng._stage(timings, "landmarks"):
-                batch = eng.landmarks([tensor], [0] * len(rois), rois)
-            presence = batch.presence.float().cpu().numpy()
-            raw = batch.landmarks.float().cpu().numpy()  # (T, 478, 3)
+            rois, presence, raw, lm_presence = self._landmarks(tensor, list(self._tracks),
+                                                               timings)
+            lost = presence < eng.config.min_presence
+            if not run_detector and lost.any():
+                # A face was lost between detector runs (it left, or the scene cut): detect on
+                # this very frame, then redo the landmarks of all tracks in one batch (rare, and
+                # simpler than merging two partial batches).
+                run_detector = True
+                with eng._stage(timings, "detect"):
+                    dets = eng.detect([tensor])[0]
+                self._associate(dets, lost_now={int(i) for i in np.flatnonzero(lost)})
+                rois, presence, raw, lm_presence = self._landmarks(tensor, list(self._tracks),
+                                                                   timings)
             alive: List[int] = []
             for i, tr in enumerate(self._tracks):
                 if presence[i] < eng.config.min_presence:
@@ -161,10 +169,10 @@ class FaceTracker:
                     smoothed.append(raw[i])
             if alive:
                 lm = torch.from_numpy(np.stack(smoothed)).to(eng.device)
-                keep = torch.as_tensor(alive, device=batch.presence.device)
+                keep = torch.as_tensor(alive, device=lm_presence.device)
                 with eng._stage(timings, "geometry"):
                     faces = eng.build_faces(
-                        lm, batch.presence[keep], [intr] * len(alive), [rois[i] for i in alive],
+                        lm, lm_presence[keep], [intr] * len(alive), [rois[i] for i in alive],
                         [self._tracks[i].score for i in alive],
                         [self._tracks[i].track_id for i in alive])
             self._tracks = [t for t in self._tracks if t.missed <= cfg.max_missed]
@@ -175,8 +183,21 @@ class FaceTracker:
                            intrinsics=intr, timings_ms=timings, detector_ran=run_detector,
                            stamp=stamp)
 
-    def _associate(self, dets: list) -> None:
-        """Match detections to tracks by IoU; start tentative tracks for the rest."""
+    def _landmarks(self, tensor: torch.Tensor, tracks: List[_Track], timings: Dict[str, float]
+                   ) -> tuple:
+        """Landmarks of ``tracks`` on one image: (rois, presence (T,) numpy, landmarks
+        (T, 478, 3) numpy px, presence (T,) tensor on the device)."""
+        rois = [t.roi for t in tracks]
+        with self.engine._stage(timings, "landmarks"):
+            batch = self.engine.landmarks([tensor], [0] * len(rois), rois)
+        return (rois, batch.presence.float().cpu().numpy(),
+                batch.landmarks.float().cpu().numpy(), batch.presence)
+
+    def _associate(self, dets: list, lost_now: Optional[Set[int]] = None) -> None:
+        """Match detections to tracks by IoU; start tentative tracks for the rest.
+
+        A matched track that is lost (missed on earlier frames, or in ``lost_now``) restarts
+        from its detection's ROI."""
         from scipy.optimize import linear_sum_assignment
 
         matched_dets = set()
@@ -188,7 +209,8 @@ class FaceTracker:
                 if iou[r, c] >= self.config.match_iou:
                     matched_dets.add(c)
                     self._tracks[r].score = dets[c].score
-                    if self._tracks[r].missed > 0:  # re-acquire a lost face from its detection
+                    if self._tracks[r].missed > 0 or r in (lost_now or ()):
+                        # re-acquire a lost face from its detection
                         self._tracks[r].roi = roi_from_detection(dets[c])
         for j, d in enumerate(dets):
             if j not in matched_dets:

@@ -149,6 +149,7 @@ class Face3DNode(LifecycleNode):
         self._input_timer = None
         self._activated_t = 0.0
         self._image_topic = ""
+        self._info_topic = ""
 
         self._lock = threading.Condition()
         self._slot: Optional[Tuple[object, float]] = None
@@ -274,6 +275,7 @@ class Face3DNode(LifecycleNode):
                                             event_callbacks=info_events)
         self._subs = [image_sub, info_sub]
         self._image_topic = getattr(image_sub, "topic_name", topic)
+        self._info_topic = getattr(info_sub, "topic_name", self._resolved("camera_info"))
         with self._lock:
             self._running = True
             self._slot = None
@@ -286,7 +288,7 @@ class Face3DNode(LifecycleNode):
         self._input_timer = self.create_timer(1.0, self._check_input)
         self.get_logger().info(
             f"Active: listening on {self._image_topic} ({msg_type.__name__}, "
-            f"{cfg.input_reliability}) and {getattr(info_sub, 'topic_name', 'camera_info')}")
+            f"{cfg.input_reliability}) and {self._info_topic}")
         return super().on_activate(state)
 
     @_logged_transition
@@ -458,12 +460,18 @@ class Face3DNode(LifecycleNode):
     def _camera_info_for(self, header) -> Optional[CameraInfo]:
         """The camera_info with the image's stamp, else the newest.
 
-        When the camera's infos carried the image stamps before, the one of this image may
-        still be on its way (two topics, no order between them): wait for it up to
-        CAMERA_INFO_WAIT_S. Cameras whose stamps never match cost no wait.
+        When the camera's infos carried the image stamps before, or none arrived yet while the
+        topic has a publisher, the one of this image may still be on its way (two topics, no
+        order between them): wait for it up to CAMERA_INFO_WAIT_S. Cameras whose stamps never
+        match, or that publish no camera_info, cost no wait.
         """
         stamp = (header.stamp.sec, header.stamp.nanosec)
-        deadline = time.monotonic() + (CAMERA_INFO_WAIT_S if self._info_stamps_match else 0.0)
+        # Also wait when no info came yet but a camera publishes them (the first frame's info
+        # may still be on its way); a camera without camera_info costs no wait.
+        wait = self._info_stamps_match or (
+            not self._camera_infos
+            and self.count_publishers(self._info_topic) > 0)
+        deadline = time.monotonic() + (CAMERA_INFO_WAIT_S if wait else 0.0)
         with self._lock:
             while True:
                 for info in reversed(self._camera_infos):
