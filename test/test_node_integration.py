@@ -297,3 +297,32 @@ def test_parameter_changes_are_validated(harness, astronaut_rgb):
               ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.6))
     assert ok.successful, ok.reason
     assert len(harness.process(astronaut_rgb).faces) == 1, "processing goes on after a change"
+
+
+def test_enroll_face_service_writes_a_model(harness, astronaut_rgb, tmp_path):
+    """EnrollFace over real DDS: the node collects views while frames arrive; with only a front
+    view before the timeout it still writes a model and names the missing views."""
+    from face3d_msgs.srv import EnrollFace
+
+    client = harness.node.create_client(EnrollFace, "/face3d/enroll_face")
+    try:
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(EnrollFace.Request(face_id=-1, timeout_s=6.0,
+                                                      output_dir=str(tmp_path)))
+        deadline = time.monotonic() + 60.0
+        while not future.done() and time.monotonic() < deadline:
+            harness.publish(astronaut_rgb, harness.next_stamp())
+            harness.spin_until(future.done, 0.3)
+        assert future.done(), "enroll_face did not answer"
+        res = future.result()
+        assert res.success, res.message
+        assert "left" in res.message and "right" in res.message  # the views it could not get
+        assert list(res.view_names) == ["front"] and 0.5 < res.coverage <= 1.0
+        model = Path(res.model_path)
+        assert model.is_file() and model.suffix == ".npz"
+        assert (tmp_path / f"{model.stem}.obj").is_file()
+        bad = client.call_async(EnrollFace.Request(face_id=-1, timeout_s=0.0))
+        assert harness.spin_until(bad.done, 10.0)
+        assert not bad.result().success and "timeout_s" in bad.result().message
+    finally:
+        harness.node.destroy_client(client)

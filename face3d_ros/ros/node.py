@@ -23,6 +23,8 @@ from __future__ import annotations
 import collections
 import functools
 import gc
+import math
+import os
 import sys
 import threading
 import time
@@ -30,11 +32,14 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+import cv2
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from face3d_msgs.msg import Face3DArray, FaceMeshTopology
+from face3d_msgs.srv import EnrollFace
 from geometry_msgs.msg import PoseArray
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
@@ -58,6 +63,7 @@ from face3d_ros.ros.conversions import (
     stamp_to_seconds,
     topology_to_msg,
 )
+from face3d_ros.ros.enrollment import EnrollmentCollector
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
 from face3d_ros.ros.params import (
     PARAMETERS,
@@ -150,6 +156,12 @@ class Face3DNode(LifecycleNode):
         self._activated_t = 0.0
         self._image_topic = ""
         self._info_topic = ""
+        # Enrolment: the service thread waits while the processing thread offers it frames.
+        self._enroll_srv = None
+        self._enroll_group = MutuallyExclusiveCallbackGroup()
+        self._collector: Optional[EnrollmentCollector] = None
+        self._collector_done = threading.Event()
+        self._guidance = ""
 
         self._lock = threading.Condition()
         self._slot: Optional[Tuple[object, float]] = None
@@ -238,6 +250,8 @@ class Face3DNode(LifecycleNode):
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         self._pub["topology"].publish(topology_to_msg(topology.triangles, topology.uv))
+        self._enroll_srv = self.create_service(EnrollFace, "~/enroll_face", self._on_enroll,
+                                               callback_group=self._enroll_group)
         self._stats = _Stats(last_report_t=time.monotonic())
         self._diag_timer = self.create_timer(cfg.node.diagnostics_period_s,
                                              self._publish_diagnostics)
@@ -334,6 +348,9 @@ class Face3DNode(LifecycleNode):
         for pub in self._pub.values():
             self.destroy_publisher(pub)
         self._pub = {}
+        if self._enroll_srv is not None:
+            self.destroy_service(self._enroll_srv)
+            self._enroll_srv = None
         device = self._engine.device if self._engine is not None else None
         self._tracker = None
         self._engine = None
@@ -541,6 +558,9 @@ class Face3DNode(LifecycleNode):
         t2 = time.perf_counter()
         for stage, ms in result.timings_ms.items():
             timings["engine_" + stage] = ms
+        collector = self._collector
+        if collector is not None:
+            self._offer_enrollment(collector, result, rgb, stamp)
         self._publish(result, msg.header, rgb, timings)
         t_end = time.perf_counter()
         timings["total"] = (t_end - t_recv) * 1e3
@@ -571,8 +591,72 @@ class Face3DNode(LifecycleNode):
             t1 = t2
         if cfg.publish_debug_image and pubs["debug"].get_subscription_count() > 0:
             overlay = draw_overlay(rgb, result, self._triangles)
+            if self._collector is not None and self._guidance:
+                cv2.putText(overlay, f"enrolment: {self._guidance}", (10, 30),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 0), 2, cv2.LINE_AA)
             pubs["debug"].publish(rgb_to_image_msg(overlay, header))
             timings["debug_image"] = (time.perf_counter() - t1) * 1e3
+
+    # -- enrolment -----------------------------------------------------------------------
+    def _offer_enrollment(self, collector: EnrollmentCollector, result: FrameResult, rgb,
+                          stamp: float) -> None:
+        """Give one processed frame to the running enrolment; log its guidance as it changes."""
+        status = collector.offer(result, rgb, stamp)
+        if status.guidance != self._guidance:
+            self._guidance = status.guidance
+            covered = ", ".join(status.covered) or "none"
+            self.get_logger().info(f"Enrolment of face {status.face_id}: {status.guidance} "
+                                   f"(views so far: {covered})")
+        if status.finished:
+            self._collector_done.set()
+
+    def _on_enroll(self, request, response):
+        """EnrollFace: collect front/left/right views of a tracked face, fuse and save them."""
+        log = self.get_logger()
+        timeout = float(request.timeout_s)
+        if not (math.isfinite(timeout) and timeout > 0.0):
+            response.success = False
+            response.message = f"timeout_s must be a positive number of seconds, got {timeout}"
+            return response
+        folder = (request.output_dir or self._cfg.node.enrollment_dir
+                  or os.path.join("~", ".local", "share", "face3d", "enrolled"))
+        with self._lock:
+            busy, running = self._collector is not None, self._running
+            if not busy and running:
+                collector = EnrollmentCollector(request.face_id, timeout,
+                                                os.path.expanduser(folder))
+                self._collector_done.clear()
+                self._guidance = ""
+                self._collector = collector
+        if busy or not running:
+            response.success = False
+            response.message = ("another enrolment is running; wait for it to finish" if busy
+                                else "the node is not active: activate it, then call again")
+            return response
+        log.info(f"Enrolling face {request.face_id} into {folder}: look at the camera, then "
+                 f"turn the head slowly left and right (up to {timeout:g} s)")
+        # The collector ends on image stamps; the wall clock ends a wait without images.
+        self._collector_done.wait(timeout + 5.0)
+        with self._lock:
+            self._collector = None
+        try:
+            outcome = collector.finish()
+        except (OSError, RuntimeError, ValueError) as exc:
+            response.success = False
+            response.message = f"enrolment failed: {exc}"
+            log.error(response.message)
+            return response
+        response.success = outcome.success
+        response.message = outcome.message
+        response.model_path = outcome.model_path
+        response.view_names = list(outcome.view_names)
+        response.view_coverage = [float(c) for c in outcome.view_coverage]
+        response.coverage = float(outcome.coverage)
+        if outcome.success:
+            log.info(f"Enrolment done: {outcome.message}")
+        else:
+            log.warning(f"Enrolment failed: {outcome.message}")
+        return response
 
     def _marker_options(self) -> MarkerOptions:
         return MarkerOptions(lifetime_s=self._cfg.node.marker_lifetime_s)
@@ -652,7 +736,9 @@ def main(args=None) -> int:
                 node.get_logger().fatal("Activate failed (see the error above); exiting")
                 code = 1
         if code == 0:
-            executor = SingleThreadedExecutor()
+            # Two threads: the enroll_face service waits for views in its own callback group
+            # while images and timers keep flowing.
+            executor = MultiThreadedExecutor(num_threads=2)
             executor.add_node(node)
             executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -41,6 +41,8 @@ class NodeConfig:
     marker_lifetime_s: lifetime of RViz markers, seconds (0 = forever).
     no_image_warn_s: warn when no image arrived for this long, seconds.
     diagnostics_period_s: period of ``/diagnostics`` messages, seconds.
+    enrollment_dir: where the ``enroll_face`` service writes models when its request names no
+        folder; "" uses ``~/.local/share/face3d/enrolled``.
     """
 
     autostart: bool = True
@@ -53,6 +55,7 @@ class NodeConfig:
     marker_lifetime_s: float = 0.5
     no_image_warn_s: float = 5.0
     diagnostics_period_s: float = 1.0
+    enrollment_dir: str = ""
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted values."""
@@ -161,6 +164,9 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               "Warn when no image arrived for this many seconds.", limits=(0.5, 3600.0)),
     ParamSpec("diagnostics_period_s", "node", "Period of /diagnostics messages, seconds.",
               limits=(0.1, 60.0), read_only=True),
+    ParamSpec("enrollment_dir", "node",
+              "Folder for models written by the enroll_face service when the request names "
+              "none; empty uses ~/.local/share/face3d/enrolled."),
 )
 
 SPECS: Dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}
