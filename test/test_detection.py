@@ -1,12 +1,12 @@
 """Face detection on real images with the real MediaPipe detector weights (CPU)."""
 
 import cv2
-import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import skimage.data
 import torch
-from matplotlib import cbook
+
+from images import as_tensor, hopper
 
 from face3d_ros.core.config import EngineConfig
 from face3d_ros.core.detection import (FULL_RANGE, SHORT_RANGE, FaceDetector, generate_anchors,
@@ -18,17 +18,6 @@ from face3d_ros.core.models import load_face_models
 ASTRONAUT_FACE = (170, 60, 260, 180)
 HOPPER_FACE = (170, 150, 360, 340)
 DETECTORS = ("short", "full", "both")
-
-
-def as_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 0..255."""
-    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float()
-
-
-def hopper() -> np.ndarray:
-    """Grace Hopper from matplotlib's sample data, (600, 512, 3) uint8 RGB."""
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        return np.asarray(mpimg.imread(f, format="jpg"))
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@
 import math
 
 import cv2
-import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import skimage.data
 import torch
-from matplotlib import cbook
+
+from images import as_tensor, hopper
 
 from face3d_ros.core.config import EngineConfig
 from face3d_ros.core.detection import FaceDetector
@@ -20,17 +20,6 @@ from face3d_ros.core.models import load_face_models
 from face3d_ros.core.types import Detection, Roi
 
 ASTRONAUT_FACE = (170, 60, 260, 180)
-
-
-def as_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 0..255."""
-    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float()
-
-
-def hopper() -> np.ndarray:
-    """Grace Hopper from matplotlib's sample data, (600, 512, 3) uint8 RGB."""
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        return np.asarray(mpimg.imread(f, format="jpg"))
 
 
 @pytest.fixture(scope="module")

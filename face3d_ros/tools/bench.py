@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from typing import Dict, List, Optional
 
 import cv2
@@ -92,6 +93,50 @@ def litert_network_ms(threads: int, repeats: int) -> Optional[Dict[str, float]]:
     return lite if len(lite) == 3 else None
 
 
+def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
+                        ) -> Optional[List[Dict[str, float]]]:
+    """Median ms of the node's own work per frame (no DDS): decoding the Image message,
+    building Face3DArray and the gaze PoseArray, the MarkerArray, and the debug overlay.
+    None when the ROS messages are not importable (source scripts/env.sh)."""
+    try:
+        from std_msgs.msg import Header
+
+        from face3d_ros.ros.conversions import (frame_to_msg, gaze_pose_array,
+                                                image_msg_to_rgb, rgb_to_image_msg)
+        from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
+    except ImportError:
+        return None
+    from face3d_ros.core.overlay import draw_overlay
+    from face3d_ros.core.topology import load_topology
+
+    triangles = load_topology(engine.config.model_dir).triangles
+    builder = MarkerBuilder(MarkerOptions(), triangles)
+    header = Header(frame_id="camera_optical_frame")
+    rows = []
+    for n in counts:
+        frame_rgb = tiled_faces(n)
+        result = engine.process(frame_rgb)
+        image_msg = rgb_to_image_msg(frame_rgb, header)
+        steps = {
+            "decode": lambda: image_msg_to_rgb(image_msg),
+            "messages": lambda: (frame_to_msg(result, header), gaze_pose_array(result, header)),
+            "markers": lambda: builder.build(result, header),
+            "debug_image": lambda: rgb_to_image_msg(draw_overlay(frame_rgb, result, triangles),
+                                                    header),
+        }
+        row: Dict[str, float] = {"faces": float(len(result.faces))}
+        for name, fn in steps.items():
+            samples = []
+            for i in range(repeats + 2):
+                t0 = time.perf_counter()
+                fn()
+                if i >= 2:
+                    samples.append((time.perf_counter() - t0) * 1e3)
+            row[name] = _median(samples)
+        rows.append(row)
+    return rows
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the benchmark and print its table."""
     p = argparse.ArgumentParser(prog="face3d-bench", description=__doc__.split("\n\n")[0])
@@ -133,6 +178,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stdout.flush()
     print("\nms are medians per frame; 'torch nets' = detect + landmarks stages (networks and "
           "crops); 'LiteRT nets' = short detection + faces x (mesh + 2 iris) LiteRT calls.")
+    node_rows = bench_node_overhead(FaceEngine(EngineConfig(device="cpu", max_faces=32)),
+                                    [1, 8], args.repeats)
+    if node_rows is None:
+        print("\n(node overhead: ROS messages not importable; source scripts/env.sh)")
+        return 0
+    print("\nNode overhead per frame (CPU, no DDS), ms:\n")
+    print("| faces | decode | Face3DArray + gaze | markers | overhead (sum) | debug image |")
+    print("|---|---|---|---|---|---|")
+    for r in node_rows:
+        total = r["decode"] + r["messages"] + r["markers"]
+        print(f"| {int(r['faces'])} | {r['decode']:.2f} | {r['messages']:.2f} | "
+              f"{r['markers']:.2f} | {total:.2f} | {r['debug_image']:.2f} |")
     return 0
 
 
