@@ -6,9 +6,9 @@ A program that prints tables, not a test. For 1, 2, 4, 8 and 16 faces in a 640x4
 * the engine with detection on every frame (stages: upload, detect, landmarks = crops + mesh
   + eye crops + iris, geometry = metric 3D + pose + gaze + expression, total);
 * the tracker in steady state (ROIs carried from the last frame, detector skipped);
-* Google's LiteRT runtime on the same .tflite files, same thread count: one short-range
-  detection plus, per face, one mesh and two iris calls (its API runs one face per call), i.e.
-  the network time a LiteRT pipeline would spend on that frame.
+* Google's LiteRT runtime on the same .tflite files, same thread count: the same detector(s)
+  plus, per face, one mesh and two iris calls (its API runs one face per call), i.e. the
+  network time a LiteRT pipeline would spend on that frame.
 
 Usage::
 
@@ -88,9 +88,17 @@ def litert_network_ms(threads: int, repeats: int) -> Optional[Dict[str, float]]:
     from face3d_ros.tools.bench_models import bench_models
 
     rows = bench_models(device="cpu", batch_sizes=(1,), repeats=repeats, threads=(threads,),
-                        networks=("short", "mesh", "iris"))
+                        networks=("short", "full", "mesh", "iris"))
     lite = {r.network: r.ms_per_call for r in rows if r.runtime == "litert-cpu"}
-    return lite if len(lite) == 3 else None
+    return lite if len(lite) == 4 else None
+
+
+def litert_frame_ms(lite: Dict[str, float], detector: str, faces: int) -> float:
+    """LiteRT network ms for one frame: the configured detector(s), then per face one mesh and
+    two iris calls."""
+    det = {"short": lite["short"], "full": lite["full"],
+           "both": lite["short"] + lite["full"]}[detector]
+    return det + faces * (lite["mesh"] + 2 * lite["iris"])
 
 
 def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
@@ -144,7 +152,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch and LiteRT")
     p.add_argument("--device", default="auto", help="auto: CPU, and CUDA when present")
-    p.add_argument("--detector", default="short", choices=("short", "full", "both"))
+    p.add_argument("--detector", default="both", choices=("short", "full", "both"),
+                   help="detector(s) as in EngineConfig (default both, the node's default)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     devices = ["cpu"]
@@ -167,7 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for n in args.faces:
             t = bench_engine(engine, tiled_faces(n), args.repeats)
             nets = t.get("detect", 0.0) + t.get("landmarks", 0.0)
-            lite_ms = lite["short"] + n * (lite["mesh"] + 2 * lite["iris"]) if lite else None
+            lite_ms = litert_frame_ms(lite, args.detector, n) if lite else None
             cells = [dev, str(n), str(int(t["found"]))]
             stages = ("detect", "landmarks", "geometry", "total", "tracking")
             cells += [f"{t.get(k, 0.0):.2f}" for k in stages]
@@ -177,7 +186,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("| " + " | ".join(cells) + " |")
             sys.stdout.flush()
     print("\nms are medians per frame; 'torch nets' = detect + landmarks stages (networks and "
-          "crops); 'LiteRT nets' = short detection + faces x (mesh + 2 iris) LiteRT calls.")
+          "crops); 'LiteRT nets' = the same detector(s) + faces x (mesh + 2 iris) LiteRT calls.")
     node_rows = bench_node_overhead(FaceEngine(EngineConfig(device="cpu", max_faces=32)),
                                     [1, 8], args.repeats)
     if node_rows is None:
