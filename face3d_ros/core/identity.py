@@ -19,13 +19,17 @@ subject's left, z up, origin between the eyes): the 468 mesh vertices then the t
   coefficients of that region. Identity detail there is only as good as that prior.
 * :class:`RunningIdentity` fuses the identity of a tracked face frame by frame (per-vertex
   Huber mean with a forgetting factor, visibility-weighted) and gives de-flickered meshes.
+* :class:`Reidentifier` matches tracked faces to enrolled identities by shape
+  (:func:`shape_distance` of each track's running identity on :data:`REID_INDICES`), with a
+  threshold, a margin to the second-best identity and a clear "unknown" answer. Shape alone
+  separates few people; see docs/enrollment.md for the measured figures and the limits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -323,3 +327,177 @@ class RunningIdentity:
         shrink = np.clip(1.0 - self.deadband * self._noise / np.maximum(mag, 1e-12), 0.0, 1.0)
         self._disp = self.smoothing * disp * shrink[:, None] + (1.0 - self.smoothing) * self._disp
         return IdentityUpdate(self._mean.copy(), disp, self._mean + self._disp, self.frames)
+
+
+# -- re-identification ---------------------------------------------------------------------
+#: Points compared by :func:`shape_distance`: the rigid points (forehead, nose bridge, eye
+#: corners, cheekbones, temples) plus the nose (tip, wings, nostrils, columella), more eye
+#: corners, the chin and the jaw sides. Expression moves them little; the mouth, lids and brows
+#: are left out.
+REID_INDICES: Tuple[int, ...] = tuple(sorted(set(RIGID_INDICES) | {
+    1, 2, 4, 5, 6, 168, 197, 195, 98, 327, 48, 278, 64, 294, 33, 133, 362, 263, 130, 359, 243,
+    463, 226, 446, 152, 234, 454, 10, 127, 356, 93, 323, 132, 361}))
+
+#: Largest :func:`shape_distance` (unitless, a fraction of the face size) at which a track's
+#: running identity is taken as an enrolled person. Chosen from the measured figures in
+#: docs/enrollment.md: same person (perturbed copies of the enrolment photos) 0.005-0.009 from
+#: the third frame on, the population-mean face 0.016, another person 0.030-0.035.
+REID_THRESHOLD = 0.012
+#: Least gap between the second-best and the best distance for a decision.
+REID_MARGIN = 0.005
+#: Frames a track must have fused before it can be recognised.
+REID_MIN_FRAMES = 3
+
+
+def shape_distance(face_points: np.ndarray, identity: np.ndarray,
+                   indices: Sequence[int] = REID_INDICES) -> float:
+    """Unitless identity-shape distance of an observation to an identity.
+
+    face_points, identity: (478, 3) metres in the face frame. The observation is moved onto the
+    identity by the similarity transform that fits ``indices`` best (so distance and head size
+    drop out), and the RMS residual over ``indices`` is divided by ``face_size(identity)``.
+    0 is the same shape; 0.01 is about 0.5 mm RMS on an adult face.
+    """
+    x = _check_shape("face_points", face_points)
+    ident = _check_shape("identity", identity)
+    idx = list(indices)
+    w = np.zeros(NUM_LANDMARKS)
+    w[idx] = 1.0
+    moved = align(x, ident, weights=w)
+    rms = float(np.sqrt(((moved[idx] - ident[idx]) ** 2).sum(-1).mean()))
+    return rms / face_size(ident)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The answer of :class:`Reidentifier` for one track after one frame.
+
+    person_id: the matched identity's id, or -1 (unknown). name: its name ("" when unknown).
+    distance: :func:`shape_distance` of the track's running identity to the best identity
+    (inf with no identity enrolled). second: the same to the second best (inf when fewer than
+    two). frames: frames fused for the track. known: True when recognised.
+    reason: why the answer is unknown ("" when known): "no identities", "too few frames",
+    "too far", "ambiguous".
+    """
+
+    person_id: int
+    name: str
+    distance: float
+    second: float
+    frames: int
+    known: bool
+    reason: str = ""
+
+
+UNKNOWN_ID = -1
+
+
+class Reidentifier:
+    """Matches tracked faces to enrolled identities by identity shape, frame by frame.
+
+    Each track (by its tracker id) has a :class:`RunningIdentity`; every :meth:`update` fuses
+    the face's points (expression removed as far as one frame allows) and compares the running
+    identity with every enrolled identity (:func:`shape_distance`). A track is recognised as
+    the nearest identity when it has fused at least ``min_frames`` frames, the distance is at
+    most ``threshold`` and the second-best identity is at least ``margin`` further away;
+    otherwise the answer is unknown, with the reason. Frames with the head turned further than
+    ``max_angle_deg`` (yaw or pitch) are not fused (their landmarks are least reliable); the
+    previous answer stands.
+
+    threshold, margin: unitless (fractions of the face size). min_frames: >= 1.
+    """
+
+    def __init__(self, threshold: float = REID_THRESHOLD, margin: float = REID_MARGIN,
+                 min_frames: int = REID_MIN_FRAMES, max_angle_deg: float = 35.0) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+        if not 0.0 <= margin < 1.0:
+            raise ValueError(f"margin must be in [0, 1), got {margin!r}")
+        if int(min_frames) < 1:
+            raise ValueError(f"min_frames must be >= 1, got {min_frames!r}")
+        self.threshold, self.margin = float(threshold), float(margin)
+        self.min_frames, self.max_angle_deg = int(min_frames), float(max_angle_deg)
+        self._ids: List[int] = []
+        self._names: List[str] = []
+        self._shapes: List[np.ndarray] = []
+        self._tracks: Dict[int, RunningIdentity] = {}
+        self._last: Dict[int, Match] = {}
+
+    @property
+    def person_ids(self) -> Tuple[int, ...]:
+        """Ids of the enrolled identities, in the order they were added."""
+        return tuple(self._ids)
+
+    def add(self, person_id: int, name: str, vertices: np.ndarray) -> None:
+        """Enrol (or replace) identity ``person_id`` (>= 0) with shape (478, 3) m, face frame.
+
+        Every track is judged again from its next frame.
+        """
+        if int(person_id) < 0:
+            raise ValueError(f"person_id must be >= 0, got {person_id}")
+        shape = _check_shape("vertices", vertices)
+        if person_id in self._ids:
+            k = self._ids.index(person_id)
+            self._names[k], self._shapes[k] = str(name), shape
+        else:
+            self._ids.append(int(person_id))
+            self._names.append(str(name))
+            self._shapes.append(shape)
+        self._last.clear()
+
+    def compare(self, face_points: np.ndarray) -> List[Tuple[int, float]]:
+        """(person id, :func:`shape_distance`) of a face-frame shape (478, 3) m to every
+        identity, nearest first."""
+        d = [(pid, shape_distance(face_points, s)) for pid, s in zip(self._ids, self._shapes)]
+        return sorted(d, key=lambda t: t[1])
+
+    def decide(self, face_points: np.ndarray, frames: int) -> Match:
+        """The answer for an identity estimate (478, 3) m fused from ``frames`` frames."""
+        ranked = self.compare(face_points)
+        if not ranked:
+            return Match(UNKNOWN_ID, "", np.inf, np.inf, frames, False, "no identities")
+        best_id, best = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else np.inf
+        reason = ("too few frames" if frames < self.min_frames else
+                  "too far" if best > self.threshold else
+                  "ambiguous" if second - best < self.margin else "")
+        if reason:
+            return Match(UNKNOWN_ID, "", best, second, frames, False, reason)
+        return Match(best_id, self._names[self._ids.index(best_id)], best, second, frames, True)
+
+    def update(self, track_id: int, face_points: np.ndarray, yaw_deg: float = 0.0,
+               pitch_deg: float = 0.0,
+               coefficients: Optional[np.ndarray] = None) -> Match:
+        """Fuse one frame of track ``track_id`` (>= 0) and answer who it is.
+
+        face_points: (478, 3) m in the face frame, ``(landmarks_3d - t) @ R``. yaw_deg,
+        pitch_deg: the head angles (degrees). coefficients: the frame's expression
+        coefficients (``EXPRESSION_NAMES`` order), computed from the points when None.
+        """
+        running = self._tracks.get(track_id)
+        if running is None:
+            running = self._tracks[track_id] = RunningIdentity()
+        turned = max(abs(float(yaw_deg)), abs(float(pitch_deg))) > self.max_angle_deg
+        if not turned or running.identity is None:
+            running.update(face_points, coefficients=coefficients)
+        elif track_id in self._last:
+            return self._last[track_id]
+        identity = running.identity
+        assert identity is not None
+        match = self.decide(identity, running.frames)
+        self._last[track_id] = match
+        return match
+
+    def prune(self, alive: Iterable[int]) -> None:
+        """Forget the tracks whose ids are not in ``alive`` (they left the view)."""
+        keep = set(int(i) for i in alive)
+        for tid in [t for t in self._tracks if t not in keep]:
+            del self._tracks[tid]
+            self._last.pop(tid, None)
+
+    def track_of(self, person_id: int) -> Optional[int]:
+        """The track currently recognised as ``person_id``, or None."""
+        for tid, m in self._last.items():
+            if m.known and m.person_id == person_id:
+                return tid
+        return None
