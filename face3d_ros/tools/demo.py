@@ -22,16 +22,16 @@ import argparse
 import array
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
+
+from face3d_ros.tools.node_process import node_command, stop_node
 
 CAMERA_NS = "/demo_cam"
 FRAME_ID = "camera_optical_frame"
@@ -53,18 +53,6 @@ def demo_images() -> List[Tuple[str, np.ndarray]]:
     cat = np.ascontiguousarray(skimage.data.chelsea()[..., :3])
     return [("astronaut", astronaut), ("grace_hopper", hopper), ("two_faces", pair),
             ("chelsea_cat", cat)]
-
-
-def find_node_command() -> List[str]:
-    """The installed face3d_node (PATH, or the colcon install of this checkout)."""
-    exe = shutil.which("face3d_node")
-    if exe:
-        return [exe]
-    local = Path.cwd() / "install" / "face3d_ros" / "lib" / "face3d_ros" / "face3d_node"
-    if local.is_file():
-        return [str(local)]
-    raise SystemExit("face3d-demo: face3d_node not found; run scripts/setup.sh, then "
-                     "`source scripts/env.sh`")
 
 
 def find_params_file() -> Path:
@@ -170,17 +158,6 @@ def _face_record(face) -> dict:
     }
 
 
-def _stop(proc: subprocess.Popen) -> Optional[int]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
 def run(out: Path, frames: int, device: str, timeout_s: float) -> int:
     """The demo; returns the exit code."""
     import rclpy
@@ -191,7 +168,12 @@ def run(out: Path, frames: int, device: str, timeout_s: float) -> int:
     for old in list(out.glob("overlay_*.png")) + list(out.glob("*.obj")):
         old.unlink()
     images = demo_images()
-    cmd = find_node_command() + [
+    try:
+        node = node_command()
+    except FileNotFoundError as exc:
+        print(f"face3d-demo: {exc}", file=sys.stderr)
+        return 2
+    cmd = node + [
         "--ros-args", "--params-file", str(find_params_file()),
         "-r", f"image:={CAMERA_NS}/image_raw", "-r", f"camera_info:={CAMERA_NS}/camera_info",
         "-p", f"device:={device}",
@@ -249,7 +231,7 @@ def run(out: Path, frames: int, device: str, timeout_s: float) -> int:
     finally:
         client.close()
         ctx.try_shutdown()
-        code = _stop(proc)
+        code = stop_node(proc)
     _print_summary(rows)
     if not rows:
         print(f"face3d-demo: the node produced no results; see {log_path}", file=sys.stderr)

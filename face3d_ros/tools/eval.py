@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ import numpy as np
 
 from face3d_ros.core import metrics as M
 from face3d_ros.tools import bagio
+from face3d_ros.tools.node_process import node_command, stop_node
 
 SCHEMA_VERSION = 1
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
@@ -291,8 +291,10 @@ def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[
 
 
 def _node_command(ns: str, args) -> List[str]:
-    exe = shutil.which("face3d_node")
-    cmd = [exe] if exe else [sys.executable, "-m", "face3d_ros.ros.node"]
+    try:
+        cmd = node_command()
+    except FileNotFoundError as exc:
+        raise EvalError(str(exc)) from None
     cmd += ["--ros-args", "-r", f"__ns:={ns}", "-p", "publish_debug_image:=false"]
     if args.device:
         cmd += ["-p", f"device:={args.device}"]
@@ -385,13 +387,7 @@ def run_live(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[lis
         executor.shutdown()
         node.destroy_node()
         ctx.try_shutdown()
-        if proc.poll() is None:
-            proc.send_signal(2)  # SIGINT: the node shuts down cleanly
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_node(proc, timeout_s=10.0)
         log.close()
 
     by_stamp = {r.stamp_ns: r for r in records}
