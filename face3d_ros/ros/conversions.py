@@ -10,7 +10,7 @@ with per-point Python loops: filling a :class:`face3d_msgs.msg.Face3D` costs mic
 from __future__ import annotations
 
 import array
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -232,10 +232,15 @@ def _fill_gaze(msg: GazeMsg, ray: GazeRay) -> GazeMsg:
     return msg
 
 
-def face_to_msg(face: FaceResult) -> Face3D:
-    """One :class:`FaceResult` as a ``face3d_msgs/Face3D`` (layout in Face3D.msg)."""
+def face_to_msg(face: FaceResult, name: str = "") -> Face3D:
+    """One :class:`FaceResult` as a ``face3d_msgs/Face3D`` (layout in Face3D.msg).
+
+    name: the enrolled person the face was recognised as ("" when not recognised); the face's
+    ``track_id`` is then that person's id.
+    """
     msg = Face3D()
     msg.id = int(face.track_id)
+    msg.name = str(name)
     msg.confidence = float(face.score)
     msg.presence = float(face.presence)
     box = np.asarray(face.box, dtype=np.float64)
@@ -282,6 +287,8 @@ def face_from_msg(msg: Face3D) -> FaceResult:
     """A :class:`FaceResult` from a ``face3d_msgs/Face3D`` (for clients of the topic).
 
     The message carries no crop, so ``roi`` is the axis-aligned square around the box.
+    ``track_id`` is ``msg.id`` (an enrolled person's id when recognised); the person's name has
+    no place in a FaceResult: read ``msg.name`` (or :func:`names_from_msg`).
     """
     from scipy.spatial.transform import Rotation
 
@@ -309,8 +316,18 @@ def face_from_msg(msg: Face3D) -> FaceResult:
                 size=float(max(box[2] - box[0], box[3] - box[1])), rotation=0.0))
 
 
-def frame_to_msg(frame: FrameResult, header: Header) -> Face3DArray:
-    """All faces of ``frame`` as a ``face3d_msgs/Face3DArray`` with the source ``header``."""
+def names_from_msg(msg: Face3DArray) -> Dict[int, str]:
+    """Face id -> name of the recognised faces of a ``Face3DArray`` (faces with a name)."""
+    return {int(f.id): str(f.name) for f in msg.faces if f.name}
+
+
+def frame_to_msg(frame: FrameResult, header: Header,
+                 names: Optional[Mapping[int, str]] = None) -> Face3DArray:
+    """All faces of ``frame`` as a ``face3d_msgs/Face3DArray`` with the source ``header``.
+
+    names: face id (``track_id``) -> the name of the enrolled person recognised there; faces
+    not in it get an empty name.
+    """
     msg = Face3DArray()
     msg.header = header
     width, height = frame.image_size
@@ -318,7 +335,8 @@ def frame_to_msg(frame: FrameResult, header: Header) -> Face3DArray:
     intr = frame.intrinsics
     msg.fx, msg.fy, msg.cx, msg.cy = float(intr.fx), float(intr.fy), float(intr.cx), float(intr.cy)
     msg.intrinsics_assumed = bool(intr.assumed)
-    msg.faces = [face_to_msg(f) for f in frame.faces]
+    names = names or {}
+    msg.faces = [face_to_msg(f, names.get(int(f.track_id), "")) for f in frame.faces]
     return msg
 
 
