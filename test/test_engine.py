@@ -221,3 +221,33 @@ def test_tracker_finds_the_face_on_the_frame_of_a_scene_cut(engine, astronaut):
     frame = tracker.process(shifted, stamp=3 / 30.0)
     assert frame.detector_ran
     assert len(frame.faces) == 1 and frame.faces[0].box[0] > 512
+
+
+def test_tracker_gives_a_new_id_when_another_person_takes_the_place(engine):
+    """Astronaut, then Grace Hopper in the same place (the demo bag's scene cut): the carried
+    ROI still finds a face, but the appearance check ends the astronaut's track."""
+    from face3d_ros.tools.bag_make import demo_frames
+
+    frames = demo_frames(still=3)[:6]  # 3 x astronaut, 3 x Grace Hopper, 512 x 384
+    tracker = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=100))
+    ids = [[f.track_id for f in tracker.process(im, stamp=i / 30.0).faces]
+           for i, im in enumerate(frames)]
+    assert ids[:3] == [[1], [1], [1]]
+    assert ids[3:] == [[2], [2], [2]]
+    # with the check off the old id would be carried over: the check is what splits them
+    blind = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=100,
+                                              min_appearance=0.0))
+    ids = [[f.track_id for f in blind.process(im, stamp=i / 30.0).faces]
+           for i, im in enumerate(frames)]
+    assert ids[3:] == [[1], [1], [1]]
+
+
+def test_appearance_check_keeps_the_id_through_motion(engine, astronaut):
+    """The same person rotating, moving and changing brightness keeps one id."""
+    tracker = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=100))
+    seen = set()
+    for i, angle in enumerate(range(0, 32, 4)):
+        frame = rotate(astronaut, float(angle))
+        frame = np.clip(frame * (1.0 - 0.05 * i), 0, 255).astype(np.uint8)
+        seen.update(f.track_id for f in tracker.process(frame, stamp=i / 30.0).faces)
+    assert seen == {1}

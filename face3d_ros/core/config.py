@@ -61,6 +61,9 @@ class TrackerConfig:
     max_missed: a track survives this many frames without a match before it is dropped.
     min_hits: a new track gets its id after this many consecutive matches (confirmation).
     match_iou: least box IoU for a detection to continue a track.
+    min_appearance: least normalised cross-correlation between a track's aligned face
+        thumbnails of consecutive frames; below it the face is taken for another person (a
+        scene cut, someone stepping into the place) and gets a new track. 0 disables the check.
     smoothing: One-Euro filtering of landmarks, pose and gaze.
     min_cutoff_hz, beta, d_cutoff_hz: One-Euro parameters (Casiez et al. 2012).
     """
@@ -69,6 +72,7 @@ class TrackerConfig:
     max_missed: int = 5
     min_hits: int = 2
     match_iou: float = 0.3
+    min_appearance: float = 0.6
     smoothing: bool = True
     min_cutoff_hz: float = 1.0
     beta: float = 0.05
@@ -80,6 +84,7 @@ class TrackerConfig:
         _check_range("max_missed", self.max_missed, 0, 1000)
         _check_range("min_hits", self.min_hits, 1, 100)
         _check_range("match_iou", self.match_iou, 0.0, 1.0)
+        _check_range("min_appearance", self.min_appearance, 0.0, 1.0)
         _check_range("min_cutoff_hz", self.min_cutoff_hz, 1e-3, 100.0)
         _check_range("beta", self.beta, 0.0, 10.0)
         _check_range("d_cutoff_hz", self.d_cutoff_hz, 1e-3, 100.0)
