@@ -7,7 +7,15 @@ Topics (relative, remap them; see docs/ros.md):
 * out (reliable): ``faces`` (face3d_msgs/Face3DArray), ``gaze`` (geometry_msgs/PoseArray),
   ``face_markers`` (visualization_msgs/MarkerArray, built only while subscribed),
   ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``face_mesh_topology``
-  (face3d_msgs/FaceMeshTopology, transient local: latched) and ``/diagnostics``.
+  (face3d_msgs/FaceMeshTopology, transient local: latched), ``enrolled_faces``
+  (visualization_msgs/MarkerArray, latched: the enrolled models) and ``/diagnostics``.
+* service: ``~/enroll_face`` (face3d_msgs/EnrollFace).
+
+Enrolled people: configure loads every model file in ``enrollment_dir`` (a bad file is skipped
+with one warning naming it and why); a successful ``enroll_face`` adds its model. With
+``reidentify`` each tracked face is matched to them by identity shape (``core.identity``): a
+recognised face is published with its person's id (from ``Face3D.PERSON_ID_BASE`` up, stable
+across restarts; ``ros/gallery.py``) and name.
 
 Lifecycle: configure loads the models (FAILURE naming the fix when they are missing), activate
 subscribes and starts the processing thread, deactivate stops both, cleanup frees the models.
@@ -21,6 +29,7 @@ tracker and publishes. Nothing queues up when processing is slower than the came
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import gc
 import math
@@ -47,6 +56,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from face3d_ros.core.engine import FaceEngine
+from face3d_ros.core.identity import Reidentifier
+from face3d_ros.core.model_io import ModelFileError, export_obj, load_model, save_model
 from face3d_ros.core.model_store import ModelHashError, ModelNotFoundError
 from face3d_ros.core.overlay import draw_overlay
 from face3d_ros.core.topology import load_topology
@@ -64,6 +75,8 @@ from face3d_ros.ros.conversions import (
     topology_to_msg,
 )
 from face3d_ros.ros.enrollment import EnrollmentCollector
+from face3d_ros.ros.gallery import (PERSON_ID_BASE, Gallery, Person, gallery_markers,
+                                    load_folder, next_person_id)
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
 from face3d_ros.ros.params import (
     PARAMETERS,
@@ -162,6 +175,7 @@ class Face3DNode(LifecycleNode):
         self._collector: Optional[EnrollmentCollector] = None
         self._collector_done = threading.Event()
         self._guidance = ""
+        self._gallery: Optional[Gallery] = None
 
         self._lock = threading.Condition()
         self._slot: Optional[Tuple[object, float]] = None
@@ -247,9 +261,11 @@ class Face3DNode(LifecycleNode):
             "debug": self.create_publisher(Image, "debug_image", QoSProfile(depth=2),
                                            event_callbacks=events),
             "topology": self.create_publisher(FaceMeshTopology, "face_mesh_topology", latched),
+            "enrolled": self.create_publisher(MarkerArray, "enrolled_faces", latched),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         self._pub["topology"].publish(topology_to_msg(topology.triangles, topology.uv))
+        self._load_gallery()
         self._enroll_srv = self.create_service(EnrollFace, "~/enroll_face", self._on_enroll,
                                                callback_group=self._enroll_group)
         self._stats = _Stats(last_report_t=time.monotonic())
@@ -355,6 +371,7 @@ class Face3DNode(LifecycleNode):
         self._tracker = None
         self._engine = None
         self._markers = None
+        self._gallery = None
         if device is not None and device.type == "cuda":
             import torch
 
@@ -561,7 +578,15 @@ class Face3DNode(LifecycleNode):
         collector = self._collector
         if collector is not None:
             self._offer_enrollment(collector, result, rgb, stamp)
-        self._publish(result, msg.header, rgb, timings)
+        names: Dict[int, str] = {}
+        gallery = self._gallery
+        if gallery is not None and self._cfg.node.reidentify:
+            t_reid = time.perf_counter()
+            with self._lock:  # the service thread adds people
+                self._apply_reid_settings(gallery)
+                result, names = gallery.recognise(result, tracker.active_ids)
+            timings["reidentify"] = (time.perf_counter() - t_reid) * 1e3
+        self._publish(result, msg.header, rgb, timings, names)
         t_end = time.perf_counter()
         timings["total"] = (t_end - t_recv) * 1e3
         timings["node_overhead"] = (t_end - t0) * 1e3 - (t2 - t1) * 1e3
@@ -573,11 +598,12 @@ class Face3DNode(LifecycleNode):
             for stage, ms in timings.items():
                 st.add_latency(stage, ms)
 
-    def _publish(self, result: FrameResult, header, rgb, timings: Dict[str, float]) -> None:
+    def _publish(self, result: FrameResult, header, rgb, timings: Dict[str, float],
+                 names: Optional[Dict[int, str]] = None) -> None:
         cfg = self._cfg.node
         pubs = self._pub
         t0 = time.perf_counter()
-        pubs["faces"].publish(frame_to_msg(result, header))
+        pubs["faces"].publish(frame_to_msg(result, header, names))
         if cfg.publish_gaze:
             pubs["gaze"].publish(gaze_pose_array(result, header))
         t1 = time.perf_counter()
@@ -618,13 +644,24 @@ class Face3DNode(LifecycleNode):
             response.success = False
             response.message = f"timeout_s must be a positive number of seconds, got {timeout}"
             return response
-        folder = (request.output_dir or self._cfg.node.enrollment_dir
-                  or os.path.join("~", ".local", "share", "face3d", "enrolled"))
+        folder = request.output_dir or self._enrollment_dir()
+        face_id = int(request.face_id)
         with self._lock:
+            gallery = self._gallery
+            if face_id >= PERSON_ID_BASE and gallery is not None:
+                # A recognised person's id: enrol the track that carries it now.
+                track = gallery.reid.track_of(face_id)
+                if track is None:
+                    response.success = False
+                    response.message = (f"person {face_id} is not in view: call again while "
+                                        "they are recognised, or give their track id or -1")
+                    return response
+                face_id = track
+            new_id = next_person_id(gallery.people if gallery is not None else [])
             busy, running = self._collector is not None, self._running
             if not busy and running:
-                collector = EnrollmentCollector(request.face_id, timeout,
-                                                os.path.expanduser(folder))
+                collector = EnrollmentCollector(face_id, timeout, os.path.expanduser(folder),
+                                                name=f"person{new_id - PERSON_ID_BASE}")
                 self._collector_done.clear()
                 self._guidance = ""
                 self._collector = collector
@@ -654,9 +691,76 @@ class Face3DNode(LifecycleNode):
         response.coverage = float(outcome.coverage)
         if outcome.success:
             log.info(f"Enrolment done: {outcome.message}")
+            self._add_enrolled(outcome.model_path, new_id)
         else:
             log.warning(f"Enrolment failed: {outcome.message}")
         return response
+
+    # -- enrolled people ------------------------------------------------------------------
+    def _enrollment_dir(self) -> str:
+        return os.path.expanduser(self._cfg.node.enrollment_dir or os.path.join(
+            "~", ".local", "share", "face3d", "enrolled"))
+
+    def _apply_reid_settings(self, gallery: Gallery) -> None:
+        """Live parameter values into the matcher (under the node's lock)."""
+        cfg = self._cfg.node
+        reid = gallery.reid
+        reid.threshold, reid.margin = cfg.reid_threshold, cfg.reid_margin
+        reid.min_frames = cfg.reid_min_frames
+
+    def _load_gallery(self) -> None:
+        """Load every model of ``enrollment_dir`` (configure); publish the gallery markers."""
+        cfg = self._cfg.node
+        folder = self._enrollment_dir()
+        gallery = Gallery(Reidentifier(cfg.reid_threshold, cfg.reid_margin,
+                                       cfg.reid_min_frames))
+        people, problems = load_folder(folder)
+        for problem in problems:
+            self.get_logger().warning(problem)
+        for person in people:
+            gallery.add(person)
+        with self._lock:
+            self._gallery = gallery
+        listed = ", ".join(f"{p.name} (id {p.person_id})" for p in people) or "none"
+        self.get_logger().info(f"Enrolled people from {folder}: {listed}")
+        self._publish_gallery()
+
+    def _publish_gallery(self) -> None:
+        pub = self._pub.get("enrolled")
+        if pub is None or self._gallery is None:
+            return
+        with self._lock:
+            people = self._gallery.people
+        pub.publish(gallery_markers(people, self._cfg.node.enrolled_frame_id))
+
+    def _add_enrolled(self, model_path: str, new_id: int) -> None:
+        """After a successful enrolment: give the model its person id (an enrolled person's
+        own when it re-enrols them), store that in the file and add the model."""
+        log = self.get_logger()
+        gallery = self._gallery
+        if gallery is None:
+            return
+        try:
+            model = load_model(model_path)
+            with self._lock:
+                again = gallery.match_model(model)
+            if again.known:
+                new_id, name = again.person_id, again.name
+                log.info(f"The enrolled face is {name} (id {new_id}, shape distance "
+                         f"{again.distance:.4f}): their model is replaced")
+            else:
+                name = model.name
+            model = dataclasses.replace(model, name=name, face_id=new_id)
+            save_model(model_path, model)
+            export_obj(model, os.path.dirname(model_path),
+                       os.path.splitext(os.path.basename(model_path))[0])
+        except (ModelFileError, OSError, ValueError) as exc:
+            log.error(f"The enrolled model {model_path} could not be added: {exc}")
+            return
+        with self._lock:
+            gallery.add(Person(new_id, model, model_path))
+        log.info(f"Added enrolled person {name} (id {new_id}) from {model_path}")
+        self._publish_gallery()
 
     def _marker_options(self) -> MarkerOptions:
         return MarkerOptions(lifetime_s=self._cfg.node.marker_lifetime_s)

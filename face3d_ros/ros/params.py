@@ -23,6 +23,7 @@ from rcl_interfaces.msg import (
 from rclpy.parameter import Parameter
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
+from face3d_ros.core.identity import REID_MARGIN, REID_MIN_FRAMES, REID_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,13 @@ class NodeConfig:
     no_image_warn_s: warn when no image arrived for this long, seconds.
     diagnostics_period_s: period of ``/diagnostics`` messages, seconds.
     enrollment_dir: where the ``enroll_face`` service writes models when its request names no
-        folder; "" uses ``~/.local/share/face3d/enrolled``.
+        folder, and where configure loads the enrolled models from; "" uses
+        ``~/.local/share/face3d/enrolled``.
+    reidentify: match tracked faces to the enrolled models by identity shape.
+    reid_threshold: largest shape distance (unitless, fraction of the face size) of a match.
+    reid_margin: least gap between the second-best and the best distance of a match.
+    reid_min_frames: frames a track must have before it can be recognised.
+    enrolled_frame_id: frame of the ``enrolled_faces`` gallery markers.
     """
 
     autostart: bool = True
@@ -56,6 +63,11 @@ class NodeConfig:
     no_image_warn_s: float = 5.0
     diagnostics_period_s: float = 1.0
     enrollment_dir: str = ""
+    reidentify: bool = True
+    reid_threshold: float = REID_THRESHOLD
+    reid_margin: float = REID_MARGIN
+    reid_min_frames: int = REID_MIN_FRAMES
+    enrolled_frame_id: str = "face3d_enrolled"
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted values."""
@@ -67,6 +79,11 @@ class NodeConfig:
         _check("marker_lifetime_s", self.marker_lifetime_s, 0.0, 60.0)
         _check("no_image_warn_s", self.no_image_warn_s, 0.5, 3600.0)
         _check("diagnostics_period_s", self.diagnostics_period_s, 0.1, 60.0)
+        _check("reid_threshold", self.reid_threshold, 0.001, 0.2)
+        _check("reid_margin", self.reid_margin, 0.0, 0.1)
+        _check("reid_min_frames", self.reid_min_frames, 1, 100)
+        if not self.enrolled_frame_id:
+            raise ValueError("enrolled_frame_id must not be empty (e.g. face3d_enrolled)")
 
 
 def _check(name: str, value: float, lo: float, hi: float) -> None:
@@ -165,8 +182,23 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period_s", "node", "Period of /diagnostics messages, seconds.",
               limits=(0.1, 60.0), read_only=True),
     ParamSpec("enrollment_dir", "node",
-              "Folder for models written by the enroll_face service when the request names "
-              "none; empty uses ~/.local/share/face3d/enrolled."),
+              "Folder of the enrolled models: loaded at configure, and where the enroll_face "
+              "service writes when the request names none; empty uses "
+              "~/.local/share/face3d/enrolled.", read_only=True),
+    ParamSpec("reidentify", "node",
+              "Match tracked faces to the enrolled models by identity shape; a recognised "
+              "face gets its person's id and name."),
+    ParamSpec("reid_threshold", "node",
+              "Largest identity-shape distance of a match (fraction of the face size).",
+              limits=(0.001, 0.2)),
+    ParamSpec("reid_margin", "node",
+              "Least gap between the second-best and the best distance of a match.",
+              limits=(0.0, 0.1)),
+    ParamSpec("reid_min_frames", "node",
+              "Frames a track must have before it can be recognised.", limits=(1, 100)),
+    ParamSpec("enrolled_frame_id", "node",
+              "Frame of the enrolled_faces gallery markers (set it as RViz's fixed frame, or "
+              "place it with a static transform).", read_only=True),
 )
 
 SPECS: Dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}
