@@ -28,7 +28,7 @@ from .detection import FaceDetector
 from .expression import EXPRESSION_NAMES, expression_coefficients
 from .geometry import (FaceGeometry, boxes_from_landmarks, direction_angles,
                        euler_from_rotation, pose_weights, solve_faces)
-from .landmarks import LandmarkBatch, LandmarkRunner, roi_from_detection
+from .landmarks import LandmarkBatch, LandmarkRunner, roi_from_detection, roi_from_landmarks
 from .models import FaceModels, load_face_models, resolve_device
 from .types import (CameraIntrinsics, Detection, Expression, FaceResult, FrameResult, Gaze,
                     GazeRay, HeadPose, Roi)
@@ -198,12 +198,15 @@ class FaceEngine:
 
     # -- one-shot API --------------------------------------------------------------------
     def process_batch(self, images: Sequence[np.ndarray],
-                      intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None
-                      ) -> List[FrameResult]:
+                      intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
+                      refine_rois: int = 0) -> List[FrameResult]:
         """All faces of all images, detection on every image, no tracking (ids are -1).
 
         images: RGB arrays (see :meth:`to_tensor`). intrinsics: one per image or None
-        (default field of view, flagged ``assumed``).
+        (default field of view, flagged ``assumed``). refine_rois: extra landmark passes, each
+        on the crop placed by the last pass's landmarks, as the tracker places it on a video:
+        the landmarks of a still image then match those of the same face tracked (one pass is
+        enough; each costs one more mesh and iris forward).
         """
         timings: Dict[str, float] = {}
         t_start = time.perf_counter()
@@ -222,6 +225,10 @@ class FaceEngine:
         if flat:
             with self._stage(timings, "landmarks"):
                 batch = self.landmarks(tensors, image_index, rois)
+                for _ in range(refine_rois):
+                    lm_host = batch.landmarks.float().cpu().numpy()
+                    rois = [roi_from_landmarks(lm) for lm in lm_host]
+                    batch = self.landmarks(tensors, image_index, rois)
             keep = (batch.presence >= self.config.min_presence).cpu().numpy()
             with self._stage(timings, "geometry"):
                 faces = self.build_faces(batch.landmarks, batch.presence,

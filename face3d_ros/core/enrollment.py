@@ -373,13 +373,14 @@ def largest_face(faces: Sequence[FaceResult]) -> Optional[FaceResult]:
 def views_from_images(engine, images: Sequence[np.ndarray],
                       names: Optional[Sequence[str]] = None) -> List[EnrollmentView]:
     """Run ``engine`` (a :class:`~face3d_ros.core.engine.FaceEngine`) on RGB images (one batch)
-    and take the largest face of each as a view. Raises ValueError naming an image without a
+    and take the largest face of each as a view, its landmarks refined on their own crop as
+    the tracker (and so the node) refines them. Raises ValueError naming an image without a
     face."""
     names = list(names) if names is not None else [f"view{i}" for i in range(len(images))]
     if len(names) != len(images):
         raise ValueError(f"{len(images)} images but {len(names)} names")
     rgb = [np.ascontiguousarray(np.asarray(im)[..., :3]) for im in images]
-    frames = engine.process_batch(rgb)
+    frames = engine.process_batch(rgb, refine_rois=1)
     views = []
     for n, im, fr in zip(names, rgb, frames):
         face = largest_face(fr.faces)

@@ -20,7 +20,7 @@ mapped to [0, 1] by a documented span: 0 is the neutral face, 1 a full expressio
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -69,12 +69,20 @@ def _neutral() -> Dict[str, float]:
     return {k: float(v[0]) for k, v in _measures(can).items()}
 
 
-def expression_coefficients(local: np.ndarray) -> np.ndarray:
+def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = None
+                            ) -> np.ndarray:
     """(N, K) coefficients in [0, 1], ordered as :data:`EXPRESSION_NAMES`.
 
     local: (N, 478, 3) landmarks in the face frame (pose removed), any uniform scale.
+    neutral: (478, 3) the person's own neutral face (their enrolled identity) to measure
+    against; None uses the canonical face, i.e. an average person.
     """
-    m, n = _measures(np.asarray(local, dtype=np.float64)), _neutral()
+    m = _measures(np.asarray(local, dtype=np.float64))
+    if neutral is None:
+        n = _neutral()
+    else:
+        ref = _measures(np.asarray(neutral, dtype=np.float64).reshape(1, -1, 3))
+        n = {k: float(v[0]) for k, v in ref.items()}
 
     def ramp(x: np.ndarray, span: float) -> np.ndarray:
         return np.clip(x / span, 0.0, 1.0)

@@ -189,9 +189,13 @@ def transfer(displacement: np.ndarray, source_identity: np.ndarray,
         source_identity, target_identity, per_region)
 
 
-def expression_of(shape: np.ndarray) -> Dict[str, float]:
-    """Named expression coefficients (``core.expression``) of a face-frame shape (478, 3)."""
-    values = expression_coefficients(_check_shape("shape", shape)[None])[0]
+def expression_of(shape: np.ndarray, identity: Optional[np.ndarray] = None
+                  ) -> Dict[str, float]:
+    """Named expression coefficients (``core.expression``) of a face-frame shape (478, 3),
+    measured against ``identity`` (the person's neutral shape) when given, else against the
+    canonical (average) face."""
+    neutral = None if identity is None else _check_shape("identity", identity)
+    values = expression_coefficients(_check_shape("shape", shape)[None], neutral)[0]
     return {n: float(v) for n, v in zip(EXPRESSION_NAMES, values)}
 
 

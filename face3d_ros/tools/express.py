@@ -121,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     tgt_id = target.vertices.astype(np.float64)
     moved = transfer(disp, src_id, tgt_id, per_region=not args.no_region_scaling)
     shape = apply_expression(tgt_id, moved, args.intensity)
-    coeffs_out = {k: round(v, 3) for k, v in expression_of(shape).items() if v > 0.005}
+    coeffs_out = {k: round(v, 3) for k, v in expression_of(shape, tgt_id).items() if v > 0.005}
     log.info("expression at intensity %.2f: %s", args.intensity, coeffs_out or "neutral")
     result = with_vertices(target, shape)
     if suffix == ".obj":
