@@ -455,6 +455,7 @@ def face_array_msg(frame: FrameResult, stamp: int, frame_id: str):
                                                                 covariance=np.zeros(36)),
             head_yaw=float(pose.yaw), head_pitch=float(pose.pitch), head_roll=float(pose.roll),
             head_pose_confidence=float(pose.confidence),
+            name="",  # offline evaluation does not re-identify enrolled people
             landmarks_3d=np.asarray(f.landmarks_3d, dtype=np.float32).reshape(-1),
             landmarks_2d=np.asarray(f.landmarks_2d, dtype=np.float32).reshape(-1),
             gaze_left=_gaze_msg(f.gaze.left), gaze_right=_gaze_msg(f.gaze.right),
