@@ -151,6 +151,10 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               "Consecutive matches before a new track gets its id.", limits=(1, 100)),
     ParamSpec("match_iou", "tracker",
               "Least box IoU for a detection to continue a track.", limits=(0.0, 1.0)),
+    ParamSpec("min_appearance", "tracker",
+              "Least correlation of a track's aligned face thumbnails between frames; below it "
+              "the face is another person and gets a new track (0 disables).",
+              limits=(0.0, 1.0)),
     ParamSpec("smoothing", "tracker", "One-Euro smoothing of landmarks, pose and gaze."),
     ParamSpec("min_cutoff_hz", "tracker", "One-Euro minimum cutoff frequency, Hz.",
               limits=(1e-3, 100.0)),
