@@ -170,7 +170,10 @@ def harness(node_process, node_log):
     rclpy.init(context=ctx)
     h = Harness(ctx)
     try:
+        # Ready when the node is up and both of its inputs are matched (else the first frame
+        # may legitimately run on assumed intrinsics while camera_info is still being matched).
         ready = h.spin_until(lambda: bool(h.topology) and h.image_pub.get_subscription_count() > 0
+                             and h.info_pub.get_subscription_count() > 0
                              or node_process.poll() is not None, 120.0)
         if node_process.poll() is not None or not ready:
             pytest.fail(f"face3d_node did not come up (exit code {node_process.poll()}):\n"

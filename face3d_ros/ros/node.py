@@ -491,8 +491,9 @@ class Face3DNode(LifecycleNode):
         else:
             self.get_logger().warning(text + again)
 
-    def _camera_info_for(self, header) -> Optional[CameraInfo]:
-        """The camera_info with the image's stamp, else the newest.
+    def _camera_info_for(self, header, width: int, height: int) -> Optional[CameraInfo]:
+        """The camera_info with the image's stamp, else the newest of the image's size, else
+        the newest.
 
         When the camera's infos carried the image stamps before, or none arrived yet while the
         topic has a publisher, the one of this image may still be on its way (two topics, no
@@ -514,7 +515,10 @@ class Face3DNode(LifecycleNode):
                         return info
                 left = deadline - time.monotonic()
                 if left <= 0.0 or not self._running:
-                    return self._camera_infos[-1] if self._camera_infos else None
+                    same_size = [i for i in self._camera_infos
+                                 if (i.width, i.height) == (width, height)]
+                    newest = same_size or list(self._camera_infos)
+                    return newest[-1] if newest else None
                 self._lock.wait(left)
 
     def _intrinsics(self, width: int, height: int, header) -> Optional[CameraIntrinsics]:
@@ -522,7 +526,7 @@ class Face3DNode(LifecycleNode):
         if not cfg.node.use_camera_info:
             self._intr_source = "assumed (use_camera_info is false)"
             return None
-        info = self._camera_info_for(header)
+        info = self._camera_info_for(header, width, height)
         key = (id(info), width, height, cfg.engine.default_hfov_deg)
         if key != self._intr_key:
             self._intr_key = key
