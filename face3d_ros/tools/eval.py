@@ -295,7 +295,10 @@ def _node_command(ns: str, args) -> List[str]:
         cmd = node_command()
     except FileNotFoundError as exc:
         raise EvalError(str(exc)) from None
-    cmd += ["--ros-args", "-r", f"__ns:={ns}", "-p", "publish_debug_image:=false"]
+    # Reliable input: the player publishes whole raw frames of several hundred kB on this
+    # host, which best effort loses in fragments (docs/ros.md); a --params file may override.
+    cmd += ["--ros-args", "-r", f"__ns:={ns}", "-p", "publish_debug_image:=false",
+            "-p", "input_reliability:=reliable"]
     if args.device:
         cmd += ["-p", f"device:={args.device}"]
     if args.params:
