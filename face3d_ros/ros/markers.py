@@ -18,6 +18,8 @@ Headers are copied from the source image, so everything lives in its optical fra
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
@@ -116,22 +118,33 @@ def _duration(seconds: float) -> Duration:
     return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
 
 
+#: Depth shading levels of the mesh's vertex colours: colours are shared objects per level,
+#: so a frame creates no ColorRGBA per vertex.
+SHADE_LEVELS = 32
+
+
+@functools.lru_cache(maxsize=4096)
+def _shaded(r: float, g: float, b: float, level: int) -> ColorRGBA:
+    s = 1.0 - 0.6 * level / (SHADE_LEVELS - 1)  # 1 nearest .. 0.4 farthest
+    return ColorRGBA(r=r * s, g=g * s, b=b * s, a=1.0)
+
+
 def mesh_marker(face: FaceResult, triangles: np.ndarray, header: Header, mid: int,
-                lifetime: Duration) -> Marker:
+                lifetime: Duration, vertices: Optional[List[Point]] = None) -> Marker:
     """TRIANGLE_LIST of the mesh; ``triangles`` (F, 3) indices into the 468 vertices.
 
     Vertex colours: the face colour, darker with depth from the nearest vertex (so the relief
-    reads in RViz without lighting of per-vertex colours).
+    reads in RViz without lighting of per-vertex colours), in SHADE_LEVELS steps.
+    vertices: the face's landmark Points when already made (shared with the landmarks marker).
     """
     m = _marker(header, NS_MESH, mid, Marker.TRIANGLE_LIST, lifetime)
     m.scale.x = m.scale.y = m.scale.z = 1.0
-    verts = np.asarray(face.landmarks_3d[:NUM_MESH], dtype=np.float64)  # (468, 3)
-    z = verts[:, 2]
+    z = np.asarray(face.landmarks_3d[:NUM_MESH, 2], dtype=np.float64)  # (468,)
     span = max(float(z.max() - z.min()), 1e-6)
-    shade = 1.0 - 0.6 * (z - z.min()) / span  # (468,) 1 nearest .. 0.4 farthest
+    levels = np.rint((z - z.min()) / span * (SHADE_LEVELS - 1)).astype(np.int64).tolist()
     r, g, b = face_color(mid)
-    vpoints = _points(verts)
-    vcolors = [ColorRGBA(r=r * s, g=g * s, b=b * s, a=1.0) for s in shade.tolist()]
+    vpoints = vertices if vertices is not None else _points(face.landmarks_3d[:NUM_MESH])
+    vcolors = [_shaded(r, g, b, k) for k in levels]
     idx = np.asarray(triangles, dtype=np.int64).reshape(-1).tolist()
     m.points = [vpoints[i] for i in idx]
     m.colors = [vcolors[i] for i in idx]
@@ -140,11 +153,11 @@ def mesh_marker(face: FaceResult, triangles: np.ndarray, header: Header, mid: in
 
 
 def landmarks_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
-                     size_m: float) -> Marker:
-    """POINTS of all 478 landmarks."""
+                     size_m: float, points: Optional[List[Point]] = None) -> Marker:
+    """POINTS of all 478 landmarks (``points``: their Points when already made)."""
     m = _marker(header, NS_LANDMARKS, mid, Marker.POINTS, lifetime)
     m.scale.x = m.scale.y = size_m
-    m.points = _points(face.landmarks_3d)
+    m.points = points if points is not None else _points(face.landmarks_3d)
     m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
     return m
 
@@ -224,10 +237,12 @@ def frame_markers(frame: FrameResult, header: Header, triangles: Optional[np.nda
     for index, face in enumerate(frame.faces):
         mid = marker_id(face, index)
         ids.add(mid)
+        points = _points(face.landmarks_3d)  # (478,) shared by the mesh and landmark markers
         if options.mesh and triangles is not None:
-            markers.append(mesh_marker(face, triangles, header, mid, lifetime))
+            markers.append(mesh_marker(face, triangles, header, mid, lifetime, points))
         if options.landmarks:
-            markers.append(landmarks_marker(face, header, mid, lifetime, options.point_size_m))
+            markers.append(landmarks_marker(face, header, mid, lifetime, options.point_size_m,
+                                            points))
         if options.gaze:
             markers.extend(gaze_markers(face, header, mid, lifetime, options.gaze_length_m))
         if options.axes:
