@@ -101,6 +101,8 @@ except ImportError:  # pragma: no cover - very old rclpy
 NODE_NAME = "face3d"
 #: Seconds between repeated warnings about the same ongoing problem.
 REWARN_S = 60.0
+#: Processing stops (FATAL, diagnostics ERROR) after this many frames in a row fail unexpectedly.
+MAX_CONSECUTIVE_FAILURES = 10
 #: Longest wait for the camera_info of an image whose stamp the camera's infos usually carry.
 CAMERA_INFO_WAIT_S = 0.05
 
@@ -465,6 +467,7 @@ class Face3DNode(LifecycleNode):
                     "activate the node (or restart it)")
 
     def _loop(self) -> None:
+        failures = 0
         while True:
             with self._lock:
                 while self._running and self._slot is None:
@@ -475,7 +478,24 @@ class Face3DNode(LifecycleNode):
                 self._slot = None
             if self._pending is not None:
                 self._apply_pending()
-            self._process(msg, t_recv)
+            # Bad input is handled inside _process. This catches what is left, a defect, so that
+            # one unlucky frame does not blind the robot: it is logged with its traceback, the
+            # tracks are reset, and processing stops only if it keeps happening.
+            try:
+                self._process(msg, t_recv)
+                failures = 0
+            except Exception as exc:  # noqa: B902 - the supervisor of the processing thread
+                failures += 1
+                with self._lock:
+                    self._stats.failed += 1
+                self._warn_once("defect:" + type(exc).__name__,
+                                f"Processing a frame failed unexpectedly ({exc!r}); tracks reset, "
+                                f"going on with the next frame:\n{traceback.format_exc()}",
+                                error=True)
+                if self._tracker is not None:
+                    self._tracker.reset()
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise
 
     def _warn_once(self, key: str, text: str, error: bool = False) -> None:
         """Log ``text`` the first time ``key`` comes up, then at most every REWARN_S."""
