@@ -104,7 +104,7 @@ REWARN_S = 60.0
 #: Processing stops (FATAL, diagnostics ERROR) after this many frames in a row fail unexpectedly.
 MAX_CONSECUTIVE_FAILURES = 10
 #: Longest wait for the camera_info of an image whose stamp the camera's infos usually carry.
-CAMERA_INFO_WAIT_S = 0.05
+CAMERA_INFO_WAIT_S = 0.2
 
 
 def _logged_transition(method):
@@ -518,7 +518,8 @@ class Face3DNode(LifecycleNode):
         When the camera's infos carried the image stamps before, or none arrived yet while the
         topic has a publisher, the one of this image may still be on its way (two topics, no
         order between them): wait for it up to CAMERA_INFO_WAIT_S. Cameras whose stamps never
-        match, or that publish no camera_info, cost no wait.
+        match, or that publish no camera_info, cost no wait; a wait in vain turns waiting off
+        until a stamp matches again.
         """
         stamp = (header.stamp.sec, header.stamp.nanosec)
         # Also wait when no info came yet but a camera publishes them (the first frame's info
@@ -535,6 +536,9 @@ class Face3DNode(LifecycleNode):
                         return info
                 left = deadline - time.monotonic()
                 if left <= 0.0 or not self._running:
+                    # Waited in vain: stop waiting until a stamp matches again, so a camera
+                    # whose infos stop matching costs one wait, not one per frame.
+                    self._info_stamps_match = False
                     same_size = [i for i in self._camera_infos
                                  if (i.width, i.height) == (width, height)]
                     newest = same_size or list(self._camera_infos)
