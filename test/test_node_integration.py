@@ -9,7 +9,6 @@ publishes real photos with camera_info and checks faces, gaze, markers, the debu
 import array
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from face3d_ros.ros.markers import NAMESPACES, count_by_namespace  # noqa: E402
+from face3d_ros.tools.node_process import stop_node  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -154,13 +154,7 @@ def node_process(node_log):
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_node(proc)
     sys.stderr.write(node_log.read_text(errors="replace")[-3000:])
 
 
@@ -426,10 +420,4 @@ def test_enrolled_person_recognised_and_gallery_latched(astronaut_rgb, grace_hop
         executor.shutdown()
         node.destroy_node()
         ctx.try_shutdown()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_node(proc)
