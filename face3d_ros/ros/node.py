@@ -458,13 +458,11 @@ class Face3DNode(LifecycleNode):
     def _run(self) -> None:
         try:
             self._loop()
-        finally:
-            exc = sys.exc_info()[1]
-            if exc is not None:
-                self._worker_error = repr(exc)
-                self.get_logger().fatal(
-                    f"Processing stopped by {exc!r}; fix the cause, then deactivate and "
-                    "activate the node (or restart it)")
+        except Exception as exc:  # noqa: B902 - the loop gave up (see _loop): report, end thread
+            self._worker_error = repr(exc)
+            self.get_logger().fatal(
+                f"Processing stopped by {exc!r} after {MAX_CONSECUTIVE_FAILURES} failed frames "
+                "in a row; fix the cause, then deactivate and activate the node (or restart it)")
 
     def _loop(self) -> None:
         failures = 0
