@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from face3d_ros.core.types import CameraIntrinsics, FrameResult, GazeRay
+from face3d_ros.ros.image_codec import compressed_msg_to_rgb, image_msg_to_rgb
 
 STORAGES = ("mcap", "sqlite3")
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -38,9 +39,6 @@ VECTOR_TYPE = "geometry_msgs/msg/Vector3Stamped"
 FACE_ARRAY_TYPE = "face3d_msgs/msg/Face3DArray"
 MARKER_ARRAY_TYPE = "visualization_msgs/msg/MarkerArray"
 
-#: Raw image encodings :func:`image_to_rgb` decodes -> channels.
-RAW_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1,
-                 "8UC3": 3, "mono16": 1}
 _STORAGE_SUFFIX = {".mcap": "mcap", ".db3": "sqlite3"}
 
 
@@ -304,39 +302,15 @@ def pick_image_topic(topics: Sequence[TopicInfo], requested: Optional[str] = Non
 
 
 def image_to_rgb(msg, msgtype: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a rosbags Image or CompressedImage message.
+    """(H, W, 3) uint8 RGB from a rosbags Image or CompressedImage message, decoded like the
+    node decodes its input (``face3d_ros.ros.image_codec``).
 
-    Raises ValueError naming the problem (unsupported encoding, wrong data length, undecodable).
+    Raises ImageFormatError (a ValueError) naming the problem (unsupported encoding, wrong
+    data length, undecodable).
     """
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
     if msgtype == COMPRESSED_TYPE:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if bgr is None:
-            raise ValueError(f"cannot decode a compressed image (format {msg.format!r}, "
-                             f"{data.size} bytes); JPEG and PNG are supported")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    enc = msg.encoding
-    if enc not in RAW_ENCODINGS:
-        raise ValueError(f"unsupported image encoding {enc!r}; supported: "
-                         f"{', '.join(RAW_ENCODINGS)}")
-    w, h, step = int(msg.width), int(msg.height), int(msg.step)
-    ch = RAW_ENCODINGS[enc]
-    depth = 2 if enc == "mono16" else 1
-    if w <= 0 or h <= 0 or step < w * ch * depth or data.size != step * h:
-        raise ValueError(f"bad image: {w}x{h}, step {step}, {data.size} bytes of data "
-                         f"(expected step >= {w * ch * depth} and step x height bytes)")
-    rows = data.reshape(h, step)[:, :w * ch * depth]
-    if depth == 2:
-        px = np.ascontiguousarray(rows).view(">u2" if msg.is_bigendian else "<u2")
-        return cv2.cvtColor((px.reshape(h, w) >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB)
-    px = rows.reshape(h, w, ch)
-    conv = {"bgr8": cv2.COLOR_BGR2RGB, "8UC3": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB,
-            "bgra8": cv2.COLOR_BGRA2RGB, "mono8": cv2.COLOR_GRAY2RGB,
-            "8UC1": cv2.COLOR_GRAY2RGB}
-    if enc == "rgb8":
-        return px
-    src = px[..., 0] if ch == 1 else px
-    return cv2.cvtColor(np.ascontiguousarray(src), conv[enc])
+        return compressed_msg_to_rgb(msg)
+    return image_msg_to_rgb(msg)
 
 
 def camera_info_to_intrinsics(msg, width: int, height: int) -> Optional[CameraIntrinsics]:
