@@ -6,7 +6,7 @@ node) into these dataclasses; the CLIs build them from their flags.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Optional
 
 
@@ -42,12 +42,12 @@ class EngineConfig:
         """Reject values that cannot work, naming the field and the accepted range."""
         if self.detector not in ("short", "full", "both"):
             raise ValueError(f"detector must be 'short', 'full' or 'both', got {self.detector!r}")
-        _check_range("min_detection_score", self.min_detection_score, 0.0, 1.0)
-        _check_range("nms_iou", self.nms_iou, 0.0, 1.0)
-        _check_range("min_presence", self.min_presence, 0.0, 1.0)
-        _check_range("max_faces", self.max_faces, 1, 256)
-        _check_range("iris_diameter_m", self.iris_diameter_m, 0.005, 0.02)
-        _check_range("default_hfov_deg", self.default_hfov_deg, 10.0, 170.0)
+        check_range("min_detection_score", self.min_detection_score, 0.0, 1.0)
+        check_range("nms_iou", self.nms_iou, 0.0, 1.0)
+        check_range("min_presence", self.min_presence, 0.0, 1.0)
+        check_range("max_faces", self.max_faces, 1, 256)
+        check_range("iris_diameter_m", self.iris_diameter_m, 0.005, 0.02)
+        check_range("default_hfov_deg", self.default_hfov_deg, 10.0, 170.0)
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
@@ -80,21 +80,17 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted range."""
-        _check_range("detect_every_n", self.detect_every_n, 1, 1000)
-        _check_range("max_missed", self.max_missed, 0, 1000)
-        _check_range("min_hits", self.min_hits, 1, 100)
-        _check_range("match_iou", self.match_iou, 0.0, 1.0)
-        _check_range("min_appearance", self.min_appearance, 0.0, 1.0)
-        _check_range("min_cutoff_hz", self.min_cutoff_hz, 1e-3, 100.0)
-        _check_range("beta", self.beta, 0.0, 10.0)
-        _check_range("d_cutoff_hz", self.d_cutoff_hz, 1e-3, 100.0)
+        check_range("detect_every_n", self.detect_every_n, 1, 1000)
+        check_range("max_missed", self.max_missed, 0, 1000)
+        check_range("min_hits", self.min_hits, 1, 100)
+        check_range("match_iou", self.match_iou, 0.0, 1.0)
+        check_range("min_appearance", self.min_appearance, 0.0, 1.0)
+        check_range("min_cutoff_hz", self.min_cutoff_hz, 1e-3, 100.0)
+        check_range("beta", self.beta, 0.0, 10.0)
+        check_range("d_cutoff_hz", self.d_cutoff_hz, 1e-3, 100.0)
 
 
-def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+def check_range(name: str, value: float, lo: float, hi: float) -> None:
+    """Raise ValueError naming ``name`` and the accepted range unless lo <= value <= hi."""
     if not (lo <= value <= hi):
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
-
-
-def field_names(cls: type) -> tuple:
-    """Names of a config dataclass's fields (used to map ROS parameters onto configs)."""
-    return tuple(f.name for f in fields(cls))

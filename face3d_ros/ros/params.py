@@ -22,7 +22,7 @@ from rcl_interfaces.msg import (
 )
 from rclpy.parameter import Parameter
 
-from face3d_ros.core.config import EngineConfig, TrackerConfig
+from face3d_ros.core.config import EngineConfig, TrackerConfig, check_range
 from face3d_ros.core.identity import REID_MARGIN, REID_MIN_FRAMES, REID_THRESHOLD
 
 
@@ -76,19 +76,14 @@ class NodeConfig:
                 "input_reliability must be 'best_effort' or 'reliable', "
                 f"got {self.input_reliability!r}"
             )
-        _check("marker_lifetime_s", self.marker_lifetime_s, 0.0, 60.0)
-        _check("no_image_warn_s", self.no_image_warn_s, 0.5, 3600.0)
-        _check("diagnostics_period_s", self.diagnostics_period_s, 0.1, 60.0)
-        _check("reid_threshold", self.reid_threshold, 0.001, 0.2)
-        _check("reid_margin", self.reid_margin, 0.0, 0.1)
-        _check("reid_min_frames", self.reid_min_frames, 1, 100)
+        check_range("marker_lifetime_s", self.marker_lifetime_s, 0.0, 60.0)
+        check_range("no_image_warn_s", self.no_image_warn_s, 0.5, 3600.0)
+        check_range("diagnostics_period_s", self.diagnostics_period_s, 0.1, 60.0)
+        check_range("reid_threshold", self.reid_threshold, 0.001, 0.2)
+        check_range("reid_margin", self.reid_margin, 0.0, 0.1)
+        check_range("reid_min_frames", self.reid_min_frames, 1, 100)
         if not self.enrolled_frame_id:
             raise ValueError("enrolled_frame_id must not be empty (e.g. face3d_enrolled)")
-
-
-def _check(name: str, value: float, lo: float, hi: float) -> None:
-    if not (lo <= value <= hi):
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
 
 
 @dataclass(frozen=True)
