@@ -114,3 +114,61 @@ def test_options_and_missing_topology():
     assert counts[NS_AXES] == 2 and all(counts[ns] == 2 for ns in NS_GAZE)
     empty = MarkerBuilder(MarkerOptions(), None).build(make_frame([]), _header())
     assert len(empty.markers) == 0
+
+
+def test_mesh_colours_shaded_by_depth(triangles):
+    frame = two_face_frame()
+    msg = MarkerBuilder(MarkerOptions(), triangles).build(frame, _header())
+    mesh = _by_key(msg.markers)[(NS_MESH, 3)]
+    rgb = np.array([[c.r, c.g, c.b] for c in mesh.colors])
+    z = frame.faces[0].landmarks_3d[triangles.reshape(-1), 2]
+    base = np.array([mesh.color.r, mesh.color.g, mesh.color.b])
+    shade = rgb / base  # one factor per vertex, the same for r, g and b
+    np.testing.assert_allclose(shade, shade[:, :1].repeat(3, axis=1), rtol=1e-5)
+    assert shade[np.argmin(z), 0] == pytest.approx(1.0, abs=1e-6)  # nearest: full colour
+    assert shade[np.argmax(z), 0] == pytest.approx(0.4, abs=1e-6)  # farthest: 40 %
+    assert np.corrcoef(z, shade[:, 0])[0, 1] < -0.95
+
+
+def _decoded(data: bytes):
+    from rclpy.serialization import deserialize_message
+    from visualization_msgs.msg import MarkerArray
+    return deserialize_message(data, MarkerArray)
+
+
+def test_serialized_markers_decode_to_the_same_messages(triangles):
+    """build_serialized (numpy data spliced into rclpy's CDR) == build (plain messages),
+    over frames with faces appearing and vanishing (deletes) and two frame_id lengths."""
+    from rclpy.serialization import serialize_message
+    fast = MarkerBuilder(MarkerOptions(), triangles)
+    slow = MarkerBuilder(MarkerOptions(), triangles)
+    a = make_face(3, 10.0, (0.0, 0.0, 0.7), seed=1)
+    b = make_face(5, -10.0, (0.2, 0.0, 0.9), seed=2)
+    for k, faces in enumerate(([a, b], [b], [], [a], [a, b])):
+        for frame_id in ("cam", "camera_optical_frame"):
+            header = Header(stamp=Time(sec=k, nanosec=7), frame_id=frame_id)
+            data = fast.build_serialized(make_frame(faces), header)
+            ref = slow.build(make_frame(faces), header)
+            assert isinstance(data, bytes)
+            got = _decoded(data)
+            assert got == _decoded(serialize_message(ref))
+            assert len(got.markers) == len(ref.markers)
+
+
+def test_marker_cdr_self_check_and_a_corrupted_point():
+    from face3d_ros.ros import marker_cdr
+    marker_cdr._LAYOUTS.clear()
+    assert marker_cdr.self_check() == (True, "ok")
+    assert {key[0] for key in marker_cdr._LAYOUTS} == {0, 4}, "both start offsets checked"
+    frame = two_face_frame()
+    builder = MarkerBuilder(MarkerOptions(), None)
+    data = bytearray(builder.build_serialized(frame, _header()))
+    good = _decoded(bytes(data))
+    lms = next(m for m in good.markers if m.ns == NS_LANDMARKS)
+    x0 = np.float64(lms.points[0].x).tobytes()
+    at = bytes(data).find(x0)
+    assert at > 0
+    data[at + 7] ^= 0x40  # flip a bit of the first landmark's x
+    bad = _decoded(bytes(data))
+    assert bad != good
+    assert next(m for m in bad.markers if m.ns == NS_LANDMARKS).points[0].x != lms.points[0].x

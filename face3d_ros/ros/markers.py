@@ -18,18 +18,17 @@ Headers are copied from the source image, so everything lives in its optical fra
 
 from __future__ import annotations
 
-import functools
-
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 from builtin_interfaces.msg import Duration
-from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from face3d_ros.core.types import NUM_MESH, FaceResult, FrameResult
+from face3d_ros.ros.marker_cdr import (MarkerPart, encode_marker_array, point_msgs,
+                                       to_marker_array)
 
 NS_MESH = "face_mesh"
 NS_LANDMARKS = "face_landmarks"
@@ -95,11 +94,6 @@ def face_color(marker_key: int) -> Tuple[float, float, float]:
     return ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))[i]
 
 
-def _points(xyz: np.ndarray) -> List[Point]:
-    """(N, 3) metres -> N geometry_msgs/Point."""
-    return [Point(x=x, y=y, z=z) for x, y, z in np.asarray(xyz, dtype=np.float64).tolist()]
-
-
 def _marker(header: Header, ns: str, mid: int, mtype: int, lifetime: Duration) -> Marker:
     m = Marker()
     m.header = header
@@ -118,48 +112,41 @@ def _duration(seconds: float) -> Duration:
     return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
 
 
-#: Depth shading levels of the mesh's vertex colours: colours are shared objects per level,
-#: so a frame creates no ColorRGBA per vertex.
+#: Depth shading levels of the mesh's vertex colours.
 SHADE_LEVELS = 32
 
 
-@functools.lru_cache(maxsize=4096)
-def _shaded(r: float, g: float, b: float, level: int) -> ColorRGBA:
-    s = 1.0 - 0.6 * level / (SHADE_LEVELS - 1)  # 1 nearest .. 0.4 farthest
-    return ColorRGBA(r=r * s, g=g * s, b=b * s, a=1.0)
-
-
 def mesh_marker(face: FaceResult, triangles: np.ndarray, header: Header, mid: int,
-                lifetime: Duration, vertices: Optional[List[Point]] = None) -> Marker:
+                lifetime: Duration) -> MarkerPart:
     """TRIANGLE_LIST of the mesh; ``triangles`` (F, 3) indices into the 468 vertices.
 
+    The 468 vertices (metres), their colours and the (3F,) corner index come as arrays.
     Vertex colours: the face colour, darker with depth from the nearest vertex (so the relief
     reads in RViz without lighting of per-vertex colours), in SHADE_LEVELS steps.
-    vertices: the face's landmark Points when already made (shared with the landmarks marker).
     """
     m = _marker(header, NS_MESH, mid, Marker.TRIANGLE_LIST, lifetime)
     m.scale.x = m.scale.y = m.scale.z = 1.0
-    z = np.asarray(face.landmarks_3d[:NUM_MESH, 2], dtype=np.float64)  # (468,)
+    xyz = np.asarray(face.landmarks_3d[:NUM_MESH], dtype=np.float64)  # (468, 3)
+    z = xyz[:, 2]
     span = max(float(z.max() - z.min()), 1e-6)
-    levels = np.rint((z - z.min()) / span * (SHADE_LEVELS - 1)).astype(np.int64).tolist()
+    levels = np.rint((z - z.min()) / span * (SHADE_LEVELS - 1))
+    shade = 1.0 - 0.6 * levels / (SHADE_LEVELS - 1)  # 1 nearest .. 0.4 farthest
     r, g, b = face_color(mid)
-    vpoints = vertices if vertices is not None else _points(face.landmarks_3d[:NUM_MESH])
-    vcolors = [_shaded(r, g, b, k) for k in levels]
-    idx = np.asarray(triangles, dtype=np.int64).reshape(-1).tolist()
-    m.points = [vpoints[i] for i in idx]
-    m.colors = [vcolors[i] for i in idx]
+    rgba = np.empty((NUM_MESH, 4))
+    rgba[:, :3] = np.outer(shade, (r, g, b))
+    rgba[:, 3] = 1.0
     m.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
-    return m
+    return MarkerPart(m, xyz, rgba.astype(np.float32),
+                      np.asarray(triangles, dtype=np.int64).reshape(-1))
 
 
 def landmarks_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
-                     size_m: float, points: Optional[List[Point]] = None) -> Marker:
-    """POINTS of all 478 landmarks (``points``: their Points when already made)."""
+                     size_m: float) -> MarkerPart:
+    """POINTS of all 478 landmarks (points (478, 3) metres as an array)."""
     m = _marker(header, NS_LANDMARKS, mid, Marker.POINTS, lifetime)
     m.scale.x = m.scale.y = size_m
-    m.points = points if points is not None else _points(face.landmarks_3d)
     m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-    return m
+    return MarkerPart(m, np.asarray(face.landmarks_3d, dtype=np.float64))
 
 
 def gaze_markers(face: FaceResult, header: Header, mid: int, lifetime: Duration,
@@ -171,7 +158,7 @@ def gaze_markers(face: FaceResult, header: Header, mid: int, lifetime: Duration,
         m = _marker(header, ns, mid, Marker.ARROW, lifetime)
         o = np.asarray(ray.origin, dtype=np.float64)
         d = np.asarray(ray.direction, dtype=np.float64)
-        m.points = _points(np.stack([o, o + length_m * d]))
+        m.points = point_msgs(np.stack([o, o + length_m * d]))
         combined = ns == NS_GAZE[2]
         m.scale.x = 0.004 if combined else 0.002  # shaft diameter
         m.scale.y = 0.008 if combined else 0.004  # head diameter
@@ -188,7 +175,7 @@ def axes_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
     t = np.asarray(face.head_pose.translation, dtype=np.float64)
     rot = np.asarray(face.head_pose.rotation, dtype=np.float64)
     ends = t[None, :] + length_m * rot.T  # (3, 3) row k = end of axis k
-    m.points = _points(np.stack([t, ends[0], t, ends[1], t, ends[2]]))
+    m.points = point_msgs(np.stack([t, ends[0], t, ends[1], t, ends[2]]))
     rgb = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
     m.colors = [ColorRGBA(r=c[0], g=c[1], b=c[2], a=1.0) for c in rgb for _ in range(2)]
     m.scale.x = 0.003  # line width
@@ -225,36 +212,45 @@ def delete_markers(header: Header, ids: Iterable[int],
     return out
 
 
-def frame_markers(frame: FrameResult, header: Header, triangles: Optional[np.ndarray],
-                  options: MarkerOptions = MarkerOptions()) -> Tuple[List[Marker], Set[int]]:
-    """ADD markers of every face of ``frame`` and the set of marker ids drawn.
-
-    ``triangles``: (F, 3) mesh triangles; None skips the mesh (topology not available).
-    """
+def frame_parts(frame: FrameResult, header: Header, triangles: Optional[np.ndarray],
+                options: MarkerOptions = MarkerOptions()) -> Tuple[List[MarkerPart], Set[int]]:
+    """ADD markers of every face of ``frame`` and the set of marker ids drawn: first the small
+    ones (gaze, axes, label) of all faces, then the mesh and landmark markers, whose points are
+    arrays. ``triangles``: (F, 3) mesh triangles; None skips the mesh."""
     lifetime = _duration(options.lifetime_s)
-    markers: List[Marker] = []
+    light: List[MarkerPart] = []
+    heavy: List[MarkerPart] = []
     ids: Set[int] = set()
     for index, face in enumerate(frame.faces):
         mid = marker_id(face, index)
         ids.add(mid)
-        points = _points(face.landmarks_3d)  # (478,) shared by the mesh and landmark markers
         if options.mesh and triangles is not None:
-            markers.append(mesh_marker(face, triangles, header, mid, lifetime, points))
+            heavy.append(mesh_marker(face, triangles, header, mid, lifetime))
         if options.landmarks:
-            markers.append(landmarks_marker(face, header, mid, lifetime, options.point_size_m,
-                                            points))
+            heavy.append(landmarks_marker(face, header, mid, lifetime, options.point_size_m))
         if options.gaze:
-            markers.extend(gaze_markers(face, header, mid, lifetime, options.gaze_length_m))
+            light.extend(MarkerPart(m) for m in gaze_markers(face, header, mid, lifetime,
+                                                             options.gaze_length_m))
         if options.axes:
-            markers.append(axes_marker(face, header, mid, lifetime, options.axes_length_m))
+            light.append(MarkerPart(axes_marker(face, header, mid, lifetime,
+                                                options.axes_length_m)))
         if options.labels:
-            markers.append(label_marker(face, header, mid, lifetime))
-    return markers, ids
+            light.append(MarkerPart(label_marker(face, header, mid, lifetime)))
+    return light + heavy, ids
+
+
+def frame_markers(frame: FrameResult, header: Header, triangles: Optional[np.ndarray],
+                  options: MarkerOptions = MarkerOptions()) -> Tuple[List[Marker], Set[int]]:
+    """:func:`frame_parts` as plain Marker messages."""
+    parts, ids = frame_parts(frame, header, triangles, options)
+    return list(to_marker_array(parts).markers), ids
 
 
 class MarkerBuilder:
     """Builds one MarkerArray per frame and deletes the markers of faces that vanished.
 
+    :meth:`build` gives the message; :meth:`build_serialized` the same array already
+    serialized (see :mod:`face3d_ros.ros.marker_cdr`), several times cheaper for big meshes.
     Not thread-safe: use from one thread (the node's processing thread).
     """
 
@@ -265,14 +261,20 @@ class MarkerBuilder:
         self.triangles = None if triangles is None else np.asarray(triangles, dtype=np.int64)
         self._drawn: Set[int] = set()
 
-    def build(self, frame: FrameResult, header: Header) -> MarkerArray:
+    def parts(self, frame: FrameResult, header: Header) -> List[MarkerPart]:
         """DELETE markers for faces drawn last time but gone now, then the faces of ``frame``."""
-        adds, ids = frame_markers(frame, header, self.triangles, self.options)
+        adds, ids = frame_parts(frame, header, self.triangles, self.options)
         gone = self._drawn - ids
-        msg = MarkerArray()
-        msg.markers = delete_markers(header, gone) + adds
         self._drawn = ids
-        return msg
+        return [MarkerPart(m) for m in delete_markers(header, gone)] + adds
+
+    def build(self, frame: FrameResult, header: Header) -> MarkerArray:
+        """:meth:`parts` as a MarkerArray message."""
+        return to_marker_array(self.parts(frame, header))
+
+    def build_serialized(self, frame: FrameResult, header: Header) -> bytes:
+        """:meth:`parts` as a serialized MarkerArray (for ``Publisher.publish(bytes)``)."""
+        return encode_marker_array(self.parts(frame, header))
 
     def clear(self, header: Header) -> MarkerArray:
         """DELETE markers for every face drawn so far (e.g. on deactivate)."""

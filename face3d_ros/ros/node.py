@@ -63,6 +63,7 @@ from face3d_ros.core.overlay import draw_overlay
 from face3d_ros.core.topology import load_topology
 from face3d_ros.core.tracking import FaceTracker
 from face3d_ros.core.types import CameraIntrinsics, FrameResult
+from face3d_ros.ros import marker_cdr
 from face3d_ros.ros.conversions import (
     ImageFormatError,
     camera_info_to_intrinsics,
@@ -164,6 +165,7 @@ class Face3DNode(LifecycleNode):
         self._tracker: Optional[FaceTracker] = None
         self._triangles = None
         self._markers: Optional[MarkerBuilder] = None
+        self._markers_serialized = False
         self._pub: Dict[str, object] = {}
         self._subs: list = []
         self._diag_timer = None
@@ -248,6 +250,10 @@ class Face3DNode(LifecycleNode):
         self._tracker = FaceTracker(self._engine, cfg.tracker)
         self._triangles = topology.triangles
         self._markers = MarkerBuilder(self._marker_options(), self._triangles)
+        ok, why = marker_cdr.self_check()
+        self._markers_serialized = ok
+        if not ok:
+            log.warning(f"Markers are published as plain messages (slower): {why}")
 
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
                               history=HistoryPolicy.KEEP_LAST)
@@ -637,7 +643,7 @@ class Face3DNode(LifecycleNode):
         self._header = header
         if cfg.publish_markers and pubs["markers"].get_subscription_count() > 0:
             self._markers.options = self._marker_options()
-            pubs["markers"].publish(self._markers.build(result, header))
+            self._publish_markers(result, header)
             t2 = time.perf_counter()
             timings["markers"] = (t2 - t1) * 1e3
             t1 = t2
@@ -648,6 +654,20 @@ class Face3DNode(LifecycleNode):
                             cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 0), 2, cv2.LINE_AA)
             pubs["debug"].publish(rgb_to_image_msg(overlay, header))
             timings["debug_image"] = (time.perf_counter() - t1) * 1e3
+
+    def _publish_markers(self, result: FrameResult, header) -> None:
+        """The MarkerArray serialized from numpy (see ros/marker_cdr.py), or as a message
+        where this ROS installation failed the self-check or cannot publish bytes."""
+        parts = self._markers.parts(result, header)
+        if self._markers_serialized:
+            try:
+                self._pub["markers"].publish(marker_cdr.encode_marker_array(parts))
+                return
+            except TypeError as exc:  # an rclpy without Publisher.publish(bytes)
+                self._markers_serialized = False
+                self.get_logger().warning(
+                    f"Markers are published as plain messages (slower): {exc}")
+        self._pub["markers"].publish(marker_cdr.to_marker_array(parts))
 
     # -- enrolment -----------------------------------------------------------------------
     def _offer_enrollment(self, collector: EnrollmentCollector, result: FrameResult, rgb,

@@ -105,11 +105,16 @@ def litert_frame_ms(lite: Dict[str, float], detector: str, faces: int) -> float:
 def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
                         ) -> Optional[List[Dict[str, float]]]:
     """Median ms of the node's own work per frame (no DDS): decoding the Image message,
-    building Face3DArray and the gaze PoseArray, the MarkerArray, and the debug overlay.
+    building and serializing Face3DArray and the gaze PoseArray, the MarkerArray (as the node
+    publishes it: serialized from numpy, or as a message plus its serialization where the
+    self-check fails; ``markers_messages`` times the plain-message way for comparison), and
+    the debug overlay. Serializing is the conversion ``publish`` does before DDS.
     None when the ROS messages are not importable (source scripts/env.sh)."""
     try:
+        from rclpy.serialization import serialize_message
         from std_msgs.msg import Header
 
+        from face3d_ros.ros import marker_cdr
         from face3d_ros.ros.conversions import (frame_to_msg, gaze_pose_array,
                                                 image_msg_to_rgb, rgb_to_image_msg)
         from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
@@ -120,6 +125,7 @@ def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
 
     triangles = load_topology(engine.config.model_dir).triangles
     builder = MarkerBuilder(MarkerOptions(), triangles)
+    serialized_ok = marker_cdr.self_check()[0]
     # As the node does after loading its models: keep the long-lived objects out of the
     # garbage collector's full collections, which the many small message objects trigger.
     gc.collect()
@@ -132,8 +138,11 @@ def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
         image_msg = rgb_to_image_msg(frame_rgb, header)
         steps = {
             "decode": lambda: image_msg_to_rgb(image_msg),
-            "messages": lambda: (frame_to_msg(result, header), gaze_pose_array(result, header)),
-            "markers": lambda: builder.build(result, header),
+            "messages": lambda: (serialize_message(frame_to_msg(result, header)),
+                                 serialize_message(gaze_pose_array(result, header))),
+            "markers": (lambda: builder.build_serialized(result, header)) if serialized_ok
+            else (lambda: serialize_message(builder.build(result, header))),
+            "markers_messages": lambda: serialize_message(builder.build(result, header)),
             "debug_image": lambda: rgb_to_image_msg(draw_overlay(frame_rgb, result, triangles),
                                                     header),
         }
@@ -197,13 +206,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if node_rows is None:
         print("\n(node overhead: ROS messages not importable; source scripts/env.sh)")
         return 0
-    print("\nNode overhead per frame (CPU, no DDS), ms:\n")
-    print("| faces | decode | Face3DArray + gaze | markers | overhead (sum) | debug image |")
-    print("|---|---|---|---|---|---|")
+    print("\nNode overhead per frame (CPU, no DDS; messages built and serialized), ms:\n")
+    print("| faces | decode | Face3DArray + gaze | markers | overhead (sum) | debug image "
+          "| markers as plain messages |")
+    print("|---|---|---|---|---|---|---|")
     for r in node_rows:
         total = r["decode"] + r["messages"] + r["markers"]
         print(f"| {int(r['faces'])} | {r['decode']:.2f} | {r['messages']:.2f} | "
-              f"{r['markers']:.2f} | {total:.2f} | {r['debug_image']:.2f} |")
+              f"{r['markers']:.2f} | {total:.2f} | {r['debug_image']:.2f} | "
+              f"{r['markers_messages']:.2f} |")
     return 0
 
 
