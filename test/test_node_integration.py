@@ -213,6 +213,15 @@ def test_astronaut_one_face_pose_ids_markers_gaze(harness, astronaut_rgb):
     assert count_by_namespace(markers.markers) == {ns: 1 for ns in NAMESPACES}
     assert {m.id for m in markers.markers if m.action == Marker.ADD} == {face.id}
     assert all(m.header.frame_id == FRAME_ID for m in markers.markers)
+    # The marker geometry (sent as numpy-spliced CDR) is the face's own 3D landmarks.
+    by_ns = {m.ns: m for m in markers.markers}
+    lms = np.array([[q.x, q.y, q.z] for q in by_ns["face_landmarks"].points])
+    np.testing.assert_allclose(lms, np.reshape(face.landmarks_3d, (478, 3)), atol=1e-6)
+    mesh = by_ns["face_mesh"]
+    corner_index = np.asarray(harness.topology[0].triangles)
+    assert len(mesh.points) == len(mesh.colors) == len(corner_index)
+    corners = np.array([[q.x, q.y, q.z] for q in mesh.points])
+    np.testing.assert_allclose(corners, lms[corner_index], atol=1e-6)
 
 
 def test_no_face_on_the_cat_and_one_on_grace_hopper(harness, chelsea_rgb, grace_hopper_rgb):
