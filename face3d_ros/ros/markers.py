@@ -13,7 +13,9 @@ Per face, markers in these namespaces, all with the marker id of the face (its t
 
 A :class:`MarkerBuilder` remembers which faces it drew and adds DELETE markers (every
 namespace) for faces that vanished, so RViz never keeps a stale face even with lifetime 0.
-Headers are copied from the source image, so everything lives in its optical frame.
+Headers are copied from the source image, so everything lives in its optical frame. The mesh
+and landmark points travel as numpy arrays (:class:`~face3d_ros.ros.marker_cdr.MarkerPart`),
+turned into a message or straight into serialized bytes.
 """
 
 from __future__ import annotations
@@ -237,13 +239,6 @@ def frame_parts(frame: FrameResult, header: Header, triangles: Optional[np.ndarr
         if options.labels:
             light.append(MarkerPart(label_marker(face, header, mid, lifetime)))
     return light + heavy, ids
-
-
-def frame_markers(frame: FrameResult, header: Header, triangles: Optional[np.ndarray],
-                  options: MarkerOptions = MarkerOptions()) -> Tuple[List[Marker], Set[int]]:
-    """:func:`frame_parts` as plain Marker messages."""
-    parts, ids = frame_parts(frame, header, triangles, options)
-    return list(to_marker_array(parts).markers), ids
 
 
 class MarkerBuilder:
