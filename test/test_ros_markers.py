@@ -172,3 +172,14 @@ def test_marker_cdr_self_check_and_a_corrupted_point():
     bad = _decoded(bytes(data))
     assert bad != good
     assert next(m for m in bad.markers if m.ns == NS_LANDMARKS).points[0].x != lms.points[0].x
+
+
+def test_marker_cdr_self_check_reports_an_unexpected_layout(monkeypatch):
+    from face3d_ros.ros import marker_cdr
+
+    def unexpected(*_args):
+        raise RuntimeError("unexpected CDR layout of visualization_msgs/Marker")
+
+    monkeypatch.setattr(marker_cdr, "_layout", unexpected)
+    ok, why = marker_cdr.self_check()
+    assert ok is False and "unexpected CDR layout" in why

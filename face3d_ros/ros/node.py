@@ -663,7 +663,9 @@ class Face3DNode(LifecycleNode):
             try:
                 self._pub["markers"].publish(marker_cdr.encode_marker_array(parts))
                 return
-            except TypeError as exc:  # an rclpy without Publisher.publish(bytes)
+            except (TypeError, RuntimeError) as exc:
+                # An rclpy without Publisher.publish(bytes), or a marker layout the encoder
+                # does not expect: plain messages from now on.
                 self._markers_serialized = False
                 self.get_logger().warning(
                     f"Markers are published as plain messages (slower): {exc}")
