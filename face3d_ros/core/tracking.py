@@ -13,6 +13,10 @@ Per frame (:meth:`FaceTracker.process`):
    thumbnail no longer resembles the last frame's (``min_appearance``) is another person and
    starts over as a new track;
 5. One-Euro filtering of each track's landmarks; metric 3D, pose and gaze follow from them.
+
+A frame whose size differs from the previous frame's starts a new stream: its tracks end (a
+track's ROI and box are pixels of the old frame and would land on other faces or nowhere)
+and the detector runs; ids keep counting, so an id never names two people.
 """
 
 from __future__ import annotations
@@ -107,6 +111,13 @@ class FaceTracker:
         self._next_id = 1
         self._frame = 0
         self._force_detect = True
+        self._size: Optional[tuple] = None
+
+    def _new_stream(self) -> None:
+        """End every track (the frame size changed); ids are not reused."""
+        self._tracks = []
+        self._frame = 0
+        self._force_detect = True
 
     @property
     def active_ids(self) -> List[int]:
@@ -124,6 +135,11 @@ class FaceTracker:
         with eng._stage(timings, "upload"):
             tensor = eng.to_tensor(image)
         intr = eng.intrinsics_for(tensor, intrinsics)
+        size = (int(tensor.shape[2]), int(tensor.shape[1]))  # (W, H)
+        if size != self._size:
+            if self._size is not None:
+                self._new_stream()
+            self._size = size
 
         run_detector = (self._force_detect or not self._tracks
                         or self._frame % cfg.detect_every_n == 0)
