@@ -68,6 +68,11 @@ MESH_SIZE = 192
 IRIS_SIZE = 64
 FACE_ROI_SCALE = 1.5
 EYE_ROI_SCALE = 2.3
+#: Offset (crop px) from the mesh network's output coordinates to the crop's continuous
+#: coordinates: the network puts pixel i's centre at i, the crop affine at i + 0.5. Measured by
+#: mirroring crops: x(crop) + x(mirrored crop) = 191 = S - 1 for the mesh (S = 192), 64.0 = S
+#: for the iris network (test_landmarks checks both).
+MESH_PIXEL_CENTRE = 0.5
 #: Mesh vertices of the eye corners used for rotation (MediaPipe face mesh topology).
 RIGHT_EYE_OUTER, RIGHT_EYE_INNER = 33, 133
 LEFT_EYE_INNER, LEFT_EYE_OUTER = 362, 263
@@ -318,6 +323,9 @@ class LandmarkRunner:
         crops = _warp(imgs, groups, mesh_affine, MESH_SIZE, "border") * (1.0 / 255.0)
         raw, flag = self.models.mesh(crops)  # (N, 468, 3) crop px, (N,)
         raw = raw.reshape(n, 468, 3).float()
+        # The mesh network places pixel centres at integer coordinates; the crop affine (like
+        # the iris network) at half-integers (align_corners=False).
+        raw = torch.cat([raw[..., :2] + MESH_PIXEL_CENTRE, raw[..., 2:]], -1)
         z_scale = roi_t[:, 2:3] / MESH_SIZE  # (N, 1)
         mesh = torch.cat([_apply_affine(mesh_affine, raw), (raw[..., 2] * z_scale)[..., None]],
                          -1)  # (N, 468, 3) image px
