@@ -216,6 +216,9 @@ def test_valid_camera_info():
     (_info(GOOD_K, 1280, 960), "1280x960 image but the image is 640x480"),
     (_info([520.0, 0, 700.0, 0, 515, 240, 0, 0, 1]), "outside"),
     (_info([520.0, 0, 320.0, 0, 515, -3.0, 0, 0, 1]), "outside"),
+    (_info([1e-9, 0, 320, 0, 1e-9, 240, 0, 0, 1]), "implausible focal length fx=1e-09"),
+    (_info([1e12, 0, 320, 0, 1e12, 240, 0, 0, 1]), "implausible focal length fx=1e+12"),
+    (_info([520.0, 0, 320, 0, 1e-6, 240, 0, 0, 1]), "implausible focal length fy=1e-06"),
 ])
 def test_invalid_camera_info_falls_back_with_a_reason(info, phrase):
     intr, problem = camera_info_to_intrinsics(info, 640, 480, default_hfov_deg=70.0)
@@ -223,6 +226,13 @@ def test_invalid_camera_info_falls_back_with_a_reason(info, phrase):
     assert intr.assumed
     assert intr.fx == pytest.approx(320.0 / np.tan(np.radians(35.0)))
     assert (intr.cx, intr.cy, intr.width, intr.height) == (320.0, 240.0, 640, 480)
+
+
+@pytest.mark.parametrize("fx", [60.0, 20000.0])
+def test_wide_and_telephoto_camera_info_is_accepted(fx):
+    """A 158 deg wide-angle and a 1.8 deg telephoto lens are real cameras."""
+    intr, problem = camera_info_to_intrinsics(_info([fx, 0, 320, 0, fx, 240, 0, 0, 1]), 640, 480)
+    assert problem is None and intr.fx == fx
 
 
 def test_camera_info_without_size_is_accepted_when_k_fits():

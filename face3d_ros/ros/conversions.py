@@ -52,6 +52,12 @@ def rgb_to_image_msg(rgb: np.ndarray, header: Header) -> Image:
     return msg
 
 
+#: Field of view (degrees) a rectified pinhole image can plausibly span along either axis;
+#: focal lengths outside it are rejected as a broken camera_info.
+MIN_FOV_DEG = 0.5
+MAX_FOV_DEG = 179.0
+
+
 def camera_info_to_intrinsics(
     msg: Optional[CameraInfo], width: int, height: int, default_hfov_deg: float = 60.0
 ) -> Tuple[CameraIntrinsics, Optional[str]]:
@@ -61,9 +67,10 @@ def camera_info_to_intrinsics(
     intrinsics come from ``K`` (``assumed=False``). Otherwise ``problem`` says what is wrong
     and the intrinsics are those of an ideal camera with a horizontal field of view of
     ``default_hfov_deg`` (``assumed=True``). Checked: K all zero (uncalibrated camera), fx or fy
-    not positive and finite, the camera_info size differing from the image size, and the
-    principal point outside the image. Distortion is not applied: the image is taken as
-    rectified.
+    not positive and finite, focal lengths that give a field of view outside
+    [``MIN_FOV_DEG``, ``MAX_FOV_DEG``] (e.g. fx = 1e-9 or 1e12: a broken driver), the
+    camera_info size differing from the image size, and the principal point outside the image.
+    Distortion is not applied: the image is taken as rectified.
     """
     fallback = CameraIntrinsics.from_fov(width, height, default_hfov_deg)
     if msg is None:
@@ -78,6 +85,14 @@ def camera_info_to_intrinsics(
     fx, fy, cx, cy = float(k[0]), float(k[4]), float(k[2]), float(k[5])
     if fx <= 0.0 or fy <= 0.0:
         return fallback, f"camera_info K has non-positive focal lengths fx={fx:g}, fy={fy:g}"
+    for axis, f, side in (("fx", fx, width), ("fy", fy, height)):
+        fov = float(np.degrees(2.0 * np.arctan2(0.5 * side, f)))
+        if not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
+            return fallback, (
+                f"camera_info K has an implausible focal length {axis}={f:g} px: a "
+                f"{side} px side would span {fov:.3g} deg, expected {MIN_FOV_DEG:g}-"
+                f"{MAX_FOV_DEG:g} deg; publish the calibrated camera_info of this camera"
+            )
     info_w, info_h = int(msg.width), int(msg.height)
     if (info_w, info_h) != (0, 0) and (info_w, info_h) != (int(width), int(height)):
         return fallback, (

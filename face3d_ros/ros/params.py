@@ -11,7 +11,9 @@ one file a user edits.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
 
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -50,6 +52,8 @@ class NodeConfig:
     reid_margin: least gap between the second-best and the best distance of a match.
     reid_min_frames: frames a track must have before it can be recognised.
     enrolled_frame_id: frame of the ``enrolled_faces`` gallery markers.
+    max_image_side: frames whose longer side exceeds this many pixels are downscaled to it
+        for processing; results are given in the original frame's pixels.
     """
 
     autostart: bool = True
@@ -68,6 +72,7 @@ class NodeConfig:
     reid_margin: float = REID_MARGIN
     reid_min_frames: int = REID_MIN_FRAMES
     enrolled_frame_id: str = "face3d_enrolled"
+    max_image_side: int = 1920
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted values."""
@@ -82,6 +87,7 @@ class NodeConfig:
         check_range("reid_threshold", self.reid_threshold, 0.001, 0.2)
         check_range("reid_margin", self.reid_margin, 0.0, 0.1)
         check_range("reid_min_frames", self.reid_min_frames, 1, 100)
+        check_range("max_image_side", self.max_image_side, 160, 16384)
         if not self.enrolled_frame_id:
             raise ValueError("enrolled_frame_id must not be empty (e.g. face3d_enrolled)")
 
@@ -198,6 +204,10 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec("enrolled_frame_id", "node",
               "Frame of the enrolled_faces gallery markers (set it as RViz's fixed frame, or "
               "place it with a static transform).", read_only=True),
+    ParamSpec("max_image_side", "node",
+              "Frames whose longer side exceeds this many pixels are downscaled to it for "
+              "processing (bounded memory and time); results are in the original pixels.",
+              limits=(160, 16384)),
 )
 
 SPECS: Dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}
@@ -330,3 +340,76 @@ def validate_update(
 def changed_targets(old: Face3DConfig, new: Face3DConfig) -> Tuple[str, ...]:
     """Which of "engine", "tracker", "node" differ between two configs."""
     return tuple(t for t in ("engine", "tracker", "node") if getattr(old, t) != getattr(new, t))
+
+
+def startup_problems(values: Mapping[str, Any]) -> List[str]:
+    """What is wrong with the parameter values a node starts with (params file and ``-p``).
+
+    ``values``: parameter name -> value for the names given at start. Each problem names the
+    parameter, the value and the accepted range or choices, in the words a rejected
+    ``ros2 param set`` uses. Empty when the values can start the node.
+    """
+    problems = []
+    known = {}
+    for name, value in values.items():
+        spec = SPECS.get(name)
+        if spec is None:
+            continue  # parameters this module does not own (use_sim_time, other nodes')
+        problem = check_value(spec, value)
+        if problem:
+            problems.append(problem)
+        else:
+            known[name] = value
+    if not problems:
+        try:
+            configs_from_values(known)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def cli_parameter_values(argv: Sequence[str]) -> Dict[str, Tuple[str, Any]]:
+    """The ``-p name:=value`` arguments of a ROS command line: name -> (text, parsed value).
+
+    Only arguments inside ``--ros-args`` sections count; a ``node:`` prefix is dropped. The
+    value is parsed as YAML, as rcl does.
+    """
+    found: Dict[str, Tuple[str, Any]] = {}
+    in_ros = False
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg in ("-p", "--param") and i + 1 < len(args):
+            name, sep, text = args[i + 1].partition(":=")
+            if not sep:
+                continue
+            name = name.rsplit(":", 1)[-1]
+            try:
+                value = yaml.safe_load(text) if text else ""
+            except yaml.YAMLError:
+                value = text
+            found[name] = (text, value)
+    return found
+
+
+def unapplied_cli_values(argv: Sequence[str], actual: Mapping[str, Any]) -> List[str]:
+    """``-p`` values the node did not get (rcl drops a ``-p`` whose type differs from the
+    params file's value for the same name, silently): one problem per such argument."""
+    problems = []
+    for name, (text, value) in cli_parameter_values(argv).items():
+        spec = SPECS.get(name)
+        if spec is None or name not in actual:
+            continue
+        have = actual[name]
+        same = value == have and type(value) is type(have)
+        if isinstance(have, float) and isinstance(value, int) and not isinstance(value, bool):
+            same = float(value) == have
+        if same:
+            continue
+        why = check_value(spec, value) or f"{name} is {have!r}"
+        problems.append(f"-p {name}:={text} was not applied ({why}); the node has "
+                        f"{name} = {have!r}")
+    return problems
