@@ -95,8 +95,8 @@ def test_frontal_render_is_mirror_symmetric_and_pupils_dark():
 
 @needs_heads
 def test_eye_yaw_moves_pupils_to_image_right():
-    _, straight = render()
-    image, turned = render(eye_yaw=20.0)
+    _, straight = render(supersample=1)
+    image, turned = render(eye_yaw=20.0, supersample=1)
     shift = turned.pupil_px[:, 0] - straight.pupil_px[:, 0]
     assert np.all(shift > 2.0), f"pupils moved {shift} px"
     assert np.all(turned.gaze_angles[:, 0] > straight.gaze_angles[:, 0] + 15.0)
@@ -109,7 +109,7 @@ def test_eye_yaw_moves_pupils_to_image_right():
 
 @needs_heads
 def test_blink_left_hides_left_pupil_only():
-    _, truth = render(blendshapes={"eyeBlink_L": 1.0})
+    _, truth = render(blendshapes={"eyeBlink_L": 1.0}, supersample=1)
     assert truth.pupil_visibility[1] < 0.05
     assert truth.pupil_visibility[0] > 0.95
     with pytest.raises(ValueError, match="no blendshapes"):
@@ -118,7 +118,7 @@ def test_blink_left_hides_left_pupil_only():
 
 @needs_heads
 def test_lps_renders_with_pose_truth():
-    image, truth = render("lps", yaw=-30.0, pitch=10.0, roll=5.0)
+    image, truth = render("lps", yaw=-30.0, pitch=10.0, roll=5.0, supersample=1)
     assert image.shape == (480, 640, 3)
     assert (truth.yaw, truth.pitch, truth.roll) == pytest.approx((-30.0, 10.0, 5.0), abs=1e-6)
     assert np.isnan(truth.pupil_px).all() and np.all(truth.pupil_visibility == 0)
@@ -126,3 +126,29 @@ def test_lps_renders_with_pose_truth():
     assert np.all((corners > 0) & (corners < (640, 480)))
     centre = image[200:280, 280:360].astype(np.float64)
     assert centre.std() > 3.0  # a face, not the background
+
+
+@needs_heads
+def test_engine_finds_the_frontal_facecap(capsys):
+    """The engine on a frontal facecap (face box ~200 x 230 px): one face, iris centres where
+    the truth projects them; its pose and gaze against the truth are printed, not judged."""
+    from face3d_ros.core.config import EngineConfig
+    from face3d_ros.core.engine import FaceEngine
+
+    image, truth = render(eye_px=130.0)
+    frame = FaceEngine(EngineConfig(device="cpu")).process(image, truth.intrinsics)
+    assert len(frame.faces) == 1
+    face = frame.faces[0]
+    iris = face.landmarks_2d[[468, 473], :2]
+    assert np.abs(iris - truth.iris_centres_px).max() < 3.0
+    pose, gaze = face.head_pose, face.gaze
+    assert abs(pose.yaw) < 10 and abs(pose.pitch) < 15 and abs(pose.roll) < 10
+    with capsys.disabled():
+        box = face.box
+        print(f"\nengine on frontal facecap ({box[2] - box[0]:.0f} x {box[3] - box[1]:.0f} px): "
+              f"yaw/pitch/roll {pose.yaw:.1f}/{pose.pitch:.1f}/{pose.roll:.1f} (truth 0/0/0), "
+              f"z {pose.translation[2]:.3f} m (truth {truth.translation[2]:.3f}); gaze yaw/pitch "
+              f"right {gaze.right.yaw:.1f}/{gaze.right.pitch:.1f} (truth "
+              f"{truth.gaze_angles[0, 0]:.1f}/{truth.gaze_angles[0, 1]:.1f}), left "
+              f"{gaze.left.yaw:.1f}/{gaze.left.pitch:.1f} (truth {truth.gaze_angles[1, 0]:.1f}/"
+              f"{truth.gaze_angles[1, 1]:.1f})")
