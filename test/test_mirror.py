@@ -1,5 +1,5 @@
-"""Mirror and eye-contact checks on real photos (registry packages): a photo and its mirror
-image must give mirrored landmarks, opposite yaw and roll, and opposite gaze yaw."""
+"""Pixel-centre conventions of the landmark networks, found by mirroring crops of real photos
+(registry packages): a crop and its mirror image must give mirrored points."""
 
 import numpy as np
 import pytest
@@ -21,48 +21,40 @@ def _face(engine, rgb):
     return frame.faces[0]
 
 
-@pytest.fixture(scope="module")
-def pairs(engine, astronaut_rgb, grace_hopper_rgb):
-    """(name, face, face of the mirrored image, image width) for two portraits."""
-    out = []
-    for name, rgb in (("astronaut", astronaut_rgb), ("hopper", grace_hopper_rgb)):
-        mirrored = np.ascontiguousarray(rgb[:, ::-1])
-        out.append((name, _face(engine, rgb), _face(engine, mirrored), rgb.shape[1]))
-    return out
-
-
 def _mirror_sums(engine, face, rgb, rng, jitters=6):
     """x(crop) + x(mirrored crop) of the mesh network (mean over its 468 points, mirror pairs
     matched) and of the iris network's iris centre, over ROIs jittered around the face."""
     import torch
 
-    from face3d_ros.core.landmarks import (EYE_ROI_SCALE, IRIS_SIZE, MESH_SIZE, _warp,
-                                           roi_affine, rois_to_tensor)
+    from face3d_ros.core.landmarks import EYE_ROI_SCALE, IRIS_SIZE, MESH_SIZE, crop_rois
     from face3d_ros.core.types import Roi
 
     perm = torch.as_tensor(load_canonical().mirror[:468])
     image = engine.to_tensor(rgb)
-    lm = torch.as_tensor(face.landmarks_2d, dtype=torch.float32)
+    lm = face.landmarks_2d.astype(np.float64)
+    start, end = lm[33, :2], lm[133, :2]  # the subject's right eye
+    eye_side = EYE_ROI_SCALE * float(np.linalg.norm(end - start))
+    eye_rot = float(np.arctan2(*(end - start)[::-1]))
     mesh_sums, iris_sums = [], []
+
+    def crop(roi, size):
+        return crop_rois([image], [0], [roi], size)[0].float().contiguous() / 255.0
+
     with torch.inference_mode():
         for _ in range(jitters):
             r = face.roi
             roi = Roi(center=(r.center[0] + rng.normal() * 3, r.center[1] + rng.normal() * 3),
                       size=r.size * (1 + 0.1 * rng.normal()), rotation=r.rotation)
-            crop = _warp([image], [[0]], roi_affine(rois_to_tensor([roi]), MESH_SIZE),
-                         MESH_SIZE, "border") / 255.0
-            a, _ = engine.models.mesh(crop)
-            b, _ = engine.models.mesh(torch.flip(crop, dims=[-1]))
+            c = crop(roi, MESH_SIZE)
+            a, _ = engine.models.mesh(c)
+            b, _ = engine.models.mesh(torch.flip(c, dims=[-1]).contiguous())
             a, b = a.reshape(468, 3), b.reshape(468, 3)[perm]
             mesh_sums.append(float((a[:, 0] + b[:, 0]).mean()))
-            start, end = lm[33, :2], lm[133, :2]
-            d = end - start
-            eye = torch.cat([0.5 * (start + end) + torch.as_tensor(rng.normal(size=2)),
-                             EYE_ROI_SCALE * d.norm()[None], torch.atan2(d[1], d[0])[None]])
-            crop = _warp([image], [[0]], roi_affine(eye[None].float(), IRIS_SIZE), IRIS_SIZE,
-                         "border") / 255.0
-            _, ia = engine.models.iris(crop)
-            _, ib = engine.models.iris(torch.flip(crop, dims=[-1]))
+            centre = 0.5 * (start + end) + rng.normal(size=2)
+            c = crop(Roi(center=(float(centre[0]), float(centre[1])),
+                         size=eye_side * (1 + 0.1 * rng.normal()), rotation=eye_rot), IRIS_SIZE)
+            _, ia = engine.models.iris(c)
+            _, ib = engine.models.iris(torch.flip(c, dims=[-1]).contiguous())
             iris_sums.append(float(ia.reshape(5, 3)[0, 0] + ib.reshape(5, 3)[0, 0]))
     return np.mean(mesh_sums), np.mean(iris_sums)
 

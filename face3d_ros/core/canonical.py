@@ -3,10 +3,14 @@
 The engine fits it to every observed face (head pose) and uses it for the eyeball centres
 (gaze), the neutral expression references and the UV layout of the mesh.
 
-It is built from the mesh network's own output on real frontal portraits (shipped in registry
-packages) by :func:`build_canonical`, then stored in ``core/data/canonical_face.npz``;
-``python -m face3d_ros.tools.make_canonical`` rebuilds it and a test checks the stored file
-against a rebuild.
+Its *shape* is built from the mesh network's own output on real frontal portraits (shipped in
+registry packages) by :func:`build_canonical`. Its *frame* and its *eyeball centres* come from
+renders of real head models with exact truth (``tools.head_render``): the pitch of the frame is
+the one that makes the pose fit read the heads' true poses (:func:`frame_pitch`), and the
+eyeball centres are the heads' true centres of eye rotation carried into the canonical frame
+by the fit (:func:`eyeballs_from_truth`). The result is stored in
+``core/data/canonical_face.npz``; ``python -m face3d_ros.tools.make_canonical`` rebuilds it
+and a test checks the stored file against a rebuild.
 """
 
 from __future__ import annotations
@@ -48,8 +52,44 @@ def _uv_from_vertices(vertices: np.ndarray, margin: float = 0.02) -> np.ndarray:
 
 
 def _eyeballs(vertices: np.ndarray) -> np.ndarray:
+    """Eyeball centres of a canonical face without measured ones: behind the irises."""
     back = np.array([EYEBALL_TO_IRIS_M, 0.0, 0.0])
     return np.stack((vertices[RIGHT_IRIS_CENTER] - back, vertices[LEFT_IRIS_CENTER] - back))
+
+
+def pitch_rotation(degrees: float) -> np.ndarray:
+    """(3, 3) rotation about the face's y axis (to the subject's left) by ``degrees``."""
+    a = np.radians(degrees)
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def frame_pitch(fitted: np.ndarray, true: np.ndarray) -> float:
+    """Pitch (degrees) by which to turn a canonical face so that the pose fit reads ``true``.
+
+    fitted, true: (K, 3, 3) camera_R_face of K renders: as fitted with the canonical face, and
+    the truth. The fit reads ``true_k`` after the canonical turns by C with C = true_k^T
+    fitted_k; C is the chordal mean over the renders restricted to a rotation about the face's
+    y axis (a left/right-symmetric face can only be off in pitch).
+    """
+    m = np.einsum("kji,kjl->il", np.asarray(true, np.float64), np.asarray(fitted, np.float64))
+    return float(np.degrees(np.arctan2(m[0, 2] - m[2, 0], m[0, 0] + m[2, 2])))
+
+
+def eyeballs_from_truth(centres: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                        scale: np.ndarray) -> np.ndarray:
+    """(2, 3) symmetric canonical eyeball centres (right, left; metres, face frame).
+
+    centres: (K, 2, 3) true centres of eye rotation in the camera frame of K renders;
+    rotation (K, 3, 3), translation (K, 3), scale (K,): the pose fit of the canonical face to
+    each render. Each centre is carried into the canonical frame, then averaged with the
+    mirror image of the other eye's.
+    """
+    rel = np.asarray(centres, np.float64) - np.asarray(translation, np.float64)[:, None]
+    local = np.einsum("kji,kej->kei", rotation, rel) / np.asarray(scale)[:, None, None]
+    mean = local.mean(axis=0)  # (2, 3)
+    flip = np.array([1.0, -1.0, 1.0])
+    return 0.5 * (mean + (mean * flip)[::-1])
 
 
 def to_face_frame(landmarks: np.ndarray, iris_diameter_m: float = 0.0117) -> np.ndarray:
@@ -79,7 +119,8 @@ def build_canonical(landmark_sets: Sequence[np.ndarray],
     """Mean symmetric metric face from image landmarks (each (478, 3) px) of frontal faces.
 
     Each face is expressed in its anatomical frame and scaled by its iris; the mean is made
-    left/right symmetric by averaging it with its mirror image.
+    left/right symmetric by averaging it with its mirror image. Frame and eyeball centres are
+    the anatomical ones until :func:`with_frame` sets them from truth.
     """
     if not landmark_sets:
         raise ValueError("build_canonical needs at least one set of landmarks")
@@ -91,9 +132,20 @@ def build_canonical(landmark_sets: Sequence[np.ndarray],
                          uv=_uv_from_vertices(sym))
 
 
+def with_frame(face: CanonicalFace, pitch_deg: float = 0.0,
+               eyeball_centres: np.ndarray | None = None) -> CanonicalFace:
+    """``face`` turned by ``pitch_deg`` about its y axis (see :func:`frame_pitch`), with the
+    given (2, 3) eyeball centres in the turned frame (else the anatomical ones)."""
+    v = (face.vertices.astype(np.float64) @ pitch_rotation(pitch_deg).T).astype(np.float32)
+    eyes = _eyeballs(v) if eyeball_centres is None else np.asarray(eyeball_centres)
+    return CanonicalFace(vertices=v, mirror=face.mirror, eyeball_centres=eyes.astype(np.float32),
+                         uv=_uv_from_vertices(v))
+
+
 def save_canonical(face: CanonicalFace, path: Path = DATA_FILE, source: str = "") -> None:
-    """Write ``face`` to an .npz file (vertices and mirror; the rest is derived on load)."""
-    np.savez(path, vertices=face.vertices, mirror=face.mirror, source=np.array(source))
+    """Write ``face`` to an .npz file (vertices, mirror, eyeball centres; UVs are derived)."""
+    np.savez(path, vertices=face.vertices, mirror=face.mirror,
+             eyeball_centres=face.eyeball_centres, source=np.array(source))
 
 
 @lru_cache(maxsize=4)
@@ -106,9 +158,10 @@ def load_canonical(path: Path = DATA_FILE) -> CanonicalFace:
     with np.load(path) as data:
         vertices = data["vertices"].astype(np.float32)
         mirror = data["mirror"].astype(np.int64)
+        eyes = (data["eyeball_centres"].astype(np.float32) if "eyeball_centres" in data.files
+                else _eyeballs(vertices).astype(np.float32))
     if vertices.shape != (NUM_LANDMARKS, 3) or mirror.shape != (NUM_LANDMARKS,):
         raise ValueError(f"{path}: expected vertices (478, 3) and mirror (478,), got "
                          f"{vertices.shape} and {mirror.shape}")
-    return CanonicalFace(vertices=vertices, mirror=mirror,
-                         eyeball_centres=_eyeballs(vertices).astype(np.float32),
+    return CanonicalFace(vertices=vertices, mirror=mirror, eyeball_centres=eyes,
                          uv=_uv_from_vertices(vertices))

@@ -26,7 +26,10 @@ Pipeline of :meth:`LandmarkRunner.run`
    first, then 4 on the iris contour), mapped back through the (mirrored) eye affine.
 6. Iris depth: z scaled like x (``eye side / 64``) and shifted so that the 16 eyelid points of the
    iris network have the same mean depth as the mesh's matching eyelid vertices.
-7. ``landmarks`` = mesh (468) + right iris (468..472) + left iris (473..477).
+7. The 71 eye-region points of each eye replace the mesh vertices they correspond to (as
+   MediaPipe's ``UpdateFaceLandmarksCalculator``): the lids follow a closed eye, and the eye
+   corners come from the same crop as the iris.
+8. ``landmarks`` = mesh (468) + right iris (468..472) + left iris (473..477).
 
 Without ``refine_iris`` steps 4-6 are skipped: ``eye_contour`` then comes from the mesh vertices
 that the iris network's 71 points correspond to, and all five points of each iris are the mean
@@ -332,6 +335,10 @@ class LandmarkRunner:
         presence = torch.sigmoid(flag.reshape(n).float())
         if self.config.refine_iris:
             eye_contour, iris, eye_affine = self._iris(imgs, groups, mesh)
+            # As MediaPipe's face-with-iris graph: the iris network's eye regions replace the
+            # mesh's (finer lids, and eye corners from the same crop as the iris).
+            mesh = mesh.index_copy(1, self._eye_idx.reshape(-1),
+                                   eye_contour.reshape(n, 2 * 71, 3))
         else:
             eye_contour = mesh[:, self._eye_idx]  # (N, 2, 71, 3)
             centre = eye_contour[:, :, :NUM_EYELID].mean(2, keepdim=True)  # (N, 2, 1, 3)
