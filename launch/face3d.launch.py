@@ -1,31 +1,94 @@
 """Launch the face3d lifecycle node, configure and activate it, and optionally RViz.
 
     ros2 launch face3d_ros face3d.launch.py camera:=/camera \
-        image:=image_raw camera_info:=camera_info device:=auto use_rviz:=true
+        image:=image_raw camera_info:=camera_info use_rviz:=true [device:=cuda]
 
 Arguments: ``camera`` (namespace of the camera topics), ``image`` and ``camera_info`` (topic
 names inside it), ``params_file`` (default: the installed config/face3d.yaml, the one source
-of parameter defaults), ``device`` (auto, cpu, cuda, cuda:N), ``namespace`` (of the node) and
-``use_rviz``. The node starts unconfigured (autostart false) and this file drives it through
-configure and activate with lifecycle events.
+of parameter defaults), ``device`` (empty: the params file's value; else auto, cpu, cuda or
+cuda:N), ``namespace`` (of the node) and ``use_rviz``.
+
+The node starts unconfigured (autostart false). This file emits configure, and activate once
+the node has gone from configuring to inactive (only then: a node the user deactivates stays
+inactive). When the node process ends (a bad parameter, missing models, a crash, the shutdown
+transition) the whole launch ends with it instead of waiting for a node that is gone. RViz
+starts only where rviz2 is installed (else a warning, and face3d runs alone), with its topics
+moved into ``namespace``.
 """
 
 import os
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
-from launch.conditions import IfCondition
-from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import (DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction,
+                            RegisterEventHandler)
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown, matches_action
+from launch.substitutions import PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
+from face3d_ros.ros.launch_helpers import (find_executable, node_parameters,
+                                           normalize_namespace, rviz_config_text)
+
+
+def _truthy(text: str) -> bool:
+    return text.strip().lower() in ("true", "1", "yes", "on")
+
+
+def _setup(context, share):
+    """The node, its transitions and RViz, from the launch arguments' values."""
+    arg = context.launch_configurations
+    namespace = normalize_namespace(arg["namespace"])
+    camera = arg["camera"]
+    node = LifecycleNode(
+        package="face3d_ros",
+        executable="face3d_node",
+        name="face3d",
+        namespace=namespace,
+        output="screen",
+        parameters=node_parameters(arg["params_file"], arg["device"].strip()),
+        remappings=[
+            ("image", PathJoinSubstitution([camera, arg["image"]])),
+            ("camera_info", PathJoinSubstitution([camera, arg["camera_info"]])),
+        ],
+    )
+    configure = EmitEvent(event=ChangeState(
+        lifecycle_node_matcher=matches_action(node),
+        transition_id=Transition.TRANSITION_CONFIGURE))
+    activate = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
+        entities=[EmitEvent(event=ChangeState(
+            lifecycle_node_matcher=matches_action(node),
+            transition_id=Transition.TRANSITION_ACTIVATE))]))
+    end_with_node = RegisterEventHandler(OnProcessExit(
+        target_action=node,
+        on_exit=[LogInfo(msg="face3d_node ended; stopping the launch"),
+                 EmitEvent(event=Shutdown(reason="face3d_node ended"))]))
+    actions = [node, activate, end_with_node, configure]
+    if _truthy(arg["use_rviz"]):
+        if find_executable("rviz2", "rviz2") is None:
+            actions.append(LogInfo(msg="WARNING: use_rviz is true but rviz2 is not installed "
+                                       "(install ros-<distro>-rviz2); face3d runs without it"))
+        else:
+            template = os.path.join(share, "rviz", "face3d.rviz")
+            config = template
+            if namespace:
+                with open(template, encoding="utf-8") as f:
+                    text = rviz_config_text(f.read(), namespace)
+                handle, config = tempfile.mkstemp(prefix="face3d_", suffix=".rviz")
+                with os.fdopen(handle, "w", encoding="utf-8") as f:
+                    f.write(text)
+            actions.append(Node(package="rviz2", executable="rviz2", name="face3d_rviz",
+                                namespace=namespace, output="log", arguments=["-d", config]))
+    return actions
+
 
 def generate_launch_description():
-    """Node, lifecycle transitions and RViz."""
+    """Launch arguments, then the node, its transitions and RViz (built at launch time)."""
     share = get_package_share_directory("face3d_ros")
     args = [
         DeclareLaunchArgument("camera", default_value="/camera",
@@ -37,37 +100,12 @@ def generate_launch_description():
         DeclareLaunchArgument("params_file",
                               default_value=os.path.join(share, "config", "face3d.yaml"),
                               description="Parameters of the node"),
-        DeclareLaunchArgument("device", default_value="auto",
-                              description="Torch device: auto, cpu, cuda or cuda:N"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="Torch device (auto, cpu, cuda, cuda:N); empty: "
+                                          "the params file's"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace of the face3d node and its outputs"),
         DeclareLaunchArgument("use_rviz", default_value="false",
-                              description="Start RViz with rviz/face3d.rviz"),
+                              description="Start RViz with rviz/face3d.rviz (if installed)"),
     ]
-    camera = LaunchConfiguration("camera")
-    node = LifecycleNode(
-        package="face3d_ros",
-        executable="face3d_node",
-        name="face3d",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        parameters=[LaunchConfiguration("params_file"),
-                    {"device": LaunchConfiguration("device"), "autostart": False}],
-        remappings=[
-            ("image", PathJoinSubstitution([camera, LaunchConfiguration("image")])),
-            ("camera_info", PathJoinSubstitution([camera, LaunchConfiguration("camera_info")])),
-        ],
-    )
-    configure = EmitEvent(event=ChangeState(
-        lifecycle_node_matcher=matches_action(node),
-        transition_id=Transition.TRANSITION_CONFIGURE))
-    activate = RegisterEventHandler(OnStateTransition(
-        target_lifecycle_node=node, goal_state="inactive",
-        entities=[EmitEvent(event=ChangeState(
-            lifecycle_node_matcher=matches_action(node),
-            transition_id=Transition.TRANSITION_ACTIVATE))]))
-    rviz = Node(
-        package="rviz2", executable="rviz2", name="face3d_rviz", output="log",
-        arguments=["-d", os.path.join(share, "rviz", "face3d.rviz")],
-        condition=IfCondition(LaunchConfiguration("use_rviz")))
-    return LaunchDescription(args + [node, activate, configure, rviz])
+    return LaunchDescription(args + [OpaqueFunction(function=_setup, args=[share])])

@@ -97,7 +97,7 @@ def test_updates_are_validated_with_reasons():
     result, _ = validate_update(current, [Parameter("detector", value="far")])
     assert not result.successful and "read-only" in result.reason
     result, _ = validate_update(current, [Parameter("max_faces", value="many")])
-    assert not result.successful and "max_faces must be a int" in result.reason
+    assert not result.successful and "max_faces must be an integer" in result.reason
     result, cfg = validate_update(current, [Parameter("min_detection_score", value=0.7),
                                             Parameter("detect_every_n", value=3)])
     assert result.successful

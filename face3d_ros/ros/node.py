@@ -34,6 +34,7 @@ import functools
 import gc
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -52,6 +53,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
@@ -76,6 +78,8 @@ from face3d_ros.ros.conversions import (
     topology_to_msg,
 )
 from face3d_ros.ros.enrollment import EnrollmentCollector
+from face3d_ros.ros.input_size import (downscale, processing_scale, scale_intrinsics,
+                                       to_original_pixels)
 from face3d_ros.ros.gallery import (PERSON_ID_BASE, Gallery, Person, gallery_markers,
                                     load_folder, next_person_id)
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
@@ -84,6 +88,8 @@ from face3d_ros.ros.params import (
     Face3DConfig,
     declare_parameters,
     read_configs,
+    startup_problems,
+    unapplied_cli_values,
     validate_update,
 )
 
@@ -91,6 +97,11 @@ try:  # Iron and newer
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+try:  # Humble and newer
+    from rclpy.signals import SignalHandlerOptions
+except ImportError:  # pragma: no cover - older rclpy
+    SignalHandlerOptions = None
 
 try:
     from rclpy.qos import qos_policy_name_from_kind
@@ -100,12 +111,32 @@ except ImportError:  # pragma: no cover - very old rclpy
         return str(kind)
 
 NODE_NAME = "face3d"
+SPECS_NAMES = frozenset(s.name for s in PARAMETERS)
 #: Seconds between repeated warnings about the same ongoing problem.
 REWARN_S = 60.0
 #: Processing stops (FATAL, diagnostics ERROR) after this many frames in a row fail unexpectedly.
 MAX_CONSECUTIVE_FAILURES = 10
 #: Longest wait for the camera_info of an image whose stamp the camera's infos usually carry.
 CAMERA_INFO_WAIT_S = 0.2
+#: Waits in vain in a row after which images no longer wait for their camera_info (until an
+#: info carries an image's stamp again, also one that arrives after its image).
+CAMERA_INFO_MISSES_OFF = 3
+#: Longest time a lifecycle transition waits for a running enroll_face call to answer.
+ENROLL_CANCEL_WAIT_S = 30.0
+#: Seconds between checks for another node with this node's fully qualified name.
+DUPLICATE_CHECK_S = 5.0
+#: Whether this rclpy gives subscription callbacks the message info (publication sequence
+#: numbers: frames lost before the node took them). Iron and newer.
+_HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")
+
+
+class ParameterStartupError(ValueError):
+    """Parameter values the node cannot start with (params file or ``-p``); one problem per
+    parameter, each naming it, its value and the accepted range or choices."""
+
+    def __init__(self, problems) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
 
 
 def _logged_transition(method):
@@ -137,6 +168,8 @@ class _Stats:
     dropped: int = 0
     bad: int = 0
     failed: int = 0
+    lost: int = 0
+    downscaled: int = 0
     faces: int = 0
     ids: Tuple[int, ...] = ()
     latency_ms: Dict[str, float] = field(default_factory=dict)
@@ -155,8 +188,17 @@ class Face3DNode(LifecycleNode):
     """Lifecycle node ``face3d`` (see the module docstring for topics and behaviour)."""
 
     def __init__(self, **kwargs) -> None:
-        """Declare every parameter; nothing is loaded before configure."""
+        """Declare every parameter; nothing is loaded before configure.
+
+        Raises :class:`ParameterStartupError` when a value given at start (params file or
+        ``-p``) is out of range, of the wrong type or not one of the choices.
+        """
         super().__init__(NODE_NAME, **kwargs)
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        problems = startup_problems({name: p.value for name, p in overrides.items()})
+        if problems:
+            self.destroy_node()
+            raise ParameterStartupError(problems)
         declare_parameters(self)
         self._cfg: Face3DConfig = read_configs(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -174,18 +216,27 @@ class Face3DNode(LifecycleNode):
         self._image_topic = ""
         self._info_topic = ""
         # Enrolment: the service thread waits while the processing thread offers it frames.
-        self._enroll_srv = None
+        # The service lives as long as the node (a call in flight must be able to answer when
+        # the node is cleaned up under it); unless active it answers that it is not.
         self._enroll_group = MutuallyExclusiveCallbackGroup()
         self._collector: Optional[EnrollmentCollector] = None
         self._collector_done = threading.Event()
+        self._enroll_cancel: Optional[str] = None
+        self._enroll_idle = threading.Event()
+        self._enroll_idle.set()
         self._guidance = ""
         self._gallery: Optional[Gallery] = None
+        #: Set by the shutdown transition: :func:`main` then stops spinning and exits.
+        self.finished = threading.Event()
 
         self._lock = threading.Condition()
         self._slot: Optional[Tuple[object, float]] = None
         # Recent camera_info messages: the one with the image's stamp is used, else the newest.
         self._camera_infos: collections.deque = collections.deque(maxlen=8)
         self._info_stamps_match = False
+        self._info_misses = 0
+        self._image_stamps: collections.deque = collections.deque(maxlen=16)
+        self._last_seq: Dict[tuple, int] = {}
         self._running = False
         self._worker: Optional[threading.Thread] = None
         self._worker_error: Optional[str] = None
@@ -197,12 +248,47 @@ class Face3DNode(LifecycleNode):
         self._intr_source = "none yet"
         self._warned: Dict[str, float] = {}
         self._silence_warned_t: Optional[float] = None
+        self._duplicate_check_t = 0.0
+        self._duplicate_warned = False
+        self._enroll_srv = self.create_service(EnrollFace, "~/enroll_face", self._on_enroll,
+                                               callback_group=self._enroll_group)
 
     # -- parameters ----------------------------------------------------------------------
     @property
     def autostart(self) -> bool:
         """Whether :func:`main` configures and activates the node at start."""
         return self._cfg.node.autostart
+
+    def _prevalidate(self, params) -> Optional[object]:
+        """Our own check before rclpy's: rclpy rejects a value outside a descriptor's range, or
+        a read-only change, without calling the set-parameters callback, so such a rejection
+        was neither logged nor worded as documented. None when the request may proceed."""
+        ours = [p for p in params if p.name in SPECS_NAMES]
+        if not ours:
+            return None
+        current = {s.name: self.get_parameter(s.name).value for s in PARAMETERS}
+        result, _ = validate_update(current, ours)
+        if result.successful:
+            return None
+        self.get_logger().warning(f"Rejected parameter change: {result.reason}")
+        return result
+
+    def set_parameters(self, parameter_list):
+        """rclpy's ``set_parameters``, each value first checked and a rejection logged."""
+        results = []
+        for param in parameter_list:
+            rejected = self._prevalidate([param])
+            results.append(rejected if rejected is not None
+                           else super().set_parameters([param])[0])
+        return results
+
+    def set_parameters_atomically(self, parameter_list):
+        """rclpy's ``set_parameters_atomically`` (what ``ros2 param set`` calls), the values
+        first checked and a rejection logged."""
+        rejected = self._prevalidate(parameter_list)
+        if rejected is not None:
+            return rejected
+        return super().set_parameters_atomically(parameter_list)
 
     def _on_set_parameters(self, params):
         current = {s.name: self.get_parameter(s.name).value for s in PARAMETERS}
@@ -259,29 +345,33 @@ class Face3DNode(LifecycleNode):
                               history=HistoryPolicy.KEEP_LAST)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        events = PublisherEventCallbacks(incompatible_qos=self._on_pub_incompatible_qos)
+
+        def events(topic: str) -> PublisherEventCallbacks:
+            return PublisherEventCallbacks(incompatible_qos=functools.partial(
+                self._on_pub_incompatible_qos, topic))
+
         self._pub = {
             "faces": self.create_publisher(Face3DArray, "faces", reliable,
-                                           event_callbacks=events),
-            "gaze": self.create_publisher(PoseArray, "gaze", reliable, event_callbacks=events),
+                                           event_callbacks=events("faces")),
+            "gaze": self.create_publisher(PoseArray, "gaze", reliable,
+                                          event_callbacks=events("gaze")),
             "markers": self.create_publisher(MarkerArray, "face_markers", reliable,
-                                             event_callbacks=events),
+                                             event_callbacks=events("face_markers")),
             "debug": self.create_publisher(Image, "debug_image", QoSProfile(depth=2),
-                                           event_callbacks=events),
+                                           event_callbacks=events("debug_image")),
             "topology": self.create_publisher(FaceMeshTopology, "face_mesh_topology", latched),
             "enrolled": self.create_publisher(MarkerArray, "enrolled_faces", latched),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         self._pub["topology"].publish(topology_to_msg(topology.triangles, topology.uv))
         self._load_gallery()
-        self._enroll_srv = self.create_service(EnrollFace, "~/enroll_face", self._on_enroll,
-                                               callback_group=self._enroll_group)
         self._stats = _Stats(last_report_t=time.monotonic())
         self._diag_timer = self.create_timer(cfg.node.diagnostics_period_s,
                                              self._publish_diagnostics)
         # The loaded models are millions of long-lived objects; moving them out of the
         # collector's view keeps its full collections (triggered by the many small message
-        # objects of every frame) from costing milliseconds per frame.
+        # objects of every frame) from costing milliseconds per frame. Cleanup unfreezes them
+        # (frozen objects are never collected: each cycle leaked its models).
         gc.collect()
         gc.freeze()
         log.info(f"Configured: models loaded on {self._engine.device}, detector "
@@ -303,8 +393,9 @@ class Face3DNode(LifecycleNode):
             topic, msg_type = self._compressed_topic(), CompressedImage
         else:
             topic, msg_type = "image", Image
+        on_image = self._on_image_with_info if _HAS_MESSAGE_INFO else self._on_image
         image_sub = self.create_subscription(
-            msg_type, topic, self._on_image, qos,
+            msg_type, topic, on_image, qos,
             event_callbacks=SubscriptionEventCallbacks(
                 incompatible_qos=lambda info: self._on_sub_incompatible_qos("image", info)))
         info_events = SubscriptionEventCallbacks(
@@ -319,6 +410,7 @@ class Face3DNode(LifecycleNode):
             self._slot = None
             self._worker_error = None
             self._stats.last_image_t = None
+            self._last_seq = {}
         self._silence_warned_t = None
         self._activated_t = time.monotonic()
         self._worker = threading.Thread(target=self._run, name="face3d_processing", daemon=True)
@@ -331,7 +423,8 @@ class Face3DNode(LifecycleNode):
 
     @_logged_transition
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Stop the processing thread and unsubscribe."""
+        """Answer a running enrolment, stop the processing thread and unsubscribe."""
+        self._cancel_enrollment("the node was deactivated")
         self._stop_processing()
         for sub in self._subs:
             self.destroy_subscription(sub)
@@ -345,24 +438,33 @@ class Face3DNode(LifecycleNode):
 
     @_logged_transition
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        """Free the models and destroy the publishers."""
+        """Answer a running enrolment, free the models and destroy the publishers."""
+        self._cancel_enrollment("the node was cleaned up")
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
     @_logged_transition
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        """Stop everything from any state."""
+        """Stop everything from any state; :func:`main` then ends the process."""
+        self._cancel_enrollment("the node is shutting down")
+        self._stop_processing()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self._release()
+        self.finished.set()
+        return TransitionCallbackReturn.SUCCESS
+
+    @_logged_transition
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        """After a failed transition: stop and free everything (back to unconfigured)."""
+        self._cancel_enrollment("a lifecycle transition failed")
         self._stop_processing()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
         self._release()
         return TransitionCallbackReturn.SUCCESS
-
-    @_logged_transition
-    def on_error(self, state: State) -> TransitionCallbackReturn:
-        """After a failed transition: stop and free everything (back to unconfigured)."""
-        return self.on_shutdown.__wrapped__(self, state)
 
     def _release(self) -> None:
         for timer in (self._diag_timer, self._input_timer):
@@ -372,14 +474,16 @@ class Face3DNode(LifecycleNode):
         for pub in self._pub.values():
             self.destroy_publisher(pub)
         self._pub = {}
-        if self._enroll_srv is not None:
-            self.destroy_service(self._enroll_srv)
-            self._enroll_srv = None
         device = self._engine.device if self._engine is not None else None
         self._tracker = None
         self._engine = None
         self._markers = None
         self._gallery = None
+        self._intr_key, self._intr = None, (None, None)
+        # Configure froze the models out of the collector's view; without this they (and
+        # every object they reach) would stay for good, ~13 MB per configure/cleanup cycle.
+        gc.unfreeze()
+        gc.collect()
         if device is not None and device.type == "cuda":
             import torch
 
@@ -395,8 +499,23 @@ class Face3DNode(LifecycleNode):
             self._worker = None
 
     def shutdown_processing(self) -> None:
-        """Stop the processing thread (before the node is destroyed)."""
+        """Answer a running enrolment and stop the processing thread (before the node is
+        destroyed, while the context is still valid: nothing publishes into a dead one)."""
+        self._cancel_enrollment("the node is shutting down")
         self._stop_processing()
+
+    def _cancel_enrollment(self, why: str) -> None:
+        """Make a running ``enroll_face`` call answer (unsuccessfully, nothing saved) and wait
+        until it has, so that no transition frees what the call still uses."""
+        with self._lock:
+            if self._collector is None and self._enroll_idle.is_set():
+                return
+            self._enroll_cancel = why
+            self._collector_done.set()
+        if not self._enroll_idle.wait(ENROLL_CANCEL_WAIT_S):
+            self.get_logger().error(
+                f"The running enroll_face call did not finish within {ENROLL_CANCEL_WAIT_S:g} s "
+                f"({why}); going on without it")
 
     # -- input ---------------------------------------------------------------------------
     def _compressed_topic(self) -> str:
@@ -404,8 +523,27 @@ class Face3DNode(LifecycleNode):
         resolve = getattr(self, "resolve_topic_name", None)
         return resolve("image") + "/compressed" if resolve else "image/compressed"
 
+    def _on_image_with_info(self, msg, info) -> None:
+        """Image callback with the message info: a gap in a publisher's sequence numbers is
+        frames lost before the node took them (overwritten in the depth-1 input queue, or
+        lost on the network)."""
+        gid = info.get("publisher_gid") if isinstance(info, dict) else None
+        seq = info.get("publication_sequence_number") if isinstance(info, dict) else None
+        if gid is not None and seq and 0 < seq < 2 ** 63:
+            key = tuple(gid.get("data", ())) if isinstance(gid, dict) else (str(gid),)
+            with self._lock:
+                last = self._last_seq.get(key)
+                if last is not None and seq > last + 1:
+                    self._stats.lost += seq - last - 1
+                if last is None or seq > last:
+                    if len(self._last_seq) > 64:
+                        self._last_seq.clear()
+                    self._last_seq[key] = seq
+        self._on_image(msg)
+
     def _on_image(self, msg) -> None:
         with self._lock:
+            self._image_stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
             self._stats.received += 1
             self._stats.last_image_t = time.monotonic()
             if self._slot is not None:
@@ -416,6 +554,11 @@ class Face3DNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         with self._lock:
             self._camera_infos.append(msg)
+            if (msg.header.stamp.sec, msg.header.stamp.nanosec) in self._image_stamps:
+                # This camera stamps its infos with the image stamps (also when an info comes
+                # after its image): images wait for their own info again.
+                self._info_stamps_match = True
+                self._info_misses = 0
             self._lock.notify_all()
 
     def _on_sub_incompatible_qos(self, topic: str, info) -> None:
@@ -427,11 +570,13 @@ class Face3DNode(LifecycleNode):
             f"subscription (policy {policy}, {info.total_count} time(s)); no messages will "
             f"arrive from it: {hint}")
 
-    def _on_pub_incompatible_qos(self, info) -> None:
+    def _on_pub_incompatible_qos(self, topic: str, info) -> None:
         policy = qos_policy_name_from_kind(info.last_policy_kind)
+        offered = "reliable, volatile"
         self.get_logger().warning(
-            f"A subscriber of one of this node's outputs requests QoS it does not offer "
-            f"(policy {policy}); outputs are reliable and volatile, subscribe with that QoS")
+            f"A subscriber of {self._resolved(topic)} requests QoS this node does not offer "
+            f"(policy {policy}, {info.total_count} time(s)); it receives nothing: "
+            f"{self._resolved(topic)} is {offered}, subscribe with that QoS")
 
     def _resolved(self, topic: str) -> str:
         resolve = getattr(self, "resolve_topic_name", None)
@@ -449,16 +594,29 @@ class Face3DNode(LifecycleNode):
         if self._silence_warned_t is not None and now - self._silence_warned_t < REWARN_S:
             return
         self._silence_warned_t = now
-        topic = self._image_topic
-        n = self.count_publishers(topic)
-        if n == 0:
-            why = (f"nobody publishes {topic}: remap 'image' to the camera's topic "
-                   f"(e.g. --ros-args -r image:=/camera/image_raw) or start the camera")
-        else:
-            why = (f"{n} publisher(s) exist on {topic} but nothing arrived: check for an "
-                   "incompatible QoS error above, that the camera streams, and that "
-                   "ROS_DOMAIN_ID matches")
-        self.get_logger().warning(f"No image received for {since:.1f} s; {why}")
+        self.get_logger().warning(f"No image received for {since:.1f} s; "
+                                  f"{self._silence_reason(self._image_topic)}")
+
+    def _silence_reason(self, topic: str) -> str:
+        """Why nothing may arrive on ``topic``, judged from the publishers' offered QoS."""
+        try:
+            pubs = self.get_publishers_info_by_topic(topic)
+        except (AttributeError, RuntimeError):  # pragma: no cover - very old rclpy
+            pubs = []
+        if not pubs:
+            return (f"nobody publishes {topic}: remap 'image' to the camera's topic "
+                    f"(e.g. --ros-args -r image:=/camera/image_raw) or start the camera")
+        reliable = self._cfg.node.input_reliability == "reliable"
+        best_effort = [p for p in pubs
+                       if p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT]
+        if reliable and best_effort:
+            return (f"{len(best_effort)} of {len(pubs)} publisher(s) on {topic} are best "
+                    "effort, which this reliable subscription cannot receive: set "
+                    "input_reliability to 'best_effort'")
+        return (f"{len(pubs)} publisher(s) on {topic} with compatible QoS, but no image "
+                "arrived: the camera may have stopped streaming or its process died (DDS "
+                "keeps listing a dead publisher until its lease expires); large frames over "
+                "best effort can also be lost whole (see the README's troubleshooting)")
 
     # -- processing ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -519,11 +677,12 @@ class Face3DNode(LifecycleNode):
         """The camera_info with the image's stamp, else the newest of the image's size, else
         the newest.
 
-        When the camera's infos carried the image stamps before, or none arrived yet while the
-        topic has a publisher, the one of this image may still be on its way (two topics, no
-        order between them): wait for it up to CAMERA_INFO_WAIT_S. Cameras whose stamps never
-        match, or that publish no camera_info, cost no wait; a wait in vain turns waiting off
-        until a stamp matches again.
+        When the camera's infos carry the image stamps, or none arrived yet while the topic
+        has a publisher, the one of this image may still be on its way (two topics, no order
+        between them): wait for it up to CAMERA_INFO_WAIT_S. Cameras whose stamps never
+        match, or that publish no camera_info, cost no wait: CAMERA_INFO_MISSES_OFF waits in
+        vain in a row turn waiting off, and an info that carries a received image's stamp
+        (also one that arrives after its image) turns it on again.
         """
         stamp = (header.stamp.sec, header.stamp.nanosec)
         # Also wait when no info came yet but a camera publishes them (the first frame's info
@@ -537,12 +696,17 @@ class Face3DNode(LifecycleNode):
                 for info in reversed(self._camera_infos):
                     if (info.header.stamp.sec, info.header.stamp.nanosec) == stamp:
                         self._info_stamps_match = True
+                        self._info_misses = 0
                         return info
                 left = deadline - time.monotonic()
                 if left <= 0.0 or not self._running:
-                    # Waited in vain: stop waiting until a stamp matches again, so a camera
-                    # whose infos stop matching costs one wait, not one per frame.
-                    self._info_stamps_match = False
+                    if wait:
+                        # Waited in vain: after a few in a row, stop waiting until a stamp
+                        # matches again, so a camera whose infos stop matching costs a few
+                        # waits, not one per frame.
+                        self._info_misses += 1
+                        if self._info_misses >= CAMERA_INFO_MISSES_OFF:
+                            self._info_stamps_match = False
                     same_size = [i for i in self._camera_infos
                                  if (i.width, i.height) == (width, height)]
                     newest = same_size or list(self._camera_infos)
@@ -555,7 +719,10 @@ class Face3DNode(LifecycleNode):
             self._intr_source = "assumed (use_camera_info is false)"
             return None
         info = self._camera_info_for(header, width, height)
-        key = (id(info), width, height, cfg.engine.default_hfov_deg)
+        # The content, not id(info): a freed message's id is reused by the next one.
+        key = (None if info is None else
+               (info.header.stamp.sec, info.header.stamp.nanosec, tuple(info.k), info.width,
+                info.height), width, height, cfg.engine.default_hfov_deg)
         if key != self._intr_key:
             self._intr_key = key
             self._intr = camera_info_to_intrinsics(info, width, height,
@@ -565,12 +732,14 @@ class Face3DNode(LifecycleNode):
             self._intr_source = "camera_info"
         else:
             self._intr_source = f"assumed: {problem}"
+            # A camera_info that is there but wrong is an error to fix; none (yet) a warning.
             self._warn_once(
                 "intrinsics:" + problem,
                 f"Using assumed intrinsics (horizontal field of view "
                 f"{cfg.engine.default_hfov_deg:g} deg) for {self._image_topic}: {problem} on "
-                f"{self._resolved('camera_info')}; metric positions and distances are "
-                "approximate until a valid camera_info arrives")
+                f"{self._info_topic or self._resolved('camera_info')}; metric positions and "
+                "distances are approximate until a valid camera_info arrives "
+                "(intrinsics_assumed is true)", error=info is not None)
         return intr
 
     def _process(self, msg, t_recv: float) -> None:
@@ -587,7 +756,10 @@ class Face3DNode(LifecycleNode):
         except ImageFormatError as exc:
             with self._lock:
                 self._stats.bad += 1
-            self._warn_once("bad_frame:" + exc.cause,
+            # One log per kind of problem and encoding: a second, different bad encoding (e.g.
+            # the depth image after a bayer one) is logged too, with its own hint.
+            kind = getattr(msg, "encoding", None) or getattr(msg, "format", "")
+            self._warn_once(f"bad_frame:{exc.cause}:{kind}",
                             f"Dropped a bad image from {self._image_topic}: {exc}", error=True)
             return
         t1 = time.perf_counter()
@@ -595,8 +767,26 @@ class Face3DNode(LifecycleNode):
         height, width = rgb.shape[:2]
         intr = self._intrinsics(width, height, msg.header)
         stamp = stamp_to_seconds(msg.header) or time.monotonic()
+        # Input size policy: a frame larger than max_image_side is processed downscaled (its
+        # results mapped back to its own pixels), so memory and time stay bounded.
+        scale = processing_scale(width, height, self._cfg.node.max_image_side)
+        work, work_intr, sx, sy = rgb, intr, 1.0, 1.0
+        if scale < 1.0:
+            work, sx, sy = downscale(rgb, scale)
+            work_intr = scale_intrinsics(intr, sx, sy) if intr is not None else None
+            timings["downscale"] = (time.perf_counter() - t1) * 1e3
+            with self._lock:
+                self._stats.downscaled += 1
+            self._warn_once(
+                "downscale:%dx%d" % (width, height),
+                f"Images from {self._image_topic} are {width}x{height}, larger than "
+                f"max_image_side {self._cfg.node.max_image_side} px: processing them at "
+                f"{work.shape[1]}x{work.shape[0]} (results in the original pixels); raise "
+                "max_image_side to process them at full size")
         try:
-            result = tracker.process(rgb, intr, stamp)
+            result = tracker.process(work, work_intr, stamp)
+            if scale < 1.0:
+                result = to_original_pixels(result, sx, sy, intr, (width, height))
         except (RuntimeError, ValueError) as exc:
             with self._lock:
                 self._stats.failed += 1
@@ -618,7 +808,8 @@ class Face3DNode(LifecycleNode):
                 self._apply_reid_settings(gallery)
                 result, names = gallery.recognise(result, tracker.active_ids)
             timings["reidentify"] = (time.perf_counter() - t_reid) * 1e3
-        self._publish(result, msg.header, rgb, timings, names)
+        self._publish(result, msg.header, rgb, timings, names,
+                      small=None if scale >= 1.0 else (work, work_intr, sx, sy))
         t_end = time.perf_counter()
         timings["total"] = (t_end - t_recv) * 1e3
         timings["node_overhead"] = (t_end - t0) * 1e3 - (t2 - t1) * 1e3
@@ -631,7 +822,9 @@ class Face3DNode(LifecycleNode):
                 st.add_latency(stage, ms)
 
     def _publish(self, result: FrameResult, header, rgb, timings: Dict[str, float],
-                 names: Optional[Dict[int, str]] = None) -> None:
+                 names: Optional[Dict[int, str]] = None, small=None) -> None:
+        """Publish one frame's outputs. small: (image, intrinsics, sx, sy) of a downscaled
+        frame; the debug overlay is then drawn at that size."""
         cfg = self._cfg.node
         pubs = self._pub
         t0 = time.perf_counter()
@@ -648,7 +841,13 @@ class Face3DNode(LifecycleNode):
             timings["markers"] = (t2 - t1) * 1e3
             t1 = t2
         if cfg.publish_debug_image and pubs["debug"].get_subscription_count() > 0:
-            overlay = draw_overlay(rgb, result, self._triangles)
+            if small is not None:
+                image, intr, sx, sy = small
+                shown = to_original_pixels(result, 1.0 / sx, 1.0 / sy, intr,
+                                           (image.shape[1], image.shape[0]))
+                overlay = draw_overlay(image, shown, self._triangles)
+            else:
+                overlay = draw_overlay(rgb, result, self._triangles)
             if self._collector is not None and self._guidance:
                 cv2.putText(overlay, f"enrolment: {self._guidance}", (10, 30),
                             cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 0), 2, cv2.LINE_AA)
@@ -686,7 +885,6 @@ class Face3DNode(LifecycleNode):
 
     def _on_enroll(self, request, response):
         """EnrollFace: collect front/left/right views of a tracked face, fuse and save them."""
-        log = self.get_logger()
         timeout = float(request.timeout_s)
         if not (math.isfinite(timeout) and timeout > 0.0):
             response.success = False
@@ -706,24 +904,45 @@ class Face3DNode(LifecycleNode):
                     return response
                 face_id = track
             new_id = next_person_id(gallery.people if gallery is not None else [])
-            busy, running = self._collector is not None, self._running
+            busy = self._collector is not None or not self._enroll_idle.is_set()
+            running = self._running
             if not busy and running:
                 collector = EnrollmentCollector(face_id, timeout, os.path.expanduser(folder),
                                                 name=f"person{new_id - PERSON_ID_BASE}")
                 self._collector_done.clear()
                 self._guidance = ""
+                self._enroll_cancel = None
+                self._enroll_idle.clear()
                 self._collector = collector
         if busy or not running:
             response.success = False
             response.message = ("another enrolment is running; wait for it to finish" if busy
                                 else "the node is not active: activate it, then call again")
             return response
+        try:
+            return self._enroll(request, response, collector, folder, timeout, new_id)
+        finally:
+            self._enroll_idle.set()  # a transition waiting in _cancel_enrollment goes on
+
+    def _enroll(self, request, response, collector: EnrollmentCollector, folder: str,
+                timeout: float, new_id: int):
+        """The body of an accepted EnrollFace call: collect, then fuse and save unless a
+        lifecycle transition cancelled it (then nothing is written)."""
+        log = self.get_logger()
         log.info(f"Enrolling face {request.face_id} into {folder}: look at the camera, then "
                  f"turn the head slowly left and right (up to {timeout:g} s)")
         # The collector ends on image stamps; the wall clock ends a wait without images.
         self._collector_done.wait(timeout + 5.0)
         with self._lock:
             self._collector = None
+            cancelled = self._enroll_cancel
+        if cancelled is not None:
+            response.success = False
+            response.message = (f"enrolment cancelled: {cancelled} before the views were "
+                                "fused; nothing was saved. Call again while the node is "
+                                "active")
+            log.warning(response.message)
+            return response
         try:
             outcome = collector.finish()
         except (OSError, RuntimeError, ValueError) as exc:
@@ -834,6 +1053,8 @@ class Face3DNode(LifecycleNode):
                 "frames_received": st.received,
                 "frames_processed": st.processed,
                 "frames_dropped": st.dropped,
+                "frames_lost": st.lost,
+                "frames_downscaled": st.downscaled,
                 "bad_frames": st.bad,
                 "failed_frames": st.failed,
                 "rate_hz": f"{st.rate_hz:.2f}",
@@ -861,45 +1082,112 @@ class Face3DNode(LifecycleNode):
             level, message = DiagnosticStatus.WARN, self._engine.device_warning
         elif self._intr_source.startswith("assumed"):
             message = "processing with assumed intrinsics"
+        self._check_duplicate_name(now)
         status = DiagnosticStatus(
-            level=level, name=f"{self.get_name()}: face3d", message=message,
+            level=level, name=f"{self._fqn()}: face3d", message=message,
             hardware_id=values["device"],
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         pub.publish(arr)
 
+    def _fqn(self) -> str:
+        """The node's namespace and name, e.g. ``/robot/face3d`` (two cameras, two names)."""
+        fqn = getattr(self, "get_fully_qualified_name", None)
+        if fqn is not None:
+            return fqn()
+        ns = self.get_namespace().rstrip("/")
+        return f"{ns}/{self.get_name()}"
+
+    def _check_duplicate_name(self, now: float) -> None:
+        """Warn (once per appearance) when another node on the graph has this node's fully
+        qualified name: their parameter and lifecycle services collide."""
+        if now - self._duplicate_check_t < DUPLICATE_CHECK_S:
+            return
+        self._duplicate_check_t = now
+        me = (self.get_name(), self.get_namespace())
+        same = sum(1 for n in self.get_node_names_and_namespaces() if tuple(n) == me)
+        if same > 1 and not self._duplicate_warned:
+            self._duplicate_warned = True
+            self.get_logger().warning(
+                f"{same} nodes named {self._fqn()} run on this ROS graph (ROS_DOMAIN_ID "
+                f"{os.environ.get('ROS_DOMAIN_ID', '0')}): their services, parameters and "
+                "lifecycle calls collide; give each its own name or namespace "
+                "(--ros-args -r __node:=NAME or -r __ns:=/NAMESPACE)")
+        elif same <= 1:
+            self._duplicate_warned = False
+
 
 def main(args=None) -> int:
     """Run the node; with ``autostart`` it configures and activates itself.
 
-    Returns 1 when autostart's configure fails (the error says what to fix), else 0.
+    Exit status: 0 after Ctrl-C, SIGTERM or the shutdown transition; 1 when autostart's
+    configure or activate fails (the error says what to fix); 2 when a parameter value given
+    at start is invalid (one FATAL line per parameter, naming it, its value and the range).
+
+    Signals: SIGINT and SIGTERM only end the wait of the main thread; the processing thread is
+    stopped, a running enrolment answered, the executor stopped and the node destroyed while
+    the ROS context is still valid (rclpy's own handlers shut the context down first, so a
+    frame being published then ended in an ERROR traceback).
     """
-    rclpy.init(args=args)
+    argv = list(sys.argv if args is None else args)
+    stop = threading.Event()
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except (TypeError, AttributeError):  # pragma: no cover - rclpy without the option
+        rclpy.init(args=args)
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    log = rclpy.logging.get_logger(NODE_NAME)
     node: Optional[Face3DNode] = None
+    executor = None
     code = 0
     try:
-        node = Face3DNode()
+        try:
+            node = Face3DNode()
+        except ParameterStartupError as exc:
+            for problem in exc.problems:
+                log.fatal(f"Cannot start: {problem}; fix the params file or the -p argument")
+            return 2
+        log = node.get_logger()
+        actual = {s.name: node.get_parameter(s.name).value for s in PARAMETERS}
+        unapplied = unapplied_cli_values(argv, actual)
+        if unapplied:
+            for problem in unapplied:
+                log.fatal(f"Cannot start: {problem}")
+            return 2
         if node.autostart:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal("Configure failed (see the error above); exiting")
+                log.fatal("Configure failed (see the error above); exiting")
                 code = 1
             elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal("Activate failed (see the error above); exiting")
+                log.fatal("Activate failed (see the error above); exiting")
                 code = 1
         if code == 0:
             # Two threads: the enroll_face service waits for views in its own callback group
-            # while images and timers keep flowing.
+            # while images and timers keep flowing. The executor spins in its own thread; this
+            # (main) thread waits for a signal (handled at once: waiting on an Event is
+            # interruptible, a spin blocked in rcl_wait is not) or the shutdown transition.
             executor = MultiThreadedExecutor(num_threads=2)
             executor.add_node(node)
-            executor.spin()
+            spinner = threading.Thread(target=executor.spin, name="face3d_executor",
+                                       daemon=True)
+            spinner.start()
+            while not (stop.is_set() or node.finished.is_set()) and spinner.is_alive():
+                stop.wait(0.2)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:
             node.shutdown_processing()
+        if executor is not None:
+            executor.shutdown(timeout_sec=5.0)
+        if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return code
 
 

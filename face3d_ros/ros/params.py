@@ -220,6 +220,9 @@ _PY_TO_ROS = {
 }
 
 
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """The ``ParameterDescriptor`` of ``spec`` (type, description, range, read_only)."""
     default = spec.default
@@ -256,7 +259,7 @@ def check_value(spec: ParamSpec, value: Any) -> Optional[str]:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         ok_type = True
     if not ok_type:
-        return f"{spec.name} must be a {expected.__name__}, got {value!r}"
+        return f"{spec.name} must be {_TYPE_WORDS[expected]}, got {value!r}"
     if spec.limits is not None:
         lo, hi = spec.limits
         if not (lo <= value <= hi):
