@@ -17,9 +17,12 @@ from face3d_ros.core.topology import load_topology
 from face3d_ros.core.tracking import FaceTracker
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return FaceEngine(EngineConfig(device="cpu"))
+@pytest.fixture(scope="module", params=["litert", "torch"])
+def engine(request):
+    """The CPU engine with each inference backend (LiteRT is the default on the CPU)."""
+    if request.param == "litert":
+        pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
+    return FaceEngine(EngineConfig(device="cpu", backend=request.param))
 
 
 @pytest.fixture(scope="module")

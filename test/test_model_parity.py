@@ -1,4 +1,8 @@
-"""The torch port of each MediaPipe network against Google's LiteRT runtime, same inputs.
+"""Each inference backend of each MediaPipe network against Google's LiteRT runtime.
+
+The torch port (``FaceModels``) and face3d's LiteRT backend (``LiteRTModels``, one call per
+image, NHWC numpy in and out through ``infer``) get the same inputs as a reference LiteRT
+interpreter of their own.
 
 Inputs are real image content (skimage astronaut, matplotlib grace_hopper crops and resizes)
 and a seeded random tensor. Measured worst errors on x86 CPU (float32 both sides): landmarks
@@ -67,9 +71,9 @@ class LiteRT:
         return [self.it.get_tensor(i)[0].reshape(-1) for i in self.outs]
 
 
-@pytest.fixture(scope="module")
-def models(model_dir):
-    return load_face_models(model_dir, device="cpu")
+@pytest.fixture(scope="module", params=["torch", "litert"])
+def models(model_dir, request):
+    return load_face_models(model_dir, device="cpu", backend=request.param, threads=2)
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +109,16 @@ def inputs(key: str, ref) -> list:
 
 
 def run_torch(models, key: str, batch: np.ndarray):
+    """The backend's tensor API on a (B, S, S, 3) batch; outputs flattened per image."""
     x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
     fn = {"short": models.detect_short, "full": models.detect_full, "mesh": models.mesh,
           "iris": models.iris}[key]
     return [o.reshape(o.shape[0], -1).numpy() for o in fn(x)]
+
+
+def run_nhwc(models, key: str, batch: np.ndarray):
+    """The backend's numpy API (NHWC in, what the CPU path uses); outputs flattened."""
+    return [o.reshape(o.shape[0], -1) for o in models.infer(key, batch)]
 
 
 # Output names in the order FaceModels returns them (also LiteRT's output order), and which
@@ -119,10 +129,11 @@ OUTPUTS = {"short": (("boxes", True), ("scores", False)),
            "iris": (("eye_contour", True), ("iris", True))}
 
 
+@pytest.mark.parametrize("api", ["tensor", "nhwc"])
 @pytest.mark.parametrize("key", ["short", "full", "mesh", "iris"])
-def test_matches_litert(models, ref, key):
+def test_matches_litert(models, ref, key, api):
     xs = inputs(key, ref)
-    got = run_torch(models, key, np.stack(xs))
+    got = (run_torch if api == "tensor" else run_nhwc)(models, key, np.stack(xs))
     for i, x in enumerate(xs):
         want = ref[key](x)
         for (name, is_px), g, w in zip(OUTPUTS[key], got, want):
@@ -143,6 +154,25 @@ def test_batch_equals_single_calls(models, ref, key):
         single = run_torch(models, key, x[None])
         for b, s in zip(batched, single):
             assert np.abs(b[i] - s[0]).max() < BATCH_TOL
+
+
+def test_backends_agree(model_dir, ref):
+    """torch and LiteRT backends give the same outputs on the same batch (both within the
+    tolerances above of the reference; measured below 2e-4 px between them)."""
+    back = {b: load_face_models(model_dir, device="cpu", backend=b, threads=1)
+            for b in ("torch", "litert")}
+    for key in ("short", "full", "mesh", "iris"):
+        batch = np.stack(inputs(key, ref))
+        a, b = (run_nhwc(back[k], key, batch) for k in ("torch", "litert"))
+        for (name, is_px), x, y in zip(OUTPUTS[key], a, b):
+            err = np.abs(x - y) if is_px else np.abs(x - y) / np.maximum(1.0, np.abs(y))
+            assert err.max() < (PX_TOL if is_px else LOGIT_TOL), f"{key}.{name}: {err.max()}"
+
+
+def test_nhwc_input_is_checked(models):
+    """A wrong layout names the expected one."""
+    with pytest.raises(ValueError, match=r"\(B, 192, 192, 3\)"):
+        models.infer("mesh", np.zeros((1, 3, 192, 192), np.float32))
 
 
 def test_real_content_is_recognised(models, ref):

@@ -15,6 +15,11 @@ class EngineConfig:
     """Settings of :class:`face3d_ros.core.engine.FaceEngine`.
 
     device: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
+    backend: inference backend of the networks: "auto" (torch on CUDA, Google's LiteRT on the
+        CPU, torch with a warning when LiteRT is not installed), "torch" or "litert" (CPU only).
+    threads: CPU threads of the networks; 0 is torch's default (the physical core count). The
+        engine sets torch's process-wide thread count: to this with the torch backend, to 1
+        with LiteRT (which gets this many threads per call; torch then runs small ops only).
     model_dir: folder with the verified model files; None uses the default cache
         (``$FACE3D_MODEL_DIR`` or ``~/.cache/face3d/models``).
     detector: "short" (faces within ~2 m, 128x128), "full" (up to ~5 m, 192x192) or "both".
@@ -28,6 +33,8 @@ class EngineConfig:
     """
 
     device: str = "auto"
+    backend: str = "auto"
+    threads: int = 0
     model_dir: Optional[str] = None
     detector: str = "both"
     min_detection_score: float = 0.5
@@ -42,6 +49,9 @@ class EngineConfig:
         """Reject values that cannot work, naming the field and the accepted range."""
         if self.detector not in ("short", "full", "both"):
             raise ValueError(f"detector must be 'short', 'full' or 'both', got {self.detector!r}")
+        if self.backend not in ("auto", "torch", "litert"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'litert', got {self.backend!r}")
+        check_range("threads", self.threads, 0, 256)
         check_range("min_detection_score", self.min_detection_score, 0.0, 1.0)
         check_range("nms_iou", self.nms_iou, 0.0, 1.0)
         check_range("min_presence", self.min_presence, 0.0, 1.0)

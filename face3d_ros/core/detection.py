@@ -17,12 +17,18 @@ Pipeline of :meth:`FaceDetector.detect_batch` (MediaPipe ``face_detection_*_comm
 
 The device work of steps 1-4 is queued without waiting; one host transfer then carries the
 surviving candidates of all images to numpy, where step 5 runs.
+
+On the CPU (the host path) the same steps run without torch tensors in between: each image is a
+numpy view of the caller's (H, W, 3) memory, the letterbox resize is torch's uint8 antialiased
+bilinear kernel on that view, the batch is an NHWC float32 array handed to the backend as is
+(LiteRT takes NHWC, torch a channels_last view of it), and only the anchors above the score
+threshold are decoded, in numpy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,6 +44,7 @@ __all__ = [
     "FaceDetector",
     "generate_anchors",
     "check_image",
+    "host_image",
     "weighted_nms",
 ]
 
@@ -106,6 +113,29 @@ def check_image(image: torch.Tensor, index: int, device: torch.device) -> torch.
     Accepts float or uint8 tensors with values 0..255 on ``device``; raises ``TypeError`` or
     ``ValueError`` that names the fix for anything else.
     """
+    _validate_image(image, index, device)
+    if image.dtype == torch.float32:
+        return image
+    return image.float()
+
+
+def host_image(image: torch.Tensor, index: int) -> np.ndarray:
+    """(H, W, 3) numpy view of a CPU (3, H, W) image tensor, uint8 or float32, values 0..255.
+
+    No copy when the tensor's memory is already (H, W, 3) (e.g. ``FaceEngine.to_tensor`` on the
+    CPU, or ``torch.from_numpy(hwc).permute(2, 0, 1)``); otherwise one copy to that layout
+    (and float32 for other float types). Validation as :func:`check_image`.
+    """
+    _validate_image(image, index, torch.device("cpu"))
+    hwc = image.permute(1, 2, 0)
+    if image.dtype not in (torch.uint8, torch.float32):
+        hwc = hwc.float()
+    arr = hwc.numpy()
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+
+def _validate_image(image: torch.Tensor, index: int, device: torch.device) -> None:
+    """Raise ``TypeError`` / ``ValueError`` naming the fix unless ``image`` is usable."""
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"image {index}: expected a torch.Tensor (3, H, W) RGB 0..255, got "
                         f"{type(image).__name__}; convert a numpy HxWx3 array with "
@@ -121,12 +151,9 @@ def check_image(image: torch.Tensor, index: int, device: torch.device) -> torch.
     if image.device != device:
         raise ValueError(f"image {index} is on {image.device} but the models run on {device}; "
                          f"move it with image.to({str(device)!r})")
-    if image.dtype == torch.float32:
-        return image
-    if image.dtype == torch.uint8 or image.is_floating_point():
-        return image.float()
-    raise TypeError(f"image {index}: dtype {image.dtype} is not supported, pass float32 or "
-                    f"uint8 values 0..255")
+    if not (image.dtype == torch.uint8 or image.is_floating_point()):
+        raise TypeError(f"image {index}: dtype {image.dtype} is not supported, pass float32 or "
+                        f"uint8 values 0..255")
 
 
 def _letterbox(images: Sequence[torch.Tensor], size: int) -> Tuple[torch.Tensor, np.ndarray]:
@@ -146,6 +173,33 @@ def _letterbox(images: Sequence[torch.Tensor], size: int) -> Tuple[torch.Tensor,
         resized = F.interpolate(img[None], size=(nh, nw), mode="bilinear",
                                 align_corners=False, antialias=(nh < h or nw < w))
         batch[b, :, top:top + nh, left:left + nw] = resized[0] * (2.0 / 255.0) - 1.0
+        params[b] = (w / nw, h / nh, left, top)
+    return batch, params
+
+
+def _letterbox_host(images: Sequence[np.ndarray], size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Host path of :func:`_letterbox`: (B, size, size, 3) float32 NHWC in [-1, 1], params.
+
+    images: (H, W, 3) uint8 or float32 arrays, 0..255. The resize is the same bilinear filter
+    (antialiased when shrinking); for uint8 images torch's uint8 kernel runs on a view of the
+    array (its output is rounded to integers, within 1 level of the float result).
+    """
+    batch = np.full((len(images), size, size, 3), -1.0, np.float32)
+    params = np.zeros((len(images), 4))
+    for b, img in enumerate(images):
+        h, w = img.shape[:2]
+        scale = size / max(h, w)
+        nh = min(size, max(1, round(h * scale)))
+        nw = min(size, max(1, round(w * scale)))
+        top, left = (size - nh) // 2, (size - nw) // 2
+        src = torch.from_numpy(img).permute(2, 0, 1)[None]  # (1, 3, H, W) channels_last view
+        if img.dtype != np.uint8:
+            src = src.contiguous()
+        resized = F.interpolate(src, size=(nh, nw), mode="bilinear", align_corners=False,
+                                antialias=(nh < h or nw < w))[0].permute(1, 2, 0).numpy()
+        np.multiply(resized, np.float32(2.0 / 255.0), out=batch[b, top:top + nh, left:left + nw],
+                    casting="unsafe")
+        batch[b, top:top + nh, left:left + nw] -= 1.0
         params[b] = (w / nw, h / nh, left, top)
     return batch, params
 
@@ -212,12 +266,16 @@ def weighted_nms(pts: np.ndarray, scores: np.ndarray, iou_threshold: float,
 class FaceDetector:
     """Batched face detector over :class:`FaceModels` (see module docstring for the steps).
 
-    models: the loaded networks (``detect_short``/``detect_full``, and ``device``).
-    config: uses ``detector``, ``min_detection_score``, ``nms_iou`` and ``max_faces``.
+    models: the loaded networks (``detect_short``/``detect_full``, ``infer`` on the host path,
+    and ``device``). config: uses ``detector``, ``min_detection_score``, ``nms_iou`` and
+    ``max_faces``.
     """
 
-    def __init__(self, models, config: EngineConfig) -> None:
-        """Keep the networks and build the anchors of the configured detectors on their device."""
+    def __init__(self, models, config: EngineConfig, host: Optional[bool] = None) -> None:
+        """Keep the networks and build the anchors of the configured detectors on their device.
+
+        host: run steps 1-4 in numpy (default on the CPU) instead of torch on the device.
+        """
         self.models = models
         self.config = config
         self.device = torch.device(getattr(models, "device", "cpu"))
@@ -225,11 +283,35 @@ class FaceDetector:
             "short": [SHORT_RANGE], "full": [FULL_RANGE], "both": [SHORT_RANGE, FULL_RANGE],
         }[config.detector]
         self.anchors = {s.name: generate_anchors(s, self.device) for s in self.specs}
+        self.host = self.device.type == "cpu" if host is None else host
+        self._anchors_px = {s.name: generate_anchors(s).numpy() * np.float32(s.input_size)
+                            for s in self.specs}  # (A, 2) input px, host path
 
     def _forward(self, spec: AnchorSpec, batch: torch.Tensor):
         if spec.name == "short":
             return self.models.detect_short(batch)
         return self.models.detect_full(batch)
+
+    def _candidates_host(self, imgs: Sequence[np.ndarray]) -> np.ndarray:
+        """Steps 1-4 on the host: (K, 18) rows of 8 points (16), score, image index."""
+        thr = self.config.min_detection_score
+        rows = []
+        for spec in self.specs:
+            batch, lb = _letterbox_host(imgs, spec.input_size)  # (B, S, S, 3)
+            raw_boxes, logits = self.models.infer(spec.name, batch)  # (B, A, 16), (B, A)
+            scores = 0.5 + 0.5 * np.tanh(0.5 * np.clip(logits, -SCORE_CLIP, SCORE_CLIP))  # sigmoid
+            b_idx, a_idx = np.nonzero(scores >= thr)
+            raw = raw_boxes[b_idx, a_idx].reshape(-1, 8, 2)  # (K, 8, 2) only the candidates
+            anchor = self._anchors_px[spec.name][a_idx][:, None]  # (K, 1, 2)
+            centre = raw[:, 0:1] + anchor
+            half = raw[:, 1:2] * 0.5
+            pts = np.concatenate([centre - half, centre + half, raw[:, 2:] + anchor], 1)
+            lbk = lb[b_idx].astype(np.float32)  # (K, 4)
+            pts = (pts - lbk[:, None, 2:]) * lbk[:, None, :2]  # image px
+            valid = (pts[:, 1] > pts[:, 0]).all(-1)
+            rows.append(np.concatenate([pts[valid].reshape(-1, 16), scores[b_idx, a_idx][valid,
+                                        None], b_idx[valid, None].astype(np.float32)], 1))
+        return np.concatenate(rows).astype(np.float32)
 
     @torch.inference_mode()
     def detect_batch(self, images: Sequence[torch.Tensor]) -> List[List[Detection]]:
@@ -241,6 +323,9 @@ class FaceDetector:
         """
         if len(images) == 0:
             return []
+        if self.host:
+            hosts = [host_image(img, i) for i, img in enumerate(images)]
+            return self._merge(self._candidates_host(hosts), len(hosts))
         imgs = [check_image(img, i, self.device) for i, img in enumerate(images)]
         thr = self.config.min_detection_score
         cand_pts, cand_scores, cand_img = [], [], []
@@ -259,8 +344,12 @@ class FaceDetector:
         # One transfer of all candidates of all images and detectors.
         packed = torch.cat([torch.cat(cand_pts).reshape(-1, 16), torch.cat(cand_scores)[:, None],
                             torch.cat(cand_img)[:, None].float()], dim=1).cpu().numpy()
+        return self._merge(packed, len(imgs))
+
+    def _merge(self, packed: np.ndarray, num_images: int) -> List[List[Detection]]:
+        """Step 5-6 on (K, 18) candidate rows (8 points, score, image index) per image."""
         results: List[List[Detection]] = []
-        for b in range(len(imgs)):
+        for b in range(num_images):
             rows = packed[packed[:, 17] == b]
             merged, sc = weighted_nms(rows[:, :16].reshape(-1, 8, 2), rows[:, 16],
                                       self.config.nms_iou, self.config.max_faces)

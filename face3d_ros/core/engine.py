@@ -11,14 +11,21 @@ network):
 
 Tracking over a stream (ROIs carried from the previous frame, persistent ids, smoothing) is
 :class:`face3d_ros.core.tracking.FaceTracker`, built on the same stages.
+
+Backends (``EngineConfig.backend``, :func:`face3d_ros.core.models.resolve_backend`): torch on
+CUDA, Google's LiteRT on the CPU by default. On the CPU the image stays a numpy view (no float
+copy of the frame) and crops are OpenCV warps fed to the networks in NHWC (the host path of
+``core.detection`` and ``core.landmarks``), with either backend.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import torch
 
@@ -29,7 +36,8 @@ from .expression import EXPRESSION_NAMES, expression_coefficients
 from .geometry import (FaceGeometry, boxes_from_landmarks, direction_angles,
                        euler_from_rotation, pose_weights, solve_faces)
 from .landmarks import LandmarkBatch, LandmarkRunner, roi_from_detection, roi_from_landmarks
-from .models import FaceModels, load_face_models, resolve_device
+from .models import (DEFAULT_THREADS, FaceModels, LiteRTModels, load_face_models,
+                     resolve_backend, resolve_device)
 from .types import (CameraIntrinsics, Detection, Expression, FaceResult, FrameResult, Gaze,
                     GazeRay, HeadPose, Roi)
 
@@ -41,20 +49,35 @@ class FaceEngine:
     """Detection, dense landmarks, metric 3D, head pose, gaze and expression for many faces.
 
     config: :class:`EngineConfig`. models: already loaded networks (else loaded from
-    ``config.model_dir``; a missing file raises ``ModelNotFoundError`` naming the fix).
-    ``device_warning`` is a message when CUDA was requested but is absent (CPU is used).
+    ``config.model_dir``; a missing file raises ``ModelNotFoundError`` naming the fix); given
+    models keep their own backend and device.
+    ``device_warning`` is a message for the caller to log, or None: CUDA was requested but is
+    absent (CPU is used), or the backend differs from the one asked for (LiteRT not installed,
+    or LiteRT asked for with a CUDA device). ``backend`` is the backend in use.
     """
 
     def __init__(self, config: EngineConfig = EngineConfig(),
-                 models: Optional[FaceModels] = None) -> None:
+                 models: Optional[Union[FaceModels, LiteRTModels]] = None) -> None:
         self.config = config
-        self.device, self.device_warning = resolve_device(config.device)
         if models is None:
+            device, dev_warning = resolve_device(config.device)
+            backend, device, be_warning = resolve_backend(config.backend, device)
             which = {"short": ("short",), "full": ("full",),
                      "both": ("short", "full")}[config.detector]
-            models = load_face_models(config.model_dir, self.device,
-                                      which=which + ("mesh", "iris"))
+            models = load_face_models(config.model_dir, device, which=which + ("mesh", "iris"),
+                                      backend=backend, threads=config.threads)
+            warns = [w for w in (dev_warning, be_warning) if w]
+            self.device_warning: Optional[str] = "; ".join(warns) if warns else None
+        else:
+            _, self.device_warning = resolve_device(config.device)
         self.models = models
+        self.device = models.device
+        self.backend = models.backend
+        # torch's process-wide CPU threads: the networks' count with torch; one with LiteRT,
+        # where torch only runs small tensor ops and its thread pool, contending with LiteRT's
+        # for the same cores, made them 10-30x slower (docs/models.md).
+        torch.set_num_threads(1 if self.backend == "litert"
+                              else config.threads or DEFAULT_THREADS)
         self.detector = FaceDetector(models, config)
         self.landmarker = LandmarkRunner(models, config)
         self._canonical_tensors: Optional[tuple] = None  # loaded on first use
@@ -62,10 +85,13 @@ class FaceEngine:
 
     # -- input ---------------------------------------------------------------------------
     def to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        """(3, H, W) float32 RGB in 0..255 on the device from an (H, W[, C]) image array.
+        """(3, H, W) RGB in 0..255 on the device from an (H, W[, C]) image array.
 
         Accepts uint8 or uint16 (scaled to 8 bit) or float in [0, 1]; 1 (gray), 3 (RGB) or
         4 (RGBA, alpha ignored) channels. Raises ValueError saying what is wrong otherwise.
+        On CUDA the result is float32. On the CPU a uint8 RGB image comes back as a uint8 view
+        of the caller's memory (no copy; gray and RGBA are converted to RGB once), other types
+        as float32 in (H, W, 3) memory: the host path reads both without copying.
         """
         img = np.asarray(image)
         if img.ndim == 2:
@@ -83,6 +109,8 @@ class FaceEngine:
             scale = 255.0
         else:
             raise ValueError(f"unsupported pixel type {img.dtype}; use uint8, uint16 or float")
+        if self.device.type == "cpu":
+            return self._host_tensor(img, scale)
         img = np.ascontiguousarray(img)
         if not img.flags.writeable:  # e.g. a ROS message buffer; torch needs writable memory
             img = img.copy()
@@ -93,6 +121,28 @@ class FaceEngine:
         if t.shape[0] == 1:
             t = t.expand(3, -1, -1)
         return t
+
+    @staticmethod
+    def _host_tensor(img: np.ndarray, scale: float) -> torch.Tensor:
+        """CPU branch of :meth:`to_tensor`: a (3, H, W) view of (H, W, 3) memory."""
+        if img.dtype == np.uint8:
+            if img.shape[2] == 1:
+                img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+            elif img.shape[2] == 4:
+                img = cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+            img = np.ascontiguousarray(img)
+        else:
+            img = np.ascontiguousarray(np.broadcast_to(
+                img[..., :3].astype(np.float32) * np.float32(scale),
+                img.shape[:2] + (3,)))
+        if not img.flags.writeable:
+            # A read-only buffer (e.g. a ROS message): only ever read (crops, resizes), so it
+            # is viewed, not copied (torch warns, once per process, about writes that never
+            # happen).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.from_numpy(img).permute(2, 0, 1)
+        return torch.from_numpy(img).permute(2, 0, 1)
 
     # -- stages --------------------------------------------------------------------------
     @contextmanager
@@ -167,31 +217,35 @@ class FaceEngine:
         expr = expression_coefficients(local)
         boxes = boxes_from_landmarks(lm)
         fit_conf = np.clip(1.0 - host["fit_rmse"] / s / POSE_RMSE_ZERO_CONF_M, 0.0, 1.0)
+        # Gaze of all faces at once: per eye, then both eyes weighted by their confidence
+        # (the head direction, with zero confidence, where both eyes are unusable).
+        conf, dirs, origins = host["eye_confidence"], host["eye_direction"], host["eye_origin"]
+        eye_angles = direction_angles(dirs.reshape(-1, 3), origins.reshape(-1, 3)
+                                      ).reshape(n, 2, 2)  # yaw, pitch per eye
+        comb = (conf[..., None] * dirs).sum(1)  # (N, 3)
+        usable = conf.sum(1) > 1e-6
+        comb = np.where(usable[:, None],
+                        comb / np.maximum(np.linalg.norm(comb, axis=1, keepdims=True), 1e-300),
+                        rot[:, :, 0])
+        comb_origin = origins.mean(1)  # (N, 3)
+        comb_angles = direction_angles(comb, comb_origin)  # (N, 2)
+        comb_conf = conf.mean(1)
+        pose_conf = flags * fit_conf
+        lm32, pts32 = lm.astype(np.float32), host["points"].astype(np.float32)
 
         faces = []
         for i in range(n):
-            conf = host["eye_confidence"][i]
-            dirs = host["eye_direction"][i]
-            origins = host["eye_origin"][i]
-            eye_angles = direction_angles(dirs, origins)
-            rays = [GazeRay(origins[e], dirs[e], float(eye_angles[e, 0]),
-                            float(eye_angles[e, 1]), float(conf[e])) for e in range(2)]
-            wsum = float(conf.sum())
-            if wsum > 1e-6:
-                comb = (conf[:, None] * dirs).sum(0)
-                comb /= np.linalg.norm(comb)
-            else:  # both eyes unusable: the head direction, with zero confidence
-                comb = rot[i][:, 0].copy()
-            comb_angles = direction_angles(comb, origins.mean(0))
-            combined = GazeRay(origins.mean(0), comb, float(comb_angles[0]),
-                               float(comb_angles[1]), float(conf.mean()))
+            rays = [GazeRay(origins[i, e], dirs[i, e], float(eye_angles[i, e, 0]),
+                            float(eye_angles[i, e, 1]), float(conf[i, e])) for e in range(2)]
+            combined = GazeRay(comb_origin[i], comb[i], float(comb_angles[i, 0]),
+                               float(comb_angles[i, 1]), float(comb_conf[i]))
             pose = HeadPose(rotation=rot[i], translation=t[i], yaw=float(angles[i, 0]),
                             pitch=float(angles[i, 1]), roll=float(angles[i, 2]),
-                            confidence=float(flags[i] * fit_conf[i]))
+                            confidence=float(pose_conf[i]))
             faces.append(FaceResult(
                 track_id=int(track_ids[i]), score=float(scores[i]),
-                presence=float(flags[i]), box=boxes[i], landmarks_2d=lm[i].astype(np.float32),
-                landmarks_3d=host["points"][i].astype(np.float32), head_pose=pose,
+                presence=float(flags[i]), box=boxes[i], landmarks_2d=lm32[i],
+                landmarks_3d=pts32[i], head_pose=pose,
                 gaze=Gaze(left=rays[1], right=rays[0], combined=combined),
                 expression=Expression(EXPRESSION_NAMES, expr[i]), roi=rois[i]))
         return faces

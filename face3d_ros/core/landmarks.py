@@ -31,6 +31,13 @@ Pipeline of :meth:`LandmarkRunner.run`
    corners come from the same crop as the iris.
 8. ``landmarks`` = mesh (468) + right iris (468..472) + left iris (473..477).
 
+Crops and network calls have two paths; the decoding (step 3 on) is shared. On the CUDA device
+crops are one ``grid_sample`` per source image and the networks see NCHW tensors. On the CPU
+(the host path, also used with the LiteRT backend) each crop is one ``cv2.warpAffine`` of a numpy
+view of the image (bilinear, border replicate: MediaPipe's own CPU crop), written into one NHWC
+float32 batch that goes to the backend without a layout copy (``FaceModels.infer``); only the
+network outputs are wrapped as CPU tensors for the decoding.
+
 Without ``refine_iris`` steps 4-6 are skipped: ``eye_contour`` then comes from the mesh vertices
 that the iris network's 71 points correspond to, and all five points of each iris are the mean
 of the mesh's 16 eyelid vertices of that eye (the iris size is then zero and must not be used
@@ -41,14 +48,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from face3d_ros.core.config import EngineConfig
-from face3d_ros.core.detection import check_image
+from face3d_ros.core.detection import check_image, host_image
 from face3d_ros.core.types import Detection, Roi
 
 __all__ = [
@@ -187,6 +195,8 @@ def _warp(images: Sequence[torch.Tensor], groups: List[List[int]], affine: torch
         if not rows:
             continue
         img = images[img_i]
+        if not img.is_floating_point():  # uint8 (e.g. FaceEngine.to_tensor on the CPU)
+            img = img.float()
         h, w = int(img.shape[1]), int(img.shape[2])
         a = affine if len(rows) == n else affine[torch.as_tensor(rows, device=device)]
         # theta: crop normalised -> image normalised (align_corners=False conventions).
@@ -209,6 +219,37 @@ def _warp(images: Sequence[torch.Tensor], groups: List[List[int]], affine: torch
     if crops is None:
         raise ValueError("no ROI refers to any of the given images")
     return crops
+
+
+#: ``crop_rois`` padding modes of the host path -> OpenCV border modes.
+_CV_BORDER = {"border": cv2.BORDER_REPLICATE, "zeros": cv2.BORDER_CONSTANT}
+
+
+def _warp_host(images: Sequence[np.ndarray], groups: List[List[int]], affine: np.ndarray,
+               size: int, border: int, scale: float = 1.0) -> np.ndarray:
+    """Host path of :func:`_warp`: (N, size, size, 3) float32 NHWC crops times ``scale``.
+
+    images: (H, W, 3) uint8 or float32 arrays; affine: (N, 2, 3) crop px -> image px (float);
+    border: an OpenCV border mode. One ``cv2.warpAffine`` per crop, bilinear; OpenCV indexes
+    pixel centres at integers where the affine puts them at half-integers, hence the shift.
+    """
+    out = np.empty((affine.shape[0], size, size, 3), np.float32)
+    m = np.array(affine, dtype=np.float64)  # (N, 2, 3)
+    m[:, :, 2] += 0.5 * (m[:, :, 0] + m[:, :, 1]) - 0.5  # pixel index -> pixel index
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    u8 = np.empty((size, size, 3), np.uint8)
+    for img_i, rows in enumerate(groups):
+        img = images[img_i]
+        for r in rows:
+            if img.dtype == np.uint8:
+                cv2.warpAffine(img, m[r], (size, size), dst=u8, flags=flags, borderMode=border)
+                np.multiply(u8, np.float32(scale), out=out[r], casting="unsafe")
+            else:
+                cv2.warpAffine(img, m[r], (size, size), dst=out[r], flags=flags,
+                               borderMode=border)
+                if scale != 1.0:
+                    out[r] *= np.float32(scale)
+    return out
 
 
 def _groups(image_index: Union[torch.Tensor, Sequence[int]], num_images: int,
@@ -247,6 +288,12 @@ def crop_rois(images: Sequence[torch.Tensor], image_index: Union[torch.Tensor, S
     Returns crops (N, 3, size, size) bilinear-sampled and affine (N, 2, 3) crop px -> image px.
     """
     device = _device_of(images)
+    if device.type == "cpu" and padding_mode in _CV_BORDER:  # host path (module docstring)
+        hosts = [host_image(img, i) for i, img in enumerate(images)]
+        groups, _ = _groups(image_index, len(hosts), len(rois))
+        affine = roi_affine(rois_to_tensor(rois), size)
+        crops = _warp_host(hosts, groups, affine.numpy(), size, _CV_BORDER[padding_mode])
+        return torch.from_numpy(crops).permute(0, 3, 1, 2), affine  # (N, 3, S, S) view
     imgs = [check_image(img, i, device) for i, img in enumerate(images)]
     groups, _ = _groups(image_index, len(imgs), len(rois))
     affine = roi_affine(rois_to_tensor(rois, device), size)
@@ -291,15 +338,17 @@ class LandmarkBatch:
 class LandmarkRunner:
     """Face mesh + iris landmarks for a batch of face ROIs (steps in the module docstring).
 
-    models: the loaded networks (``mesh``, ``iris`` and ``device``); config: uses
-    ``refine_iris``.
+    models: the loaded networks (``mesh``, ``iris``, ``infer`` on the host path, and
+    ``device``); config: uses ``refine_iris``. host: crops and network calls on the host path
+    (default on the CPU, see the module docstring) instead of torch on the device.
     """
 
-    def __init__(self, models, config: EngineConfig) -> None:
+    def __init__(self, models, config: EngineConfig, host: Optional[bool] = None) -> None:
         """Keep the networks and the eye-contour index tables on their device."""
         self.models = models
         self.config = config
         self.device = torch.device(getattr(models, "device", "cpu"))
+        self.host = self.device.type == "cpu" if host is None else host
         self._right_idx = torch.tensor(RIGHT_EYE_CONTOUR_INDEX, device=self.device)
         self._left_idx = torch.tensor(LEFT_EYE_CONTOUR_INDEX, device=self.device)
         self._eye_idx = torch.stack([self._right_idx, self._left_idx])  # (2, 71)
@@ -312,7 +361,11 @@ class LandmarkRunner:
         images: each (3, H, W) RGB 0..255 on the models' device; image_index: (N,) source image
         of each ROI (CPU tensor or list); rois: N face ROIs (e.g. :func:`roi_from_detection`).
         """
-        imgs = [check_image(img, i, self.device) for i, img in enumerate(images)]
+        imgs: Sequence[Union[torch.Tensor, np.ndarray]]
+        if self.host:
+            imgs = [host_image(img, i) for i, img in enumerate(images)]
+        else:
+            imgs = [check_image(img, i, self.device) for i, img in enumerate(images)]
         groups, idx = _groups(image_index, len(imgs), len(rois))
         n = len(rois)
         index_t = torch.tensor(idx, dtype=torch.long)
@@ -323,8 +376,7 @@ class LandmarkRunner:
                                  index_t.to(self.device))
         roi_t = rois_to_tensor(rois, self.device)  # (N, 4)
         mesh_affine = roi_affine(roi_t, MESH_SIZE)  # (N, 2, 3)
-        crops = _warp(imgs, groups, mesh_affine, MESH_SIZE, "border") * (1.0 / 255.0)
-        raw, flag = self.models.mesh(crops)  # (N, 468, 3) crop px, (N,)
+        raw, flag = self._network("mesh", imgs, groups, mesh_affine)  # (N, 468, 3) crop px, (N,)
         raw = raw.reshape(n, 468, 3).float()
         # The mesh network places pixel centres at integer coordinates; the crop affine (like
         # the iris network) at half-integers (align_corners=False).
@@ -349,7 +401,20 @@ class LandmarkRunner:
                              mesh_affine=mesh_affine, eye_affine=eye_affine,
                              image_index=index_t.to(self.device))
 
-    def _iris(self, imgs: Sequence[torch.Tensor], groups: List[List[int]], mesh: torch.Tensor
+    def _network(self, key: str, imgs: Sequence, groups: List[List[int]], affine: torch.Tensor
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Crop every ``affine`` (N, 2, 3) from ``imgs`` for network ``key`` ("mesh" or
+        "iris"), RGB in [0, 1], and run it: its two outputs as tensors on the device."""
+        size = MESH_SIZE if key == "mesh" else IRIS_SIZE
+        if self.host:
+            crops = _warp_host(imgs, groups, affine.numpy(), size, cv2.BORDER_REPLICATE,
+                               1.0 / 255.0)  # (N, S, S, 3)
+            a, b = self.models.infer(key, crops)
+            return torch.from_numpy(a), torch.from_numpy(b)
+        x = _warp(imgs, groups, affine, size, "border") * (1.0 / 255.0)  # (N, 3, S, S)
+        return self.models.mesh(x) if key == "mesh" else self.models.iris(x)
+
+    def _iris(self, imgs: Sequence, groups: List[List[int]], mesh: torch.Tensor
               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Eye crops from the mesh, one iris forward for all eyes, results in image px.
 
@@ -368,8 +433,8 @@ class LandmarkRunner:
         mirror = torch.tensor([False, True], device=self.device).expand(n, 2).reshape(-1)
         eye_affine = roi_affine(eye_rois.reshape(2 * n, 4), IRIS_SIZE, mirror)  # (2N, 2, 3)
         eye_groups = [[2 * r + e for r in g for e in (0, 1)] for g in groups]
-        crops = _warp(imgs, eye_groups, eye_affine, IRIS_SIZE, "border") * (1.0 / 255.0)
-        contour_raw, iris_raw = self.models.iris(crops)  # (2N, 71, 3), (2N, 5, 3) crop px
+        contour_raw, iris_raw = self._network("iris", imgs, eye_groups,
+                                              eye_affine)  # (2N, 71, 3), (2N, 5, 3) crop px
         raw = torch.cat([contour_raw.reshape(2 * n, 71, 3), iris_raw.reshape(2 * n, 5, 3)],
                         1).float()  # (2N, 76, 3)
         xy = _apply_affine(eye_affine, raw)  # (2N, 76, 2)

@@ -1,28 +1,35 @@
-"""face3d-bench: end-to-end and per-stage latency by face count, torch against LiteRT.
+"""face3d-bench: face3d per stage against the LiteRT network time of the same frame.
 
 A program that prints tables, not a test. For 1, 2, 4, 8 and 16 faces in a 640x480 frame
-(copies of the astronaut portrait's face tiled in a grid) it times, on each device:
+(copies of the astronaut portrait's face tiled in a grid) and for each inference backend it
+times, interleaved repeat by repeat (so that load from other work hits all of them alike):
 
-* the engine with detection on every frame (stages: upload, detect, landmarks = crops + mesh
-  + eye crops + iris, geometry = metric 3D + pose + gaze + expression, total);
-* the tracker in steady state (ROIs carried from the last frame, detector skipped);
-* Google's LiteRT runtime on the same .tflite files, same thread count: the same detector(s)
-  plus, per face, one mesh and two iris calls (its API runs one face per call), i.e. the
-  network time a LiteRT pipeline would spend on that frame.
+* the floor: Google's LiteRT runtime alone running the networks a frame needs, on inputs made
+  beforehand: the configured detector(s) (detection frame) and, per face, one mesh and two iris
+  calls (both frames), same thread count;
+* the engine with detection on every frame (stages: detect, landmarks = crops + mesh + eye
+  crops + iris, geometry = metric 3D + pose + gaze + expression + results, total);
+* the tracker in steady state (ROIs carried from the last frame, detector skipped; stages
+  landmarks, geometry and the rest: smoothing, appearance check, tracks);
+
+and prints medians with each total's ratio to the floor.
 
 Usage::
 
     face3d-bench [--faces 1 2 4 8 16] [--repeats 10] [--threads 2] [--device auto]
+                 [--backend all|auto|torch|litert] [--detector both]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
-from typing import Dict, List, Optional
+from importlib import metadata
+from typing import Callable, Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -30,6 +37,7 @@ import torch
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
 from face3d_ros.core.engine import FaceEngine
+from face3d_ros.core.models import load_face_models, litert_available
 from face3d_ros.core.tracking import FaceTracker
 
 FRAME_W, FRAME_H = 640, 480
@@ -59,47 +67,76 @@ def _median(samples: List[float]) -> float:
     return statistics.median(samples) if samples else float("nan")
 
 
-def bench_engine(engine: FaceEngine, frame: np.ndarray, repeats: int) -> Dict[str, float]:
-    """Median stage timings (ms) of detection-every-frame and of steady-state tracking."""
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+class LiteRTFloor:
+    """The networks of one frame in LiteRT alone (no crops, no decoding), on fixed inputs.
+
+    threads: LiteRT threads per call; detector: "short", "full" or "both".
+    """
+
+    def __init__(self, threads: int, detector: str, model_dir: Optional[str] = None) -> None:
+        self.keys = {"short": ("short",), "full": ("full",), "both": ("short", "full")}[detector]
+        self.models = load_face_models(model_dir, "cpu", self.keys + ("mesh", "iris"),
+                                       backend="litert", threads=threads)
+        rng = np.random.default_rng(0)
+        self.inputs = {k: rng.uniform(-1 if k in self.keys else 0, 1,
+                                      (1, s, s, 3)).astype(np.float32)
+                       for k, s in (("short", 128), ("full", 192), ("mesh", 192), ("iris", 64))}
+
+    def call_ms(self, key: str, repeats: int) -> float:
+        """Median ms of one batch-1 call of network ``key``."""
+        return _median([_timed(lambda: self.models.infer(key, self.inputs[key]))
+                        for _ in range(repeats)])
+
+    def frame(self, faces: int, detect: bool) -> None:
+        """Run the networks of one frame: detector(s) when ``detect``, then per face one mesh
+        and two iris calls."""
+        if detect:
+            for k in self.keys:
+                self.models.infer(k, self.inputs[k])
+        for _ in range(faces):
+            self.models.infer("mesh", self.inputs["mesh"])
+            self.models.infer("iris", self.inputs["iris"])
+            self.models.infer("iris", self.inputs["iris"])
+
+
+def bench_frames(engine: FaceEngine, floor: Optional[LiteRTFloor], frame: np.ndarray, faces: int,
+                 repeats: int) -> Dict[str, float]:
+    """Median ms, interleaved per repeat: LiteRT floor (detect and track frames), the engine's
+    stages with detection on every frame (``det_*``) and the tracker's (``trk_*``)."""
     engine.profile = True
-    out: Dict[str, List[float]] = {}
-    found = 0
-    for i in range(repeats + 2):
-        res = engine.process(frame)
-        found = len(res.faces)
-        if i >= 2:
-            for k, v in res.timings_ms.items():
-                out.setdefault(k, []).append(v)
     tracker = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=1000,
                                                 smoothing=True))
-    track: List[float] = []
+    samples: Dict[str, List[float]] = {}
+    found = 0
     for i in range(repeats + 3):
-        res = tracker.process(frame, stamp=i / 30.0)
-        if i >= 3 and not res.detector_ran:
-            track.append(res.timings_ms["total"])
+        keep = i >= 3  # warm-up: interpreters, caches, the tracker's first frames
+        got: Dict[str, float] = {}
+        if floor is not None:
+            got["floor_det"] = _timed(lambda: floor.frame(faces, True))
+            got["floor_trk"] = _timed(lambda: floor.frame(faces, False))
+        res = engine.process(frame)
+        found = len(res.faces)
+        got.update({f"det_{k}": v for k, v in res.timings_ms.items()})
+        tres = tracker.process(frame, stamp=i / 30.0)
+        if not tres.detector_ran:
+            got.update({f"trk_{k}": v for k, v in tres.timings_ms.items()})
+        if keep:
+            for k, v in got.items():
+                samples.setdefault(k, []).append(v)
     engine.profile = False
-    med = {k: _median(v) for k, v in out.items()}
-    med["tracking"] = _median(track)
+    med = {k: _median(v) for k, v in samples.items()}
     med["found"] = float(found)
     return med
 
 
-def litert_network_ms(threads: int, repeats: int) -> Optional[Dict[str, float]]:
-    """Median LiteRT ms per batch-1 call of each network, or None without ai_edge_litert."""
-    from face3d_ros.tools.bench_models import bench_models
-
-    rows = bench_models(device="cpu", batch_sizes=(1,), repeats=repeats, threads=(threads,),
-                        networks=("short", "full", "mesh", "iris"))
-    lite = {r.network: r.ms_per_call for r in rows if r.runtime == "litert-cpu"}
-    return lite if len(lite) == 4 else None
-
-
-def litert_frame_ms(lite: Dict[str, float], detector: str, faces: int) -> float:
-    """LiteRT network ms for one frame: the configured detector(s), then per face one mesh and
-    two iris calls."""
-    det = {"short": lite["short"], "full": lite["full"],
-           "both": lite["short"] + lite["full"]}[detector]
-    return det + faces * (lite["mesh"] + 2 * lite["iris"])
+def _ratio(total: float, floor: Optional[float]) -> str:
+    return f"{total / floor:.2f}" if floor and floor == floor else "-"
 
 
 def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
@@ -160,48 +197,77 @@ def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the benchmark and print its table."""
+    """Run the benchmark and print its tables."""
     p = argparse.ArgumentParser(prog="face3d-bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--faces", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch and LiteRT")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads of the networks")
     p.add_argument("--device", default="auto", help="auto: CPU, and CUDA when present")
+    p.add_argument("--backend", default="all", choices=("all", "auto", "torch", "litert"),
+                   help="CPU inference backend(s) to time (default all: torch and LiteRT)")
     p.add_argument("--detector", default="both", choices=("short", "full", "both"),
                    help="detector(s) as in EngineConfig (default both, the node's default)")
+    p.add_argument("--model-dir", default=None)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    devices = ["cpu"]
-    if args.device in ("auto", "cuda") and torch.cuda.is_available():
-        devices.append("cuda")
-    lite = litert_network_ms(args.threads, max(args.repeats, 10))
-    print(f"face3d-bench: {FRAME_W}x{FRAME_H}, detector={args.detector}, "
-          f"{args.threads} CPU thread(s), torch {torch.__version__}, "
-          f"{torch.cuda.get_device_name(0) if 'cuda' in devices else 'no CUDA'}")
-    if lite:
-        per_call = ", ".join(f"{k} {v:.2f} ms" for k, v in lite.items())
-        print(f"LiteRT per call (batch 1): {per_call}")
-    header = ("| device | faces | found | detect | landmarks | geometry | total (detect) "
-              "| tracking | tracking fps | LiteRT nets | torch nets / LiteRT |")
-    print()
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
-    for dev in devices:
-        engine = FaceEngine(EngineConfig(device=dev, detector=args.detector, max_faces=32))
+    runs = []  # (device, backend)
+    if args.device in ("auto", "cpu"):
+        backends = ["torch", "litert"] if args.backend == "all" else [args.backend]
+        runs += [("cpu", b) for b in backends if b != "litert" or litert_available()]
+    if args.device != "cpu" and torch.cuda.is_available():
+        runs.append((args.device if args.device.startswith("cuda") else "cuda", "torch"))
+    floor = LiteRTFloor(args.threads, args.detector, args.model_dir) if litert_available() \
+        else None
+    try:
+        litert_version = metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        litert_version = "not installed"
+    print(f"face3d-bench: {FRAME_W}x{FRAME_H}, detector={args.detector}, {args.threads} CPU "
+          f"thread(s), torch {torch.__version__}, ai-edge-litert {litert_version}, "
+          f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA'}, "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    if floor is not None:
+        calls = ", ".join(f"{k} {floor.call_ms(k, max(args.repeats, 20)):.2f} ms"
+                          for k in floor.keys + ("mesh", "iris"))
+        print(f"LiteRT per call (batch 1, median): {calls}")
+    results = []
+    for dev, backend in runs:
+        engine = FaceEngine(EngineConfig(device=dev, backend=backend, threads=args.threads,
+                                         detector=args.detector, max_faces=32,
+                                         model_dir=args.model_dir))
         for n in args.faces:
-            t = bench_engine(engine, tiled_faces(n), args.repeats)
-            nets = t.get("detect", 0.0) + t.get("landmarks", 0.0)
-            lite_ms = litert_frame_ms(lite, args.detector, n) if lite else None
-            cells = [dev, str(n), str(int(t["found"]))]
-            stages = ("detect", "landmarks", "geometry", "total", "tracking")
-            cells += [f"{t.get(k, 0.0):.2f}" for k in stages]
-            cells.append(f"{1000.0 / t['tracking']:.0f}")
-            cells.append(f"{lite_ms:.2f}" if lite_ms else "-")
-            cells.append(f"{nets / lite_ms:.2f}" if lite_ms and dev == "cpu" else "-")
-            print("| " + " | ".join(cells) + " |")
-            sys.stdout.flush()
-    print("\nms are medians per frame; 'torch nets' = detect + landmarks stages (networks and "
-          "crops); 'LiteRT nets' = the same detector(s) + faces x (mesh + 2 iris) LiteRT calls.")
-    node_rows = bench_node_overhead(FaceEngine(EngineConfig(device="cpu", max_faces=32)),
+            use_floor = floor if engine.device.type == "cpu" else None
+            results.append((engine.device.type, engine.backend, n,
+                            bench_frames(engine, use_floor, tiled_faces(n), n, args.repeats)))
+        del engine
+    print("\nDetection on every frame (FaceEngine.process), median ms:\n")
+    print("| device | backend | faces | found | LiteRT floor | detect | landmarks | geometry "
+          "| total | total / floor |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for dev, backend, n, t in results:
+        fl = t.get("floor_det")
+        print(f"| {dev} | {backend} | {n} | {int(t['found'])} | "
+              f"{fl:.2f} | " if fl else f"| {dev} | {backend} | {n} | {int(t['found'])} | - | ",
+              end="")
+        print(" | ".join(f"{t.get('det_' + k, 0.0):.2f}"
+                         for k in ("detect", "landmarks", "geometry", "total"))
+              + f" | {_ratio(t['det_total'], fl)} |")
+    print("\nTracking (detector skipped, FaceTracker.process), median ms:\n")
+    print("| device | backend | faces | LiteRT floor | landmarks | geometry | rest | total "
+          "| total / floor | fps |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for dev, backend, n, t in results:
+        fl = t.get("floor_trk")
+        total = t.get("trk_total", float("nan"))
+        rest = total - t.get("trk_landmarks", 0.0) - t.get("trk_geometry", 0.0)
+        print(f"| {dev} | {backend} | {n} | {f'{fl:.2f}' if fl else '-'} | "
+              f"{t.get('trk_landmarks', 0.0):.2f} | {t.get('trk_geometry', 0.0):.2f} | "
+              f"{rest:.2f} | {total:.2f} | {_ratio(total, fl)} | {1000.0 / total:.0f} |")
+    print("\nLiteRT floor: the same networks in LiteRT alone on fixed inputs (detector(s) + "
+          "faces x (mesh + 2 iris) calls), timed between the frames it is compared with.")
+    sys.stdout.flush()
+    node_rows = bench_node_overhead(FaceEngine(EngineConfig(device="cpu", max_faces=32,
+                                                            threads=args.threads,
+                                                            model_dir=args.model_dir)),
                                     [1, 8], args.repeats)
     if node_rows is None:
         print("\n(node overhead: ROS messages not importable; source scripts/env.sh)")
