@@ -102,7 +102,12 @@ def test_solve_recovers_known_pose_and_distance(ypr):
     can = load_canonical()
     t = np.array([0.05, -0.03, 0.8])
     rot = pose_matrix(*ypr, position=t)
-    pts = can.vertices.astype(np.float64) @ rot.T + t
+    face = can.vertices.astype(np.float64).copy()
+    # eyes looking straight ahead: each iris on its eyeball sphere along the face x axis
+    for e, iris in enumerate((slice(468, 473), slice(473, 478))):
+        straight = can.eyeball_centres[e] + np.array([EYEBALL_TO_IRIS_M, 0.0, 0.0])
+        face[iris] += straight - face[iris.start]
+    pts = face @ rot.T + t
     lm = torch.tensor(project_face(pts))[None]
     geo = solve_faces(lm, torch.tensor(K)[None], torch.tensor(can.vertices), pose_weights(),
                       torch.tensor(can.eyeball_centres), 0.0117)
@@ -111,7 +116,7 @@ def test_solve_recovers_known_pose_and_distance(ypr):
     assert np.allclose(euler_from_rotation(geo.rotation.numpy(), t)[0], ypr, atol=1.0)
     # metric distance from the iris: within 5 % of the truth
     assert geo.translation[0, 2].item() == pytest.approx(0.8, rel=0.05)
-    # eyes looking straight ahead (irises of the canonical face): gaze = face x axis
+    # eyes looking straight ahead: gaze = face x axis
     for e in range(2):
         cos = float(geo.eye_direction[0, e].numpy() @ rot[:, 0])
         assert np.degrees(np.arccos(min(1.0, cos))) < 3.0

@@ -274,6 +274,13 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # Second pass: compare the iris diameters seen with those of the canonical irises turned by
     # the head pose (rotation does not depend on scale), then fit again at the right scale.
     mpp = _iris_metres_per_px(lm, can, rot, iris_diameter_m)
+    # Third pass: the face's own size (the canonical face's) gives a scale that turning the
+    # head does not shrink; the iris gives the person's own, but only while the eyes are open
+    # and face the camera (both iris diameters shrink as the head turns). Blend the two.
+    rot, _, s_iris, _ = weighted_umeyama(can, lift_to_metric(lm, k, mpp), w)
+    mpp = mpp.log() * (iris_w := iris_scale_weight(lm, rot)) \
+        + (mpp / s_iris).log() * (1.0 - iris_w)
+    mpp = mpp.exp()
     pts = lift_to_metric(lm, k, mpp)  # (N, 478, 3)
     rot, t, s, rmse = weighted_umeyama(can, pts, w)
     centres = s[:, None, None] * (eyeball_centres.to(dtype)[None] @ rot.transpose(1, 2)) \
@@ -300,6 +307,21 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
 
 
 _IRIS_DIAMETERS = ((469, 471), (470, 472), (474, 476), (475, 477))
+
+#: Head turn (deg from facing the camera) up to which the iris sets the metric scale alone,
+#: and from which the face size alone does.
+IRIS_SCALE_TURN_DEG = (15.0, 35.0)
+
+
+def iris_scale_weight(landmarks: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """(N,) weight in [0, 1] of the iris in the metric scale: 1 with both eyes open and the
+    face towards the camera, falling to 0 as the head turns past ``IRIS_SCALE_TURN_DEG`` or an
+    eye closes. landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face."""
+    openness = eye_openness(landmarks).min(-1).values  # (N,)
+    open_w = ((openness - 0.12) / 0.08).clamp(0.0, 1.0)
+    lo, hi = (float(np.cos(np.radians(a))) for a in IRIS_SCALE_TURN_DEG[::-1])
+    facing = ((-rotation[:, 2, 0] - lo) / (hi - lo)).clamp(0.0, 1.0)  # face x towards camera
+    return open_w * facing
 
 
 def _iris_metres_per_px(landmarks: torch.Tensor, canonical: torch.Tensor, rotation: torch.Tensor,
