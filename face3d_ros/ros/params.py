@@ -124,6 +124,12 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec("device", "engine",
               "Torch device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'.",
               read_only=True),
+    ParamSpec("backend", "engine",
+              "Inference backend: 'auto' (torch on CUDA, LiteRT on the CPU), 'torch' or "
+              "'litert' (CPU only).", choices=("auto", "torch", "litert"), read_only=True),
+    ParamSpec("threads", "engine",
+              "CPU threads of the networks (0: one per physical core).", limits=(0, 256),
+              read_only=True),
     ParamSpec("model_dir", "engine",
               "Folder with the verified model files; empty uses $FACE3D_MODEL_DIR or "
               "~/.cache/face3d/models (fill it with face3d-fetch-models).", read_only=True),

@@ -1,7 +1,8 @@
 """face3d-eval: replay a ROS 2 bag through face3d; results bag, metrics.json and report.html.
 
     face3d-eval BAG [--topic IMAGE_TOPIC] [--camera-info TOPIC] [--out DIR]
-                [--mode offline|live] [--rate X] [--device DEV] [--params config.yaml]
+                [--mode offline|live] [--rate X] [--device DEV] [--backend BACKEND]
+                [--params config.yaml]
     face3d-eval --compare RUN_A RUN_B [--tol-deg 1.0] [--latency-tol 0.5]
 
 offline: the engine and tracker run in this process on every frame, as fast as the device
@@ -103,7 +104,7 @@ def load_params(path: Optional[str]) -> Dict[str, object]:
     return dict(doc)
 
 
-def configs(params: Dict[str, object], device: Optional[str]):
+def configs(params: Dict[str, object], device: Optional[str], backend: Optional[str] = None):
     """(EngineConfig, TrackerConfig) from parameters; unknown engine/tracker names are errors,
     node-only parameters are ignored offline."""
     from dataclasses import fields
@@ -117,6 +118,8 @@ def configs(params: Dict[str, object], device: Optional[str]):
         eng["model_dir"] = None
     if device:
         eng["device"] = device
+    if backend:
+        eng["backend"] = backend
     trk = {k: v for k, v in params.items() if k in trk_names}
     try:
         return EngineConfig(**eng), TrackerConfig(**trk)
@@ -262,7 +265,7 @@ def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[
     from face3d_ros.core.engine import FaceEngine
     from face3d_ros.core.tracking import FaceTracker
 
-    eng_cfg, trk_cfg = configs(load_params(args.params), args.device)
+    eng_cfg, trk_cfg = configs(load_params(args.params), args.device, args.backend)
     engine = FaceEngine(eng_cfg)
     if engine.device_warning:
         print(f"face3d-eval: {engine.device_warning}", file=sys.stderr)
@@ -282,7 +285,7 @@ def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[
     progress.update(len(records), final=True)
     from dataclasses import asdict
 
-    info = {"device": str(engine.device), "wall_s": wall,
+    info = {"device": str(engine.device), "backend": engine.backend, "wall_s": wall,
             "params": {"engine": asdict(eng_cfg), "tracker": asdict(trk_cfg)}}
     return records, info
 
@@ -301,6 +304,8 @@ def _node_command(ns: str, args) -> List[str]:
             "-p", "input_reliability:=reliable"]
     if args.device:
         cmd += ["-p", f"device:={args.device}"]
+    if args.backend:
+        cmd += ["-p", f"backend:={args.backend}"]
     if args.params:
         cmd += ["--params-file", str(Path(args.params).resolve())]
     return cmd
@@ -645,6 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=1.0,
                    help="live: replay speed, times the recorded rate (default 1)")
     p.add_argument("--device", help="torch device (auto, cpu, cuda, cuda:N)")
+    p.add_argument("--backend", choices=("auto", "torch", "litert"),
+                   help="inference backend (default: the params file's, else auto)")
     p.add_argument("--params", help="node parameters YAML (config/face3d.yaml format)")
     p.add_argument("--node-timeout", type=float, default=120.0,
                    help="live: seconds to wait for the node to start")

@@ -1,6 +1,7 @@
 """face3d-infer: faces of image files to JSON, an overlay picture and textured OBJ meshes.
 
-    face3d-infer IMAGE... [--device auto|cpu|cuda] [--json OUT.json] [--overlay OUT.png]
+    face3d-infer IMAGE... [--device auto|cpu|cuda] [--backend auto|torch|litert]
+                 [--json OUT.json] [--overlay OUT.png]
                  [--obj DIR] [--model-dir DIR] [--detector short|full|both] [--hfov DEG]
 
 Every face gets an id (1..N per image). An image without a face is an empty result, not an
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="face3d-infer", description=__doc__.split("\n\n")[0])
     p.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, ...)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "litert"),
+                   help="inference backend (default auto: torch on CUDA, LiteRT on the CPU)")
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--overlay", type=Path,
                    help="overlay PNG (a folder, or one file when there is one image)")
@@ -63,9 +66,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        engine = FaceEngine(EngineConfig(device=args.device, model_dir=args.model_dir,
+        engine = FaceEngine(EngineConfig(device=args.device, backend=args.backend,
+                                         model_dir=args.model_dir,
                                          detector=args.detector, default_hfov_deg=args.hfov))
-    except (ModelNotFoundError, ValueError) as exc:
+    except (ModelNotFoundError, ValueError, ImportError) as exc:
         log.error("%s", exc)
         return 2
     if engine.device_warning:
