@@ -36,6 +36,7 @@ setup(
             "face3d-bag-make = face3d_ros.tools.bag_make:main",
             "face3d-enroll = face3d_ros.tools.enroll:main",
             "face3d-express = face3d_ros.tools.express:main",
+            "face3d-accuracy = face3d_ros.tools.accuracy:main",
         ],
     },
 )

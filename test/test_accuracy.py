@@ -1,0 +1,159 @@
+"""Accuracy regression tests: a small fixed subset of ``face3d-accuracy`` (issue 9).
+
+Renders of two real head models with exact truth (``face3d_ros.tools.head_render``; the models
+are read from ``../shared/data/heads`` beside the repository, or ``$FACE3D_HEADS_DIR``, and the
+render tests skip with the reason where that folder is absent) and two real photos (no head
+models needed). Each figure is computed with the benchmark's own functions
+(``face3d_ros.tools.accuracy``) and printed (``pytest -s``).
+
+Thresholds: every one is a named constant below with issue 9's target in its comment. Where
+the figure measured when this file was written already met the target, the threshold is the
+target; otherwise it is that figure plus about 20 % (so the test catches a regression, not a
+missed target) and the comment says so. Tighten them towards the target as the accuracy work
+lands.
+"""
+
+import numpy as np
+import pytest
+
+from face3d_ros.tools import accuracy as A
+
+# --------------------------------------------------------------------------------------------
+# Thresholds (deg unless stated)
+
+# Frontal head pose offset (geodesic): target <= 1.5 (met on the head scan).
+FRONTAL_OFFSET_LPS_DEG = 1.5
+# Frontal offset on facecap: target <= 1.5; measured 5.5 (pitch +5.5), + 20 %.
+FRONTAL_OFFSET_FACECAP_DEG = 6.6
+# Head pose MAE per angle (yaw, pitch, roll) over POSE_SET on the head scan: target <= 3 (met).
+POSE_MAE_DEG = 3.0
+# Combined-gaze MAE over GAZE_EYES at head yaw 0: target <= 5; measured 8.2, + 20 %.
+GAZE_MAE_HEAD_FRONTAL_DEG = 9.8
+# Photo mirror bias |(gaze yaw + mirrored gaze yaw) / 2| (combined, each photo): target <= 1;
+# measured 3.3 (astronaut) and 4.0 (Grace Hopper), + 20 %.
+PHOTO_MIRROR_BIAS_DEG = 4.8
+# Astronaut eye contact, combined gaze against the ray to the camera: target <= 5; measured
+# 12.2, + 20 %.
+EYE_CONTACT_ASTRONAUT_DEG = 14.6
+# Blink of a fully closed eye (eyeBlink = 1), each eye, lower bound: target >= 0.8; measured
+# 0.55 (left) and 0.70 (right), - 20 %. (Its gaze confidence, target <= 0.3, is printed: it
+# reads 0.5-0.9 today, so no useful bound yet.)
+CLOSED_EYE_BLINK_MIN = 0.44
+# jaw_open against jawOpen over JAW_WEIGHTS: Pearson r >= 0.9 and monotone (both met).
+JAW_OPEN_R_MIN = 0.9
+# Neutral face, largest coefficient: target <= 0.15; measured 0.61 (mouth_pucker), + 20 %.
+NEUTRAL_MAX = 0.73
+
+# --------------------------------------------------------------------------------------------
+# The subset
+
+POSE_SET = ((0, 0, 0), (30, 0, 0), (-30, 0, 0), (0, 20, 0), (0, -20, 0), (0, 0, 30),
+            (0, 0, -30))  # (yaw, pitch, roll), head scan
+GAZE_EYES = tuple((y, p) for y in (-20, 0, 20) for p in (-15, 0, 15))  # facecap, head yaw 0
+JAW_WEIGHTS = (0.0, 0.5, 1.0)
+
+
+@pytest.fixture(scope="module")
+def acc():
+    """The benchmark's renderer + engine (CPU), caching renders across the tests."""
+    return A.Accuracy(None, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def heads():
+    """The head models folder; skips the render tests with the reason when it is absent."""
+    from face3d_ros.tools.head_render import heads_dir
+
+    try:
+        return heads_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"head models absent ({exc}); the photo tests still run")
+
+
+def _found(acc, spec):
+    s = acc.sample(spec)
+    assert s.found, f"no face found in the render {spec}"
+    return s
+
+
+@pytest.mark.parametrize("head, limit", [("lps", FRONTAL_OFFSET_LPS_DEG),
+                                         ("facecap", FRONTAL_OFFSET_FACECAP_DEG)])
+def test_frontal_pose_offset(acc, heads, head, limit):
+    """A head facing the camera reads a pose close to zero."""
+    off = A.frontal_offset(_found(acc, A.Spec(head)))
+    print(f"\nfrontal offset {head}: yaw {off['yaw']:+.2f} pitch {off['pitch']:+.2f} "
+          f"roll {off['roll']:+.2f} geodesic {off['geodesic']:.2f} deg (limit {limit})")
+    assert off["geodesic"] <= limit
+
+
+def test_pose_mae_small_set(acc, heads):
+    """Head pose MAE per angle over a few poses of the head scan."""
+    samples = [_found(acc, A.Spec("lps", *pose)) for pose in POSE_SET]
+    m = A.pose_mae(samples)
+    print(f"\npose MAE lps: yaw {m['yaw']:.2f} pitch {m['pitch']:.2f} roll {m['roll']:.2f}, "
+          f"geodesic mean {m['geodesic']:.2f} max {m['geodesic_max']:.2f} deg "
+          f"(limit {POSE_MAE_DEG} per angle)")
+    assert max(m["yaw"], m["pitch"], m["roll"]) <= POSE_MAE_DEG
+
+
+def test_gaze_mae_head_frontal(acc, heads):
+    """Combined-gaze angular error over a small eye grid with the head facing the camera."""
+    errs = [A.gaze_errors(_found(acc, A.Spec("facecap", eye_yaw=y, eye_pitch=p)))
+            for y, p in GAZE_EYES]
+    mae = float(np.mean([e["combined"] for e in errs]))
+    print(f"\ngaze MAE head yaw 0: combined {mae:.2f}, right "
+          f"{np.mean([e['right'] for e in errs]):.2f}, left "
+          f"{np.mean([e['left'] for e in errs]):.2f} deg (limit {GAZE_MAE_HEAD_FRONTAL_DEG})")
+    assert mae <= GAZE_MAE_HEAD_FRONTAL_DEG
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "grace_hopper"])
+def test_photo_mirror_bias(acc, photo):
+    """A photo and its mirror image give opposite gaze yaw."""
+    a, b = acc.photo(photo)
+    assert a.found and b.found, f"no face in {photo} or its mirror image"
+    m = A.mirror_sums(a, b)
+    print(f"\nmirror sum/2 {photo}: right {m['right']:+.2f} left {m['left']:+.2f} combined "
+          f"{m['combined']:+.2f} head {m['head']:+.2f} deg (limit {PHOTO_MIRROR_BIAS_DEG})")
+    assert abs(m["combined"]) <= PHOTO_MIRROR_BIAS_DEG
+
+
+def test_eye_contact_astronaut(acc):
+    """The astronaut looks into the lens: the combined gaze points at the camera."""
+    a, _ = acc.photo("astronaut")
+    assert a.found
+    c = A.eye_contact(a)
+    print(f"\neye contact astronaut: yaw {c['yaw']:+.2f} pitch {c['pitch']:+.2f} angle "
+          f"{c['angle']:.2f} deg (limit {EYE_CONTACT_ASTRONAUT_DEG})")
+    assert c["angle"] <= EYE_CONTACT_ASTRONAUT_DEG
+
+
+@pytest.mark.parametrize("blend, coef, eye", [("eyeBlink_L", "eye_blink_left", 1),
+                                              ("eyeBlink_R", "eye_blink_right", 0)])
+def test_closed_eye_blinks(acc, heads, blend, coef, eye):
+    """A fully closed eye reads a high blink coefficient."""
+    s = _found(acc, A.Spec("facecap", blend=((blend, 1.0),)))
+    value = s.reading.expression[coef]
+    print(f"\n{blend}=1: {coef} {value:.2f} (min {CLOSED_EYE_BLINK_MIN}), that eye's gaze "
+          f"confidence {s.reading.gaze_confidence[eye]:.2f} (target <= 0.3)")
+    assert value >= CLOSED_EYE_BLINK_MIN
+
+
+def test_jaw_open_monotone(acc, heads):
+    """jaw_open rises with the jawOpen weight."""
+    values = [_found(acc, A.Spec("facecap", blend=(("jawOpen", w),) if w else ()))
+              .reading.expression["jaw_open"] for w in JAW_WEIGHTS]
+    fit = A.expression_curve(JAW_WEIGHTS, values)
+    print(f"\njaw_open at {JAW_WEIGHTS}: {np.round(values, 3).tolist()}, r {fit['r']:.3f}, "
+          f"monotone {fit['monotone']} (r min {JAW_OPEN_R_MIN})")
+    assert fit["monotone"]
+    assert fit["r"] >= JAW_OPEN_R_MIN
+
+
+def test_neutral_face_coefficients(acc, heads):
+    """A neutral face reads low on every expression coefficient."""
+    expr = _found(acc, A.Spec("facecap")).reading.expression
+    name = max(expr, key=expr.get)
+    print("\nneutral: " + ", ".join(f"{k} {v:.2f}" for k, v in expr.items())
+          + f"; max {name} {expr[name]:.2f} (limit {NEUTRAL_MAX})")
+    assert expr[name] <= NEUTRAL_MAX
