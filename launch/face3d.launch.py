@@ -39,6 +39,15 @@ def _truthy(text: str) -> bool:
     return text.strip().lower() in ("true", "1", "yes", "on")
 
 
+def _end_launch(event, context):
+    """When the node process ends, end the launch (unless it is ending already)."""
+    if getattr(context, "is_shutdown", False):
+        return None
+    return [LogInfo(msg=f"face3d_node ended (exit status {event.returncode}); stopping the "
+                        "launch"),
+            EmitEvent(event=Shutdown(reason="face3d_node ended"))]
+
+
 def _setup(context, share):
     """The node, its transitions and RViz, from the launch arguments' values."""
     arg = context.launch_configurations
@@ -64,10 +73,8 @@ def _setup(context, share):
         entities=[EmitEvent(event=ChangeState(
             lifecycle_node_matcher=matches_action(node),
             transition_id=Transition.TRANSITION_ACTIVATE))]))
-    end_with_node = RegisterEventHandler(OnProcessExit(
-        target_action=node,
-        on_exit=[LogInfo(msg="face3d_node ended; stopping the launch"),
-                 EmitEvent(event=Shutdown(reason="face3d_node ended"))]))
+    end_with_node = RegisterEventHandler(OnProcessExit(target_action=node,
+                                                       on_exit=_end_launch))
     actions = [node, activate, end_with_node, configure]
     if _truthy(arg["use_rviz"]):
         if find_executable("rviz2", "rviz2") is None:
