@@ -64,3 +64,13 @@ def test_engine_on_a_downscaled_frame_gives_original_pixels(astronaut_rgb, model
     assert np.abs(a.box - b.box).max() < 12.0  # px of the 2048 frame
     assert np.linalg.norm(a.head_pose.translation - b.head_pose.translation) < 0.03
     assert back.intrinsics == intr
+
+
+def test_infer_names_a_directory(tmp_path, caplog):
+    """face3d-infer DIR says that DIR is a directory (before: "no such file")."""
+    from face3d_ros.tools.infer import main
+
+    out = tmp_path / "out.json"
+    assert main([str(tmp_path), "--device", "cpu", "--json", str(out)]) == 1
+    assert "is a directory" in caplog.text
+    assert "is a directory" in out.read_text()

@@ -78,6 +78,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     triangles = load_topology(args.model_dir).triangles
     results, failed = [], 0
     for path in args.images:
+        if path.is_dir():
+            msg = (f"{path} is a directory, not an image file: give the images themselves "
+                   f"(e.g. {path}/*.png)")
+            log.error("%s", msg)
+            failed += 1
+            results.append({"path": str(path), "error": msg})
+            continue
         try:
             image = read_image(path)
             tracker.reset()
