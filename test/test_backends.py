@@ -18,7 +18,7 @@ import torch
 from face3d_ros.core import models as models_mod
 from face3d_ros.core.config import EngineConfig
 from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.landmarks import crop_rois, roi_from_detection
+from face3d_ros.core.landmarks import _roi_affine, crop_rois, roi_from_detection
 from face3d_ros.core.models import litert_available, resolve_backend
 from face3d_ros.core.types import Roi
 
@@ -180,3 +180,13 @@ def test_crop_rois_host_path_matches_grid_sample():
     torch.testing.assert_close(aff_h, aff_d)
     assert host.shape == dev.shape == (2, 3, 16, 16)
     assert (host - dev).abs().max() <= 0.5 + 1e-3
+
+
+def test_roi_affine_numpy_equals_torch():
+    """The host path's numpy ROI affines equal the device path's torch ones."""
+    rois = torch.tensor([[10.0, 20.0, 30.0, 0.3], [50.0, 5.0, 12.0, -2.0], [0.0, 0.0, 1.0, 0.0]])
+    for mirror in (False, True, torch.tensor([False, True, True])):
+        a = _roi_affine(rois, 64, mirror, host=True)
+        b = _roi_affine(rois, 64, mirror, host=False)
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -168,21 +168,36 @@ def roi_affine(rois: torch.Tensor, size: int, mirror: Union[bool, torch.Tensor] 
     crop horizontally (bool or (N,) bool). Returns (N, 2, 3) A with image = A[:, :, :2] @ crop
     + A[:, :, 2] (see the module docstring for the convention).
     """
-    cx, cy, side, rot = rois.unbind(-1)  # (N,) each
+    return _roi_affine(rois, size, mirror, host=rois.device.type == "cpu")
+
+
+def _roi_affine(rois: torch.Tensor, size: int, mirror: Union[bool, torch.Tensor], host: bool
+                ) -> torch.Tensor:
+    """:func:`roi_affine` in numpy (``host``: a few µs instead of ~20 torch calls on the CPU)
+    or in torch on the tensors' device; the same formulas."""
+    r: Any = rois.numpy() if host else rois  # numpy array or tensor: the same formulas
+    xp: Any = np if host else torch
+    sign: Any
+    cx, cy, side, rot = r[:, 0], r[:, 1], r[:, 2], r[:, 3]  # (N,) each
     k = side / size
-    c, s = torch.cos(rot) * k, torch.sin(rot) * k
+    c, s = xp.cos(rot) * k, xp.sin(rot) * k
     # image = centre + R * k * (u - S/2, v - S/2)
     h = 0.5 * size
     if isinstance(mirror, torch.Tensor) or mirror:
-        sign = (1.0 - 2.0 * torch.as_tensor(mirror, dtype=rois.dtype, device=rois.device))
-        sign = sign.expand_as(c)
+        if host:
+            m = mirror.cpu().numpy() if isinstance(mirror, torch.Tensor) else mirror
+            sign = 1.0 - 2.0 * np.asarray(m, dtype=r.dtype)
+        else:
+            sign = 1.0 - 2.0 * torch.as_tensor(mirror, dtype=rois.dtype, device=rois.device)
+        cs = c * sign  # (N,)
         # u -> S - u: column 0 negated, offset gets the S shift
-        row0 = torch.stack([c * sign, -s, cx - (c * sign) * h + s * h], -1)
-        row1 = torch.stack([s * sign, c, cy - (s * sign) * h - c * h], -1)
+        row0 = xp.stack([cs, -s, cx - cs * h + s * h], -1)
+        row1 = xp.stack([s * sign, c, cy - (s * sign) * h - c * h], -1)
     else:
-        row0 = torch.stack([c, -s, cx - c * h + s * h], -1)
-        row1 = torch.stack([s, c, cy - s * h - c * h], -1)
-    return torch.stack([row0, row1], dim=1)  # (N, 2, 3)
+        row0 = xp.stack([c, -s, cx - c * h + s * h], -1)
+        row1 = xp.stack([s, c, cy - s * h - c * h], -1)
+    out = xp.stack([row0, row1], 1)  # (N, 2, 3)
+    return torch.from_numpy(out) if host else out
 
 
 def _warp(images: Sequence[torch.Tensor], groups: List[List[int]], affine: torch.Tensor,

@@ -7,7 +7,8 @@
 * ``litert`` (:class:`LiteRTModels`): Google's LiteRT runtime (``ai_edge_litert``, XNNPACK)
   runs the same ``.tflite`` files on the CPU, 2-3.5x faster than torch's CPU kernels on these
   small networks. Three of the four graphs reshape with a batch of 1, so a batch is run as one
-  call per image (batching the mesh graph was measured not to help, docs/models.md).
+  call per image (batching the mesh graph was measured not to help, docs/models.md), the
+  images of a batch spread over ``threads`` single-thread interpreters running at once.
 
 :func:`resolve_backend` picks one: "auto" is torch on CUDA and LiteRT on the CPU (torch, with a
 warning, when ``ai_edge_litert`` is not installed). Both classes offer the same two interfaces:
@@ -41,6 +42,8 @@ the outputs mirrored back (x -> 64 - x).
 from __future__ import annotations
 
 import importlib.util
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
@@ -154,6 +157,8 @@ class FaceModels:
 
     def __init__(self, nets: Mapping[str, torch.nn.Module], device: torch.device) -> None:
         self.device = device
+        #: Milliseconds spent in :meth:`infer` since creation (benchmarks read it).
+        self.network_ms = 0.0
         self.nets: Dict[str, torch.nn.Module] = {}
         for key, net in nets.items():
             net = net.to(device)
@@ -215,15 +220,18 @@ class FaceModels:
         :data:`OUTPUT_SHAPES` (after B). The NHWC array is viewed as a channels_last NCHW
         tensor: no layout copy on the CPU.
         """
+        t0 = time.perf_counter()
         xt = torch.from_numpy(_check_nhwc(key, x)).permute(0, 3, 1, 2)  # (B, 3, S, S) view
         fn = {"short": self.detect_short, "full": self.detect_full, "mesh": self.mesh,
               "iris": self.iris}[key]
         a, b = fn(xt)
-        return a.float().cpu().numpy(), b.float().cpu().numpy()
+        out = a.float().cpu().numpy(), b.float().cpu().numpy()
+        self.network_ms += (time.perf_counter() - t0) * 1e3
+        return out
 
 
-class _LiteRTNet:
-    """One LiteRT interpreter of one network, called one image at a time."""
+class _Interpreter:
+    """One LiteRT interpreter of network ``key`` with its input and output indices."""
 
     def __init__(self, key: str, path: Path, threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -241,23 +249,55 @@ class _LiteRTNet:
                                f"expected {sizes}")
         self.outputs = [outputs[n] for n in sizes]
 
-    def __call__(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(B, S, S, 3) float32 C-contiguous -> the two outputs, (B, *OUTPUT_SHAPES[key])."""
-        it, b = self.interpreter, x.shape[0]
-        shapes = OUTPUT_SHAPES[self.key]
-        outs = [np.empty((b,) + s, np.float32) for s in shapes]
-        for i in range(b):
+    def run(self, x: np.ndarray, outs: List[np.ndarray], items: Iterable[int]) -> None:
+        """Images ``items`` of ``x`` one call each, outputs written into ``outs`` rows."""
+        it, shapes = self.interpreter, OUTPUT_SHAPES[self.key]
+        for i in items:
             it.set_tensor(self.input, x[i:i + 1])
-            it.invoke()
+            it.invoke()  # releases the GIL
             for out, index, shape in zip(outs, self.outputs, shapes):
                 out[i] = it.get_tensor(index).reshape(shape)
+
+
+class _LiteRTNet:
+    """One network in LiteRT, called one image at a time (its graph reshapes with batch 1).
+
+    A single image runs on one interpreter with ``threads`` threads. A batch is split over
+    ``threads`` single-thread interpreters ("lanes", made on first use) that run at the same
+    time, one in the calling thread and the others in ``pool``: for these small graphs that
+    uses the cores better than XNNPACK's threads inside one call (iris: 2 threads are no faster
+    than 1 at batch 1; docs/models.md).
+    """
+
+    def __init__(self, key: str, path: Path, threads: int,
+                 pool: Optional[ThreadPoolExecutor]) -> None:
+        self.key, self.path, self.threads, self.pool = key, path, threads, pool
+        self.main = _Interpreter(key, path, threads)
+        self.lanes: List[_Interpreter] = []
+
+    def __call__(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(B, S, S, 3) float32 C-contiguous -> the two outputs, (B, *OUTPUT_SHAPES[key])."""
+        b = x.shape[0]
+        outs = [np.empty((b,) + s, np.float32) for s in OUTPUT_SHAPES[self.key]]
+        if b == 1 or self.pool is None:
+            self.main.run(x, outs, range(b))
+            return outs[0], outs[1]
+        if not self.lanes:
+            self.lanes = [_Interpreter(self.key, self.path, 1) for _ in range(self.threads)]
+        chunks = [c for c in np.array_split(np.arange(b), len(self.lanes)) if len(c)]
+        futures = [self.pool.submit(lane.run, x, outs, c)
+                   for lane, c in zip(self.lanes[1:], chunks[1:])]
+        self.lanes[0].run(x, outs, chunks[0])
+        for f in futures:
+            f.result()
         return outs[0], outs[1]
 
 
 class LiteRTModels:
     """The networks in Google's LiteRT runtime on the CPU (see the module docstring).
 
-    paths: key -> verified ``.tflite`` file; threads: LiteRT (XNNPACK) threads per call.
+    paths: key -> verified ``.tflite`` file; threads: CPU threads: LiteRT (XNNPACK) threads of
+    a single-image call, and the number of images of a batch run at the same time.
     Same methods as :class:`FaceModels`; tensors in, tensors out on the CPU.
     """
 
@@ -267,7 +307,11 @@ class LiteRTModels:
     def __init__(self, paths: Mapping[str, Path], threads: int) -> None:
         self.device = torch.device("cpu")
         self.threads = threads
-        self.nets: Dict[str, _LiteRTNet] = {k: _LiteRTNet(k, Path(p), threads)
+        self._pool = (ThreadPoolExecutor(threads - 1, thread_name_prefix="face3d-litert")
+                      if threads > 1 else None)
+        #: Milliseconds spent in :meth:`infer` since creation (benchmarks read it).
+        self.network_ms = 0.0
+        self.nets: Dict[str, _LiteRTNet] = {k: _LiteRTNet(k, Path(p), threads, self._pool)
                                             for k, p in paths.items()}
 
     def __contains__(self, key: str) -> bool:
@@ -282,7 +326,10 @@ class LiteRTModels:
         if net is None:
             raise RuntimeError(f"network {key!r} was not loaded; pass which=(..., {key!r}) to "
                                "load_face_models")
-        return net(_check_nhwc(key, x))
+        t0 = time.perf_counter()
+        out = net(_check_nhwc(key, x))
+        self.network_ms += (time.perf_counter() - t0) * 1e3
+        return out
 
     def _run(self, key: str, x: torch.Tensor) -> List[torch.Tensor]:
         side = INPUT_SIZES[key]

@@ -120,12 +120,16 @@ def bench_frames(engine: FaceEngine, floor: Optional[LiteRTFloor], frame: np.nda
         if floor is not None:
             got["floor_det"] = _timed(lambda: floor.frame(faces, True))
             got["floor_trk"] = _timed(lambda: floor.frame(faces, False))
+        nets0 = getattr(engine.models, "network_ms", 0.0)
         res = engine.process(frame)
+        nets1 = getattr(engine.models, "network_ms", 0.0)
         found = len(res.faces)
         got.update({f"det_{k}": v for k, v in res.timings_ms.items()})
+        got["det_nets"] = nets1 - nets0
         tres = tracker.process(frame, stamp=i / 30.0)
         if not tres.detector_ran:
             got.update({f"trk_{k}": v for k, v in tres.timings_ms.items()})
+            got["trk_nets"] = getattr(engine.models, "network_ms", 0.0) - nets1
         if keep:
             for k, v in got.items():
                 samples.setdefault(k, []).append(v)
@@ -241,29 +245,36 @@ def main(argv: Optional[List[str]] = None) -> int:
         del engine
     print("\nDetection on every frame (FaceEngine.process), median ms:\n")
     print("| device | backend | faces | found | LiteRT floor | detect | landmarks | geometry "
-          "| total | total / floor |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| total | total / floor | networks | rest |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for dev, backend, n, t in results:
         fl = t.get("floor_det")
-        print(f"| {dev} | {backend} | {n} | {int(t['found'])} | "
-              f"{fl:.2f} | " if fl else f"| {dev} | {backend} | {n} | {int(t['found'])} | - | ",
-              end="")
-        print(" | ".join(f"{t.get('det_' + k, 0.0):.2f}"
-                         for k in ("detect", "landmarks", "geometry", "total"))
-              + f" | {_ratio(t['det_total'], fl)} |")
+        cells = [dev, backend, str(n), str(int(t["found"])), f"{fl:.2f}" if fl else "-"]
+        cells += [f"{t.get('det_' + k, 0.0):.2f}"
+                  for k in ("detect", "landmarks", "geometry", "total")]
+        cells.append(_ratio(t["det_total"], fl))
+        nets = t.get("det_nets", 0.0)
+        cells += [f"{nets:.2f}", f"{t['det_total'] - nets:.2f}"] if nets else ["-", "-"]
+        print("| " + " | ".join(cells) + " |")
     print("\nTracking (detector skipped, FaceTracker.process), median ms:\n")
-    print("| device | backend | faces | LiteRT floor | landmarks | geometry | rest | total "
-          "| total / floor | fps |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| device | backend | faces | LiteRT floor | landmarks | geometry | other | total "
+          "| total / floor | fps | networks | rest |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for dev, backend, n, t in results:
         fl = t.get("floor_trk")
         total = t.get("trk_total", float("nan"))
-        rest = total - t.get("trk_landmarks", 0.0) - t.get("trk_geometry", 0.0)
-        print(f"| {dev} | {backend} | {n} | {f'{fl:.2f}' if fl else '-'} | "
-              f"{t.get('trk_landmarks', 0.0):.2f} | {t.get('trk_geometry', 0.0):.2f} | "
-              f"{rest:.2f} | {total:.2f} | {_ratio(total, fl)} | {1000.0 / total:.0f} |")
+        other = total - t.get("trk_landmarks", 0.0) - t.get("trk_geometry", 0.0)
+        cells = [dev, backend, str(n), f"{fl:.2f}" if fl else "-"]
+        cells += [f"{t.get('trk_landmarks', 0.0):.2f}", f"{t.get('trk_geometry', 0.0):.2f}",
+                  f"{other:.2f}", f"{total:.2f}", _ratio(total, fl), f"{1000.0 / total:.0f}"]
+        nets = t.get("trk_nets", 0.0)
+        cells += [f"{nets:.2f}", f"{total - nets:.2f}"] if nets else ["-", "-"]
+        print("| " + " | ".join(cells) + " |")
     print("\nLiteRT floor: the same networks in LiteRT alone on fixed inputs (detector(s) + "
-          "faces x (mesh + 2 iris) calls), timed between the frames it is compared with.")
+          "faces x (mesh + 2 iris) single calls), timed between the frames it is compared "
+          "with. networks: time inside face3d's own network calls on the same frame (LiteRT "
+          "runs a batch's images two at a time on two single-thread interpreters); rest: "
+          "total - networks (crops, decoding, geometry, tracking, results). On CUDA no floor.")
     sys.stdout.flush()
     node_rows = bench_node_overhead(FaceEngine(EngineConfig(device="cpu", max_faces=32,
                                                             threads=args.threads,
