@@ -254,7 +254,8 @@ def test_absurd_focal_length_is_rejected_once(client, rb_log, astronaut_rgb, fx,
     client.spin_until(lambda: False, 0.5)
     lines = log_lines(rb_log, re.escape(f"implausible focal length {shown}"))
     assert len(lines) == 1 and "ERROR" in lines[0] and f"{CAM}/camera_info" in lines[0], lines
-    assert not client.answer(astronaut_rgb).intrinsics_assumed  # a good info is used again
+    good = client.answer(astronaut_rgb)
+    assert not good.intrinsics_assumed, (good.fx, good.image_width)  # a good info again
 
 
 def test_diagnostics_named_by_namespace_and_lost_frames_counted(client, astronaut_rgb):

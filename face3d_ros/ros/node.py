@@ -219,6 +219,9 @@ class Face3DNode(LifecycleNode):
         # The service lives as long as the node (a call in flight must be able to answer when
         # the node is cleaned up under it); unless active it answers that it is not.
         self._enroll_group = MutuallyExclusiveCallbackGroup()
+        # camera_info in a group of its own: a processing thread waiting for an image's info
+        # must not wait behind the image callback, timers or services of the default group.
+        self._info_group = MutuallyExclusiveCallbackGroup()
         self._collector: Optional[EnrollmentCollector] = None
         self._collector_done = threading.Event()
         self._enroll_cancel: Optional[str] = None
@@ -401,7 +404,8 @@ class Face3DNode(LifecycleNode):
         info_events = SubscriptionEventCallbacks(
             incompatible_qos=lambda info: self._on_sub_incompatible_qos("camera_info", info))
         info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos,
-                                            event_callbacks=info_events)
+                                            event_callbacks=info_events,
+                                            callback_group=self._info_group)
         self._subs = [image_sub, info_sub]
         self._image_topic = getattr(image_sub, "topic_name", topic)
         self._info_topic = getattr(info_sub, "topic_name", self._resolved("camera_info"))
@@ -1142,6 +1146,7 @@ def main(args=None) -> int:
     log = rclpy.logging.get_logger(NODE_NAME)
     node: Optional[Face3DNode] = None
     executor = None
+    spinner: Optional[threading.Thread] = None
     code = 0
     try:
         try:
@@ -1165,11 +1170,11 @@ def main(args=None) -> int:
                 log.fatal("Activate failed (see the error above); exiting")
                 code = 1
         if code == 0:
-            # Two threads: the enroll_face service waits for views in its own callback group
+            # Three threads: the enroll_face service waits for views in its own callback group
             # while images and timers keep flowing. The executor spins in its own thread; this
             # (main) thread waits for a signal (handled at once: waiting on an Event is
             # interruptible, a spin blocked in rcl_wait is not) or the shutdown transition.
-            executor = MultiThreadedExecutor(num_threads=2)
+            executor = MultiThreadedExecutor(num_threads=3)
             executor.add_node(node)
             spinner = threading.Thread(target=executor.spin, name="face3d_executor",
                                        daemon=True)
@@ -1183,6 +1188,8 @@ def main(args=None) -> int:
             node.shutdown_processing()
         if executor is not None:
             executor.shutdown(timeout_sec=5.0)
+            if spinner is not None:
+                spinner.join(timeout=5.0)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
