@@ -38,14 +38,17 @@ RIGID_INDICES = (
 )
 
 #: iBUG 68-point layout (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, lips 48-67) as mesh
-#: indices. The iBUG "left" side of the image is the subject's right side.
+#: indices. The iBUG "left" side of the image is the subject's right side. Checked against
+#: iBUG-68 points marked on a real head model (``tools.head_render.IBUG68_FACECAP``): the jaw
+#: runs along the face oval from the eye level to the menton (152), the brows follow the
+#: brow's centre line, 31/35 the alar base, 60/64 the inner mouth corners. Mirror-symmetric.
 IBUG68_INDICES = (
-    127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356,
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    127, 234, 93, 132, 172, 136, 149, 148, 152, 377, 378, 365, 397, 361, 323, 454, 356,
+    70, 63, 105, 52, 66, 296, 282, 334, 293, 300,
+    6, 197, 195, 4, 98, 20, 2, 250, 327,
     33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
     61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
-    78, 82, 13, 312, 308, 317, 14, 87,
+    62, 82, 13, 312, 292, 317, 14, 87,
 )
 
 #: 5-point layout of face-alignment tools (RetinaFace/InsightFace order, image left to right):

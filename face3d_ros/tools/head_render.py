@@ -792,6 +792,303 @@ def _pupil_visibility(centre: np.ndarray, cam_R_eye: np.ndarray, layer: np.ndarr
 
 
 # --------------------------------------------------------------------------------------------
+# iBUG-68 truth (facecap)
+
+#: The 68 iBUG / 300-W points on the facecap head mesh (vertex indices, iBUG order: jaw 0-16,
+#: brows 17-26, nose 27-35, eyes 36-47, lips 48-67; iBUG's image-left is the subject's right).
+#: Chosen once by :func:`mark_ibug68_facecap` (see there for the definitions); a test checks
+#: that it reproduces this tuple.
+IBUG68_FACECAP: Tuple[int, ...] = (
+    791, 803, 2309, 801, 877, 656, 652, 645, 640, 635, 707, 714, 719, 722, 2100, 1004, 747,
+    1038, 1037, 1036, 1035, 1034, 1028, 1022, 848, 847, 840,
+    1266, 1280, 1293, 1331, 1586, 1596, 1598, 1620, 1634,
+    1206, 1194, 1190, 1253, 1245, 1218, 1758, 1726, 1732, 1744, 1775, 1762,
+    1427, 1457, 1481, 1480, 1531, 1533, 1538, 965, 964, 954, 956, 957,
+    1427, 1449, 1453, 1464, 1538, 1098, 1095, 1413,
+)
+
+#: iBUG-68 groups (index ranges into the 68 points).
+IBUG68_GROUPS: Dict[str, range] = {
+    "jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36),
+    "eyes": range(36, 48), "lips": range(48, 68)}
+
+#: Left/right pairs of the iBUG-68 layout (subject's right point, its mirror image).
+IBUG68_MIRROR_PAIRS: Tuple[Tuple[int, int], ...] = tuple(
+    [(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)]
+    + [(31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),
+       (48, 54), (49, 53), (50, 52), (59, 55), (58, 56), (60, 64), (61, 63), (67, 65)])
+
+_FACE_X_MIN_M = -0.06  # the face in front of the ears (facecap's ears lie behind -0.065 m)
+
+
+def ibug68_truth(truth: Truth) -> np.ndarray:
+    """(68, 2) px: the iBUG-68 points of a facecap render (projected :data:`IBUG68_FACECAP`).
+
+    Fixed mesh vertices: on a turned head (|yaw| up to ~30 deg) the far-side jaw points stay
+    on the cheek a few pixels inside the visible outline, where annotators would follow the
+    outline. Raises ValueError for other heads (only facecap is marked).
+    """
+    if truth.head != "facecap":
+        raise ValueError(f"iBUG-68 points are marked on facecap only, not {truth.head!r}")
+    return np.asarray(truth.vertices_px, dtype=np.float64)[list(IBUG68_FACECAP)]
+
+
+def _boundary_loops(faces: np.ndarray) -> List[np.ndarray]:
+    """Closed loops of boundary edges (holes: lid and lip openings, the mask's rim)."""
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1)
+    uniq, count = np.unique(edges, axis=0, return_counts=True)
+    adj: Dict[int, List[int]] = {}
+    for a, b in uniq[count == 1]:
+        adj.setdefault(int(a), []).append(int(b))
+        adj.setdefault(int(b), []).append(int(a))
+    seen: set = set()
+    loops = []
+    for start in sorted(adj):
+        if start in seen:
+            continue
+        loop, prev, cur = [start], -1, start
+        seen.add(start)
+        while True:
+            nxt = [n for n in adj[cur] if n != prev and n not in seen]
+            if not nxt:
+                break
+            prev, cur = cur, nxt[0]
+            loop.append(cur)
+            seen.add(cur)
+        loops.append(np.array(loop))
+    return loops
+
+
+def _nearest(vertices: np.ndarray, point: np.ndarray, candidates: np.ndarray) -> int:
+    return int(candidates[np.argmin(np.linalg.norm(vertices[candidates] - point, axis=1))])
+
+
+def _mirror_vertex(vertices: np.ndarray, index: int) -> int:
+    return int(np.argmin(np.linalg.norm(vertices - vertices[index] * [1.0, -1.0, 1.0], axis=1)))
+
+
+def _surface_samples(head: HeadModel, n: int = 12) -> Tuple[np.ndarray, np.ndarray]:
+    """Points (S, 3) on the front of the head (n x n barycentric grid per triangle) and the
+    texture's grey value there; only the samples a frontal orthographic view shows."""
+    assert head.texture is not None and head.head.uv is not None
+    v, f, uv = head.head.vertices, head.head.faces, head.head.uv
+    f = f[(v[f][:, :, 0] > -0.01).all(axis=1)]
+    a, b = np.meshgrid(np.arange(n + 1), np.arange(n + 1))
+    m = a + b <= n
+    w = np.stack([a[m], b[m], n - a[m] - b[m]], 1) / n
+    pts = np.einsum("sk,fkd->fsd", w, v[f]).reshape(-1, 3)
+    tuv = np.einsum("sk,fkd->fsd", w, uv[f]).reshape(-1, 2)
+    tex = head.texture.astype(np.float32).mean(axis=2)
+    h, wd = tex.shape
+    col = np.clip(tuv[:, 0] * wd - 0.5, 0, wd - 1.001)
+    row = np.clip(tuv[:, 1] * h - 0.5, 0, h - 1.001)
+    c0, r0 = col.astype(np.int64), row.astype(np.int64)
+    fc, fr = col - c0, row - r0
+    grey = ((1 - fr) * ((1 - fc) * tex[r0, c0] + fc * tex[r0, c0 + 1])
+            + fr * ((1 - fc) * tex[r0 + 1, c0] + fc * tex[r0 + 1, c0 + 1]))
+    front = _front_most(pts, pts)
+    return pts[front], grey[front]
+
+
+def _front_most(points: np.ndarray, surface: np.ndarray, cell: float = 0.0005,
+                tol: float = 0.0015) -> np.ndarray:
+    """(N,) points that a frontal orthographic view (along -x) shows: within ``tol`` of the
+    front-most surface sample of their 0.5 mm (y, z) cell."""
+    def key(q: np.ndarray) -> np.ndarray:
+        return (np.round(q[:, 1] / cell).astype(np.int64) * 1000003
+                + np.round(q[:, 2] / cell).astype(np.int64))
+
+    cells, inv = np.unique(key(surface), return_inverse=True)
+    top = np.full(len(cells), -np.inf)
+    np.maximum.at(top, inv, surface[:, 0])
+    k = key(points)
+    pos = np.clip(np.searchsorted(cells, k), 0, len(cells) - 1)
+    return (cells[pos] == k) & (points[:, 0] > top[pos] - tol)
+
+
+def _band_centre(values: np.ndarray, step_mm: float, window_mm: float = 5.0
+                 ) -> Optional[Tuple[int, int, float]]:
+    """The darkest dip of a grey profile: (first, last sample of the dip band, contrast)."""
+    w = int(round(window_mm / step_mm))
+    v = np.where(np.isnan(values), np.nanmax(values), values)
+    up = np.array([v[i:i + w + 1].max() for i in range(len(v))])
+    dn = np.array([v[max(0, i - w):i + 1].max() for i in range(len(v))])
+    dip = np.minimum(up, dn) - v
+    k = int(np.argmax(dip))
+    thr = v[k] + 0.5 * dip[k]
+    lo, hi = k, k
+    while lo > 0 and v[lo - 1] < thr:
+        lo -= 1
+    while hi < len(v) - 1 and v[hi + 1] < thr:
+        hi += 1
+    return lo, hi, float(dip[k])
+
+
+def mark_ibug68_facecap(head: HeadModel) -> Tuple[int, ...]:
+    """Choose the 68 iBUG-68 vertices of the neutral facecap head (:data:`IBUG68_FACECAP`).
+
+    Face frame (x out of the face, y to the subject's left, z up). The subject's right side is
+    marked and mirrored (the head is mirror-symmetric); "visible" means shown by a frontal
+    orthographic view. Definitions (iBUG / 300-W mark-up):
+
+    * eyes 36-47: the lid openings (boundary loops of the mesh): outer corners
+      :data:`OUTER_EYE_CORNERS`, inner corners the loop's most medial vertex, lid points on
+      the upper / lower arc at 1/3 and 2/3 of the way from the outer to the inner corner;
+    * lips: the inner contour 60-67 is the lip opening (corners its extreme vertices, 61/63
+      and 65/67 at 1/3 of the half-width from the midline, 62/66 on it); the outer contour is
+      the edge of the lip colour (the texture's darker vermilion band, half-way between band
+      and skin) with 48/54 the mouth corners, 50/52 and 58/56 at 0.28 and 49/53 and 59/55 at
+      0.64 of the half-width from the midline (the 300-W mean shape's spacing);
+    * nose: 30 the pronasale (front-most midline vertex), 27 the midline at the eyes' level,
+      28/29 evenly between; 33 the subnasale (sharpest turn of the midline profile between tip
+      and upper lip); 31/35 the alar base (the lowest vertex of the alar-facial groove, the
+      most concave vertices 12-25 mm off the midline between subnasale and tip level), 32/34
+      half-way between alar base and subnasale;
+    * brows 17-26: the centre line of the painted brow (texture dip, the longest continuous
+      band), outer end to inner end at 0, 1/4, ..., 1 of its width;
+    * jaw 0-16: the outline of the face in a frontal view (triangles in front of the ears),
+      from the outer eye corners' level down to the menton (8, lowest point of the outline,
+      on the midline), 8 equal arc-length steps each side.
+    """
+    v, f, nrm = head.head.vertices, head.head.faces, head.head.normals
+    pts: Dict[int, int] = {}
+    samples, grey = _surface_samples(head)
+    visible_mask = _front_most(v, samples)
+    visible = np.nonzero(visible_mask)[0]
+
+    # 1. eyes
+    loops = _boundary_loops(f)
+    outer = head.outer_eye_corners[0]
+    eye = next(lp for lp in loops if outer in lp)
+    inner = int(eye[np.argmax(v[eye, 1])])
+    pa, pb = v[outer], v[inner]
+    above = v[eye, 2] > pa[2] + (v[eye, 1] - pa[1]) / (pb[1] - pa[1]) * (pb[2] - pa[2])
+
+    def on_lid(arc: np.ndarray, frac: float) -> int:
+        return int(arc[np.argmin(np.abs(v[arc, 1] - (pa[1] + frac * (pb[1] - pa[1]))))])
+
+    up, lo = eye[above], eye[~above]
+    pts.update({36: outer, 37: on_lid(up, 1 / 3), 38: on_lid(up, 2 / 3), 39: inner,
+                40: on_lid(lo, 2 / 3), 41: on_lid(lo, 1 / 3)})
+    z_eye = float(v[[pts[i] for i in range(36, 42)], 2].mean())
+
+    # 2. lips: the opening is the midline loop in front of the teeth
+    mouth = max((lp for lp in loops if abs(v[lp, 1].mean()) < 1e-3 and 20 <= len(lp) <= 60),
+                key=lambda lp: v[lp, 0].mean())
+    corner = int(mouth[np.argmin(v[mouth, 1])])
+    other = int(mouth[np.argmax(v[mouth, 1])])
+    rolled = np.roll(mouth, -int(np.nonzero(mouth == corner)[0][0]))
+    j = int(np.nonzero(rolled == other)[0][0])
+    arc1, arc2 = rolled[:j + 1], np.r_[rolled[j:], rolled[:1]]
+    up_m, lo_m = (arc1, arc2) if v[arc1, 2].mean() > v[arc2, 2].mean() else (arc2, arc1)
+    half = -float(v[corner, 1])
+
+    def on_arc(arc: np.ndarray, y: float) -> int:
+        return int(arc[np.argmin(np.abs(v[arc, 1] - y))])
+
+    def lip_edge(y: float, upper: bool) -> int:
+        z_open = v[on_arc(up_m if upper else lo_m, y), 2]
+        dz = (1.0 if upper else -1.0) * (samples[:, 2] - z_open)
+        col = np.abs(samples[:, 1] - y) < 0.0007
+        band = np.median(grey[col & (dz > 0.002) & (dz < 0.005)])
+        skin = np.median(grey[col & (dz > 0.009) & (dz < 0.013)])
+        steps = np.arange(0.002, 0.012, 0.0005)
+        vals = np.array([grey[col & (np.abs(dz - s) < 0.00025)].mean() for s in steps])
+        s = steps[int(np.argmax(vals > 0.5 * (band + skin)))]
+        q = samples[col][np.argmin(np.abs(dz[col] - s + 0.00025))]
+        return _nearest(v, q, visible)
+
+    pts.update({60: corner, 61: on_arc(up_m, -half / 3), 62: on_arc(up_m, 0.0),
+                66: on_arc(lo_m, 0.0), 67: on_arc(lo_m, -half / 3),
+                48: corner, 49: lip_edge(-0.64 * half, True), 50: lip_edge(-0.28 * half, True),
+                51: lip_edge(0.0, True), 57: lip_edge(0.0, False),
+                58: lip_edge(-0.28 * half, False), 59: lip_edge(-0.64 * half, False)})
+
+    # 3. nose
+    mid = np.nonzero((np.abs(v[:, 1]) < 5e-4) & visible_mask)[0]
+    mid = mid[np.argsort(-v[mid, 2])]  # top to bottom
+    tip = int(mid[np.argmax(v[mid, 0])])
+    bridge = int(mid[np.argmin(np.abs(v[mid, 2] - z_eye))])
+    levels = np.linspace(v[bridge, 2], v[tip, 2], 4)
+    pts.update({27: bridge, 28: int(mid[np.argmin(np.abs(v[mid, 2] - levels[1]))]),
+                29: int(mid[np.argmin(np.abs(v[mid, 2] - levels[2]))]), 30: tip})
+    prof = mid[(v[mid, 2] < v[tip, 2]) & (v[mid, 2] > v[pts[51], 2])]
+    d = np.diff(v[prof][:, [0, 2]], axis=0)
+    turn = np.abs(np.diff(np.unwrap(np.arctan2(d[:, 1], d[:, 0]))))
+    sub = int(prof[1 + int(np.argmax(turn))])
+    pts[33] = sub
+    nbr: List[set] = [set() for _ in range(len(v))]
+    for a, b, c in f:
+        nbr[a] |= {b, c}
+        nbr[b] |= {a, c}
+        nbr[c] |= {a, b}
+    concave = np.array([(v[list(s)].mean(axis=0) - v[i]) @ nrm[i] if s else 0.0
+                        for i, s in enumerate(nbr)])
+    win = np.nonzero((v[:, 1] < -0.012) & (v[:, 1] > -0.025) & (v[:, 2] > v[sub, 2] - 0.006)
+                     & (v[:, 2] < v[tip, 2]) & visible_mask)[0]
+    groove = win[concave[win] >= 0.5 * concave[win].max()]
+    alar = int(groove[np.argmin(v[groove, 2])])
+    pts[31] = alar
+    tgt = 0.5 * (v[alar] + v[sub])
+    near = np.nonzero((np.abs(v[:, 1] - tgt[1]) < 0.003) & (np.abs(v[:, 2] - tgt[2]) < 0.004)
+                      & visible_mask)[0]
+    pts[32] = int(near[np.argmax(v[near, 0])]) if len(near) else _nearest(v, tgt, visible)
+
+    # 4. brows: centre of the darker band per 1 mm column above the eye
+    zz = np.arange(z_eye + 0.010, z_eye + 0.040, 0.0005)
+    cols = []
+    for y in np.arange(-0.075, -0.004, 0.001):
+        col = np.abs(samples[:, 1] - y) < 0.0005
+        vals = np.array([np.nan if not (sel := col & (np.abs(samples[:, 2] - z) < 0.00025)).any()
+                         else grey[sel].mean() for z in zz])
+        if np.isnan(vals).all():
+            continue
+        band = _band_centre(vals, 0.5)
+        if band is not None and band[2] >= 8.0:
+            cols.append((y, 0.5 * (zz[band[0]] + zz[band[1]])))
+    arr = np.array(cols)
+    cut = np.nonzero((np.abs(np.diff(arr[:, 1])) > 0.0035) | (np.diff(arr[:, 0]) > 0.0015))[0]
+    arr = max(np.split(arr, cut + 1), key=len)
+    arr[:, 1] = [np.median(arr[max(0, i - 2):i + 3, 1]) for i in range(len(arr))]
+    for k, frac in enumerate(np.linspace(0.0, 1.0, 5)):
+        y = arr[0, 0] + frac * (arr[-1, 0] - arr[0, 0])
+        z = arr[np.argmin(np.abs(arr[:, 0] - y)), 1]
+        sel = np.hypot(samples[:, 1] - y, samples[:, 2] - z) < 0.001
+        pts[17 + k] = _nearest(v, samples[sel].mean(axis=0), visible)
+
+    # 5. jaw: frontal outline of the face in front of the ears (0.25 mm raster)
+    s = 4000.0
+    tri = v[f[(v[f][:, :, 0] > _FACE_X_MIN_M).all(axis=1)]]
+    mask = np.zeros((int(0.22 * s), int(0.2 * s)), np.uint8)
+    px = np.round(np.stack([(tri[:, :, 1] + 0.1) * s, (0.06 - tri[:, :, 2]) * s], -1))
+    cv2.fillPoly(mask, list(px.astype(np.int32)), 255)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    c = max(contours, key=len)[:, 0].astype(np.float64)
+    yz = np.stack([c[:, 0] / s - 0.1, 0.06 - c[:, 1] / s], 1)
+    right = np.nonzero(yz[:, 0] < 0)[0]
+    start = int(right[np.argmin(np.abs(yz[right, 1] - v[outer, 2]) - 1e-3 * np.abs(
+        yz[right, 0]))])
+    low = int(np.argmin(yz[:, 1] + 1e-6 * np.abs(yz[:, 0])))
+    n = len(yz)
+    for direction in (1, -1):
+        path = [(start + direction * k) % n for k in range(n)]
+        path = path[:path.index(low) + 1]
+        if yz[path[len(path) // 2], 1] < v[outer, 2]:  # down the cheek, not over the head
+            break
+    pp = yz[path]
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(pp, axis=0), axis=1))]
+    cand = np.nonzero((v[:, 0] > _FACE_X_MIN_M) & (nrm[:, 0] < 0.6))[0]
+    for k in range(9):
+        q = pp[np.argmin(np.abs(arc - arc[-1] * k / 8))]
+        pts[k] = int(cand[np.argmin(np.hypot(v[cand, 1] - q[0], v[cand, 2] - q[1]))])
+
+    # 6. the subject's left side: mirror images
+    for i, j in IBUG68_MIRROR_PAIRS:
+        pts[j] = _mirror_vertex(v, pts[i])
+    return tuple(int(pts[i]) for i in range(68))
+
+
+# --------------------------------------------------------------------------------------------
 # CLI
 
 
