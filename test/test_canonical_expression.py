@@ -52,8 +52,10 @@ def test_expressions_respond_to_the_right_motion():
     c = coefficients(jaw)
     assert c["jaw_open"] > 0.5 and c["eye_blink_left"] == 0.0
 
+    from face3d_ros.core.landmarks import LEFT_EYE_CONTOUR_INDEX as left
+
     blink = can.copy()
-    blink[386] = blink[374]  # left upper lid onto the lower lid
+    blink[list(left[9:16])] = blink[list(left[1:8])]  # left upper lid onto the lower lid
     c = coefficients(blink)
     assert c["eye_blink_left"] > 0.9 and c["eye_blink_right"] == 0.0
 

@@ -22,13 +22,17 @@ from typing import Tuple
 import numpy as np
 import torch
 
+from .landmarks import LEFT_EYE_CONTOUR_INDEX, RIGHT_EYE_CONTOUR_INDEX
 from .types import FRONTAL_R, LEFT_IRIS, LEFT_IRIS_CENTER, NUM_MESH, RIGHT_IRIS, RIGHT_IRIS_CENTER
 
 # Mesh indices (MediaPipe topology; "right"/"left" are the subject's own).
 RIGHT_EYE_OUTER, RIGHT_EYE_INNER = 33, 133
 LEFT_EYE_INNER, LEFT_EYE_OUTER = 362, 263
-RIGHT_UPPER_LID, RIGHT_LOWER_LID = 159, 145
-LEFT_UPPER_LID, LEFT_LOWER_LID = 386, 374
+#: Per eye (subject's right, left): the upper and lower eyelid points matched in pairs from the
+#: outer corner in (7 each), and the (outer, inner) corners; from the iris network's lid contour
+#: (``landmarks.RIGHT_EYE_CONTOUR_INDEX``: 9 lower points from the outer corner, 7 upper).
+_EYELIDS = tuple((list(c[9:16]), list(c[1:8]), (c[0], c[8]))
+                 for c in (RIGHT_EYE_CONTOUR_INDEX, LEFT_EYE_CONTOUR_INDEX))
 FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
 
 #: Landmarks that move little with expression; they dominate the head pose fit.
@@ -229,15 +233,18 @@ def direction_angles(direction: np.ndarray, origin: np.ndarray | None = None) ->
 
 
 def eye_openness(points: torch.Tensor) -> torch.Tensor:
-    """(N, 2) eyelid opening over eye width (subject's right, left); ~0.3 open, < 0.1 closed."""
-    def ratio(up: int, low: int, a: int, b: int) -> torch.Tensor:
-        opening = torch.linalg.norm(points[:, up] - points[:, low], dim=-1)
-        width = torch.linalg.norm(points[:, a] - points[:, b], dim=-1)
-        return opening / width.clamp_min(1e-9)
+    """(N, 2) eyelid opening over eye width (subject's right, left) of (N, 478, 3) points.
 
-    return torch.stack((ratio(RIGHT_UPPER_LID, RIGHT_LOWER_LID, RIGHT_EYE_OUTER, RIGHT_EYE_INNER),
-                        ratio(LEFT_UPPER_LID, LEFT_LOWER_LID, LEFT_EYE_OUTER, LEFT_EYE_INNER)),
-                       dim=-1)
+    The opening is the mean distance of the 7 upper/lower eyelid point pairs (the iris
+    network's lid contour, matched from the outer corner in), the width the corner distance;
+    about 0.3 for an open eye, near 0 for a closed one.
+    """
+    out = []
+    for upper, lower, (a, b) in _EYELIDS:
+        opening = torch.linalg.norm(points[:, upper] - points[:, lower], dim=-1).mean(-1)
+        width = torch.linalg.norm(points[:, a] - points[:, b], dim=-1)
+        out.append(opening / width.clamp_min(1e-9))
+    return torch.stack(out, dim=-1)
 
 
 def ray_sphere_gaze(points: torch.Tensor, rays: torch.Tensor, centres: torch.Tensor,
@@ -296,7 +303,7 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
 
     # Confidence per eye: open lids and the eye turned towards the camera.
     openness = eye_openness(pts)
-    open_conf = ((openness - 0.08) / 0.10).clamp(0.0, 1.0)
+    open_conf = ((openness - 0.10) / 0.08).clamp(0.0, 1.0)  # closed ~0.1, open ~0.25
     fx_axis, fy_axis = rot[..., 0], rot[..., 1]  # (N, 3) face x and y in the camera frame
     normals = torch.stack((fx_axis - 0.5 * fy_axis, fx_axis + 0.5 * fy_axis), dim=1)
     normals = torch.nn.functional.normalize(normals, dim=-1)  # (N, 2, 3) right, left eye

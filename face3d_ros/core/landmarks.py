@@ -26,9 +26,9 @@ Pipeline of :meth:`LandmarkRunner.run`
    first, then 4 on the iris contour), mapped back through the (mirrored) eye affine.
 6. Iris depth: z scaled like x (``eye side / 64``) and shifted so that the 16 eyelid points of the
    iris network have the same mean depth as the mesh's matching eyelid vertices.
-7. The 71 eye-region points of each eye replace the mesh vertices they correspond to (as
-   MediaPipe's ``UpdateFaceLandmarksCalculator``): the lids follow a closed eye, and the eye
-   corners come from the same crop as the iris.
+7. The 16 eyelid points of each eye replace the mesh vertices they correspond to (as
+   MediaPipe's ``UpdateFaceLandmarksCalculator`` does for the eye regions): the lids follow a
+   closed eye, and the eye corners come from the same crop as the iris.
 8. ``landmarks`` = mesh (468) + right iris (468..472) + left iris (473..477).
 
 Crops and network calls have two paths; the decoding (step 3 on) is shared. On the CUDA device
@@ -402,10 +402,12 @@ class LandmarkRunner:
         presence = torch.sigmoid(flag.reshape(n).float())
         if self.config.refine_iris:
             eye_contour, iris, eye_affine = self._iris(imgs, groups, mesh)
-            # As MediaPipe's face-with-iris graph: the iris network's eye regions replace the
-            # mesh's (finer lids, and eye corners from the same crop as the iris).
-            mesh = mesh.index_copy(1, self._eye_idx.reshape(-1),
-                                   eye_contour.reshape(n, 2 * 71, 3))
+            # The iris network's eyelids replace the mesh's (as MediaPipe's face-with-iris
+            # graph does): they close with the eye, and the eye corners come from the same
+            # crop as the iris. Its outer rings and brows, at the edge of the eye crop, do not
+            # follow a raised brow: the mesh keeps its own there.
+            lids = self._eye_idx[:, :NUM_EYELID].reshape(-1)
+            mesh = mesh.index_copy(1, lids, eye_contour[:, :, :NUM_EYELID].reshape(n, -1, 3))
         else:
             eye_contour = mesh[:, self._eye_idx]  # (N, 2, 71, 3)
             centre = eye_contour[:, :, :NUM_EYELID].mean(2, keepdim=True)  # (N, 2, 1, 3)
