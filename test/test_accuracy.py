@@ -35,13 +35,16 @@ PHOTO_MIRROR_BIAS_DEG = 4.8
 # Astronaut eye contact, combined gaze against the ray to the camera: target <= 5; measured
 # 12.2, + 20 %.
 EYE_CONTACT_ASTRONAUT_DEG = 14.6
-# Blink of a fully closed eye (eyeBlink = 1), each eye, lower bound: target >= 0.8; measured
-# 0.55 (left) and 0.70 (right), - 20 %. (Its gaze confidence, target <= 0.3, is printed: it
-# reads 0.5-0.9 today, so no useful bound yet.)
-CLOSED_EYE_BLINK_MIN = 0.44
+# Blink of a fully closed eye (eyeBlink = 1), each eye, lower bound: target >= 0.8 (met since
+# the lid measure of e44bc1f: 0.84 left, 1.00 right; before it 0.55 / 0.70).
+CLOSED_EYE_BLINK_MIN = 0.8
+# That closed eye's gaze confidence, upper bound: target <= 0.3 (met: 0.22 left, 0.00 right).
+CLOSED_EYE_GAZE_CONFIDENCE_MAX = 0.3
 # jaw_open against jawOpen over JAW_WEIGHTS: Pearson r >= 0.9 and monotone (both met).
 JAW_OPEN_R_MIN = 0.9
 # Neutral face, largest coefficient: target <= 0.15; measured 0.61 (mouth_pucker), + 20 %.
+# (After e44bc1f brow_up reads 0.81 on the neutral face and this fails: a regression to fix in
+# the expression measure, not a threshold to loosen.)
 NEUTRAL_MAX = 0.73
 
 # --------------------------------------------------------------------------------------------
@@ -133,12 +136,14 @@ def test_eye_contact_astronaut(acc):
 @pytest.mark.parametrize("blend, coef, eye", [("eyeBlink_L", "eye_blink_left", 1),
                                               ("eyeBlink_R", "eye_blink_right", 0)])
 def test_closed_eye_blinks(acc, heads, blend, coef, eye):
-    """A fully closed eye reads a high blink coefficient."""
+    """A fully closed eye reads a high blink coefficient and a low gaze confidence."""
     s = _found(acc, A.Spec("facecap", blend=((blend, 1.0),)))
     value = s.reading.expression[coef]
+    conf = float(s.reading.gaze_confidence[eye])
     print(f"\n{blend}=1: {coef} {value:.2f} (min {CLOSED_EYE_BLINK_MIN}), that eye's gaze "
-          f"confidence {s.reading.gaze_confidence[eye]:.2f} (target <= 0.3)")
+          f"confidence {conf:.2f} (max {CLOSED_EYE_GAZE_CONFIDENCE_MAX})")
     assert value >= CLOSED_EYE_BLINK_MIN
+    assert conf <= CLOSED_EYE_GAZE_CONFIDENCE_MAX
 
 
 def test_jaw_open_monotone(acc, heads):

@@ -346,20 +346,20 @@ def reading_from_face(face) -> Reading:
         ibug68_px=np.array(lm2[list(IBUG68_INDICES), :2], dtype=np.float64))
 
 
-def _ibug68_marks(head_render, model) -> Optional[np.ndarray]:
-    """(68,) head vertex indices of the iBUG-68 marks when the renderer provides them."""
+def _ibug68_px(head_render, truth) -> Optional[np.ndarray]:
+    """(68, 2) px of the iBUG-68 marks of a render when the renderer has them for its head
+    (``head_render.ibug68_truth``: facecap only), else None."""
     fn = getattr(head_render, "ibug68_truth", None)
-    if fn is None:
+    if fn is None or truth.head != "facecap":
         return None
-    marks = np.asarray(fn(model))
-    if marks.shape != (68,) or not np.issubdtype(marks.dtype, np.integer):
-        raise ValueError(f"ibug68_truth returned {marks.shape} {marks.dtype}; expected (68,) "
-                         "vertex indices")
-    return marks
+    px = np.asarray(fn(truth), dtype=np.float64)
+    if px.shape != (68, 2):
+        raise ValueError(f"ibug68_truth returned shape {px.shape}; expected (68, 2) px")
+    return px
 
 
-def truth_summary(truth, marks: Optional[np.ndarray] = None) -> TruthSummary:
-    """The :class:`TruthSummary` of a ``head_render.Truth`` (``marks``: iBUG-68 vertices)."""
+def truth_summary(truth, ibug68_px: Optional[np.ndarray] = None) -> TruthSummary:
+    """The :class:`TruthSummary` of a ``head_render.Truth`` (``ibug68_px``: (68, 2) marks)."""
     right, left = truth.outer_eye_corners
     v, px = truth.vertices, truth.vertices_px
     return TruthSummary(
@@ -373,7 +373,7 @@ def truth_summary(truth, marks: Optional[np.ndarray] = None) -> TruthSummary:
         corner_distance=float(np.linalg.norm(v[left] - v[right])),
         corner_mid=0.5 * (v[left] + v[right]),
         corner_px=float(np.linalg.norm(px[left] - px[right])),
-        ibug68_px=None if marks is None else np.asarray(px[marks], dtype=np.float64))
+        ibug68_px=ibug68_px)
 
 
 class Accuracy:
@@ -432,7 +432,7 @@ class Accuracy:
                                  lights=lights, ambient=ambient)
         self.render_s += time.perf_counter() - t0
         self.renders += 1
-        ts = truth_summary(truth, _ibug68_marks(hr, model))
+        ts = truth_summary(truth, _ibug68_px(hr, truth))
         centre = np.array([truth.cx + truth.fx * t[0] / t[2], truth.cy + truth.fy * t[1] / t[2]])
         plain = Spec(**{**spec.__dict__, "flip": False})
         face = self._read(image, truth.intrinsics, centre)
@@ -1177,6 +1177,10 @@ def headline(figures: dict) -> Table:
             t.rows.append([f"{coef}: Pearson r, monotone",
                            f"{_f(get(f'expression_{coef}', 'r'), 2)}, "
                            f"{_f(get(f'expression_{coef}', 'monotone'))}", ">= 0.9, yes"])
+    for hy, target in (("+0", "<= 6"), ("+30", "<= 8")):
+        if get(f"nme68_head_yaw_{hy}") is not None:
+            t.rows.append([f"NME68 (%), facecap, head yaw {hy}",
+                           _f(100 * get(f"nme68_head_yaw_{hy}")), target])
     if get("neutral_max") is not None:
         t.rows.append(["neutral face: max coefficient", _f(get("neutral_max"), 2), "<= 0.15"])
     return t
