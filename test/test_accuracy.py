@@ -36,15 +36,15 @@ PHOTO_MIRROR_BIAS_DEG = 4.8
 # 12.2, + 20 %.
 EYE_CONTACT_ASTRONAUT_DEG = 14.6
 # Blink of a fully closed eye (eyeBlink = 1), each eye, lower bound: target >= 0.8 (met since
-# the lid measure of e44bc1f: 0.84 left, 1.00 right; before it 0.55 / 0.70).
+# the lid-pair openness measure: 0.84 left, 1.00 right; before it 0.55 / 0.70).
 CLOSED_EYE_BLINK_MIN = 0.8
 # That closed eye's gaze confidence, upper bound: target <= 0.3 (met: 0.22 left, 0.00 right).
 CLOSED_EYE_GAZE_CONFIDENCE_MAX = 0.3
 # jaw_open against jawOpen over JAW_WEIGHTS: Pearson r >= 0.9 and monotone (both met).
 JAW_OPEN_R_MIN = 0.9
+# brow_up rise from browInnerUp 0 to 1 (facecap raises only the inner brow): measured 0.29.
+BROW_UP_RISE_MIN = 0.15
 # Neutral face, largest coefficient: target <= 0.15; measured 0.61 (mouth_pucker), + 20 %.
-# (After e44bc1f brow_up reads 0.81 on the neutral face and this fails: a regression to fix in
-# the expression measure, not a threshold to loosen.)
 NEUTRAL_MAX = 0.73
 
 # --------------------------------------------------------------------------------------------
@@ -155,6 +155,15 @@ def test_jaw_open_monotone(acc, heads):
           f"monotone {fit['monotone']} (r min {JAW_OPEN_R_MIN})")
     assert fit["monotone"]
     assert fit["r"] >= JAW_OPEN_R_MIN
+
+
+def test_brow_up_rises_with_the_brows(acc, heads):
+    """brow_up rises when browInnerUp lifts the brows (it fell while the brows came from the
+    edge of the iris network's eye crop: r -0.94)."""
+    values = [_found(acc, A.Spec("facecap", blend=(("browInnerUp", w),) if w else ()))
+              .reading.expression["brow_up"] for w in (0.0, 1.0)]
+    print(f"\nbrow_up at browInnerUp 0 and 1: {np.round(values, 3).tolist()}")
+    assert values[1] >= values[0] + BROW_UP_RISE_MIN
 
 
 def test_neutral_face_coefficients(acc, heads):

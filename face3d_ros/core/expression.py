@@ -10,7 +10,7 @@ mapped to [0, 1] by a documented span: 0 is the neutral face, 1 a full expressio
 | eye_wide_left/right | lid opening / eye width above 115 % of neutral | +50 % |
 | jaw_open | inner-lip gap (13-14) | 0.45 |
 | mouth_smile_left/right | mouth corner raised and pulled out | 0.06 rise / 0.12 out |
-| brow_up | mean brow height above the eyes | +0.08 |
+| brow_up | mean brow height above the eyes | +0.12 (~7.5 mm, a full raise) |
 | brow_down_left/right | brow height below neutral | -0.05 |
 | mouth_pucker | mouth width below neutral | -30 % |
 | mouth_funnel | lips pushed forward (x) relative to the nose tip | 0.06 |
@@ -37,6 +37,11 @@ EXPRESSION_NAMES: Tuple[str, ...] = (
 #: on renders of a closed eye with exact truth (facecap, eyeBlink = 1, head yaw 0 and 30) it
 #: reads 0.06-0.12.
 CLOSED_EYE_OPENNESS = 0.10
+
+#: Brow raise (brow height above the eyes / inter-ocular distance) read as brow_up 1.0: a full
+#: raise lifts the brows by 7-10 mm, about 0.12 of the 62 mm between the eyes. (With 0.08, a
+#: neutral face whose brows sit 4 mm above the average's, as the facecap head's do, read 0.8.)
+BROW_RAISE = 0.12
 
 # Mesh indices (subject's right / left).
 _EYE = {"right": (33, 133), "left": (263, 362)}  # outer, inner corner
@@ -109,7 +114,7 @@ def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = N
         out[f"cheek_squint_{s}"] = ramp(n[f"cheek_{s}"] - m[f"cheek_{s}"],
                                         0.3 * abs(n[f"cheek_{s}"]))
     brow = 0.5 * (m["brow_left"] + m["brow_right"])
-    out["brow_up"] = ramp(brow - 0.5 * (n["brow_left"] + n["brow_right"]), 0.08)
+    out["brow_up"] = ramp(brow - 0.5 * (n["brow_left"] + n["brow_right"]), BROW_RAISE)
     out["jaw_open"] = ramp(m["gap"] - n["gap"], 0.45)
     out["mouth_pucker"] = ramp(n["width"] - m["width"], 0.3 * n["width"])
     out["mouth_funnel"] = ramp(m["protrusion"] - n["protrusion"], 0.06)
