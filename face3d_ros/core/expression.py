@@ -6,7 +6,7 @@ mapped to [0, 1] by a documented span: 0 is the neutral face, 1 a full expressio
 
 | name | measure (face frame, / inter-ocular distance) | span for 1.0 |
 |---|---|---|
-| eye_blink_left/right | lid opening / eye width (``eye_openness``) below 85 % of neutral | to 0.10 |
+| eye_blink_left/right | lid opening / eye width (``eye_openness``) < 85 % of neutral | to 0.10 |
 | eye_wide_left/right | lid opening / eye width above 115 % of neutral | +50 % |
 | jaw_open | inner-lip gap (13-14) | 0.45 |
 | mouth_smile_left/right | mouth corner raised and pulled out | 0.06 rise / 0.12 out |
