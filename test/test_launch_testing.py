@@ -1,4 +1,4 @@
-"""Runs test/launch/face3d_launch_test.py with ``launch_test`` where launch_testing (and
+"""Runs test/launch/launch_face3d.py with ``launch_test`` where launch_testing (and
 launch_ros) are installed: a system ROS 2, not the PyPI wheels, so elsewhere it is skipped with
 the reason. The launch_testing file itself is not collected by pytest (its pytest plugins
 refuse pytest 9 before their fixes, ros2/launch#972 and ros2/launch_ros#540)."""
@@ -14,7 +14,7 @@ from conftest import module_available
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-LAUNCH_TEST = Path(__file__).resolve().parent / "launch" / "face3d_launch_test.py"
+LAUNCH_TEST = Path(__file__).resolve().parent / "launch" / "launch_face3d.py"
 
 
 @pytest.mark.skipif(not (module_available("launch_testing") and module_available("launch_ros")),

@@ -1,5 +1,5 @@
 """launch_testing test of launch/face3d.launch.py (run by test/test_launch_testing.py, or by hand
-with ``launch_test test/launch/face3d_launch_test.py``).
+with ``launch_test test/launch/launch_face3d.py``).
 
 The launch file starts the node (autostart false), configures and activates it; a real photo with
 its camera_info gives one Face3DArray with one face; a deactivated node stays inactive (the
