@@ -65,6 +65,9 @@ def test_engine_fallback_warning_reaches_device_warning(monkeypatch, model_dir):
     engine = FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))
     assert engine.backend == "torch"
     assert "not installed" in engine.device_warning
+    # an engine rebuilt on the same models (the node's live parameter changes) keeps it
+    again = FaceEngine(EngineConfig(device="cpu", min_presence=0.3), models=engine.models)
+    assert again.device_warning == engine.device_warning
 
 
 def test_config_validates_backend_and_threads():

@@ -67,9 +67,8 @@ class FaceEngine:
             models = load_face_models(config.model_dir, device, which=which + ("mesh", "iris"),
                                       backend=backend, threads=config.threads)
             warns = [w for w in (dev_warning, be_warning) if w]
-            self.device_warning: Optional[str] = "; ".join(warns) if warns else None
-        else:
-            _, self.device_warning = resolve_device(config.device)
+            models.warning = "; ".join(warns) if warns else None  # kept for engines sharing them
+        self.device_warning: Optional[str] = models.warning
         self.models = models
         self.device = models.device
         self.backend = models.backend

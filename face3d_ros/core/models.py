@@ -154,6 +154,8 @@ class FaceModels:
 
     #: Name of the inference backend.
     backend = "torch"
+    #: Why the device or backend differs from the one asked for (set by ``FaceEngine``), or None.
+    warning: Optional[str] = None
 
     def __init__(self, nets: Mapping[str, torch.nn.Module], device: torch.device) -> None:
         self.device = device
@@ -303,6 +305,8 @@ class LiteRTModels:
 
     #: Name of the inference backend.
     backend = "litert"
+    #: Why the device or backend differs from the one asked for (set by ``FaceEngine``), or None.
+    warning: Optional[str] = None
 
     def __init__(self, paths: Mapping[str, Path], threads: int) -> None:
         self.device = torch.device("cpu")
