@@ -1,7 +1,8 @@
 """Lifecycle cycling does not leak: 50 configure -> activate -> (2 frames of a real photo) ->
 deactivate -> cleanup cycles of a real node (real models, real rclpy publishers, subscriptions
-and timers) in a process of its own, RSS measured after warm-up and at the end (point 2 of the robustness issue: ~13 MB per
-cycle before, frozen by gc.freeze() at configure and never unfrozen)."""
+and timers) in a process of its own, RSS measured after warm-up and at the end (point 2 of the
+robustness issue: ~13 MB per cycle reported, attributed to gc.freeze() at configure without
+gc.unfreeze())."""
 
 import json
 import subprocess
