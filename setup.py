@@ -37,6 +37,7 @@ setup(
             "face3d-enroll = face3d_ros.tools.enroll:main",
             "face3d-express = face3d_ros.tools.express:main",
             "face3d-accuracy = face3d_ros.tools.accuracy:main",
+            "face3d-recon-accuracy = face3d_ros.tools.recon_accuracy:main",
         ],
     },
 )

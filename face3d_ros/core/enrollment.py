@@ -8,15 +8,22 @@ Steps of :func:`enroll` (views: images with the engine's result for the person's
    says the vertex is hidden (the nose over a cheek);
 3. the expression of each view removed as far as a single view allows
    (``identity.neutralize``: mouth, eyes and brows pulled towards the canonical neutral face
-   fitted to the person, in proportion to the view's expression coefficients);
+   fitted to the person, in proportion to the view's expression coefficients above what a
+   neutral face reads, :data:`NEUTRAL_COEFF`: below it the view's own shape is kept, as
+   pulling a neutral face towards the canonical one only adds the canonical's bias);
 4. the views aligned on each other (similarity on rigid points) and fused per vertex by a
-   visibility-weighted Huber mean (robust to one view's outliers); repeated twice, each time
-   aligning on the fused shape; the result keeps the views' mean metric size;
-5. the texture atlas (``texture_size`` square, canonical frontal UVs of ``core.topology``):
+   Huber mean (robust to one view's outliers) weighted by the vertex's visibility in the view
+   times the view's reliability (:func:`view_reliability`: a view facing the camera reads the
+   face best, on renders with truth its shape error grows ~35 % from head yaw 0 to 45);
+   repeated twice, each time aligning on the fused shape;
+5. the metric size from the most reliable views (:func:`scale_weights`: the precision of each
+   view's metric scale, higher where the open irises of a frontal view set it) rather than
+   the views' plain mean, which side views (scale from the face size prior alone) pull;
+6. the texture atlas (``texture_size`` square, canonical frontal UVs of ``core.topology``):
    every texel is traced through its triangle into every view, sampled there and blended with
    the view's visibility (cosine squared) feathered towards the border of what that view saw,
    so that seams between views fade over ``feather`` texels;
-6. texels of the face that no view saw are copied from their mirror texel (the canonical face
+7. texels of the face that no view saw are copied from their mirror texel (the canonical face
    is symmetric: u -> 1 - u) where that one was seen, the rest filled from their neighbours
    (``cv2.inpaint``); the fractions seen / mirrored / filled are reported.
 
@@ -41,6 +48,12 @@ from .types import NUM_LANDMARKS, NUM_MESH, FaceResult
 #: A texel (or vertex) counts as seen by a view when its surface faces the camera by at least
 #: this cosine (about 72 degrees from head-on) and is not hidden.
 SEEN_COS = 0.3
+#: Expression coefficients up to this are what a neutral face reads (issue 9's target): an
+#: enrolment view neutralises only the part above it.
+NEUTRAL_COEFF = 0.15
+#: Reliability of a view's shape against its head turn: cos(turn) ** this (1 frontal, 0.5 at
+#: a 45 deg turn).
+RELIABILITY_POWER = 2.0
 
 
 @dataclass(frozen=True)
@@ -231,6 +244,42 @@ def model_triangles() -> np.ndarray:
     return np.concatenate((load_topology().triangles, cap_triangles())).astype(np.int32)
 
 
+def view_reliability(face: FaceResult) -> float:
+    """How well a view reads the face's shape, in (0, 1]: cos(head turn from facing the
+    camera) ** ``RELIABILITY_POWER``."""
+    from .geometry import line_of_sight_frame
+
+    rot = np.asarray(face.head_pose.rotation, dtype=np.float64)
+    ref = line_of_sight_frame(np.asarray(face.head_pose.translation)[None])[0]
+    cos = float(np.clip((ref[:, 0] * rot[:, 0]).sum(), 0.05, 1.0))  # face x vs line of sight
+    return cos ** RELIABILITY_POWER
+
+
+def scale_weights(views: Sequence[EnrollmentView]) -> np.ndarray:
+    """(V,) weight of each view in the model's metric size: the precision of its metric scale
+    (``core.geometry``: the iris where its confidence holds, else the face size prior), so a
+    frontal view with open eyes counts most."""
+    import torch
+
+    from .geometry import FACE_SCALE_SIGMA, IRIS_SCALE_SIGMA, iris_scale_weight
+
+    lm = torch.from_numpy(np.stack([np.asarray(v.face.landmarks_2d, np.float64)
+                                    for v in views]))
+    rot = torch.from_numpy(np.stack([np.asarray(v.face.head_pose.rotation, np.float64)
+                                     for v in views]))
+    w_iris = iris_scale_weight(lm, rot).numpy()  # (V,) share of the iris in each view's scale
+    # The precision of a blend of the two sources in those shares.
+    var = (w_iris * IRIS_SCALE_SIGMA) ** 2 + ((1.0 - w_iris) * FACE_SCALE_SIGMA) ** 2
+    return 1.0 / var
+
+
+def neutral_coefficients(coefficients: np.ndarray) -> np.ndarray:
+    """Expression coefficients with what a neutral face reads (:data:`NEUTRAL_COEFF`) taken
+    off and the rest rescaled to [0, 1]."""
+    c = np.asarray(coefficients, dtype=np.float64)
+    return np.clip((c - NEUTRAL_COEFF) / (1.0 - NEUTRAL_COEFF), 0.0, 1.0)
+
+
 # -- shape fusion --------------------------------------------------------------------------
 def fuse_shapes(shapes: np.ndarray, weights: np.ndarray, huber_k: float = 2.0,
                 iterations: int = 3) -> np.ndarray:
@@ -341,10 +390,14 @@ def enroll(views: Sequence[EnrollmentView], name: str = "face", face_id: int = -
     local = np.stack([face_frame_points(v.face) for v in views])  # (V, 478, 3)
     weights = np.stack([vertex_weights(v.face, triangles,
                                        (v.image.shape[1], v.image.shape[0])) for v in views])
-    coeffs = [np.asarray(v.face.expression.values) for v in views]
+    coeffs = [neutral_coefficients(v.face.expression.values) for v in views]
     neutral = np.stack([neutralize(x, c)[0] for x, c in zip(local, coeffs)])
-    # Size: the views' mean metric size (alignment with scale would drift to one view's).
-    size = float(np.mean([face_size(x) for x in local]))
+    # Size: the views' metric sizes weighted by their precision (alignment with scale would
+    # drift to one view's).
+    sw = scale_weights(views)
+    size = float(np.exp((sw * np.log([face_size(x) for x in local])).sum() / sw.sum()))
+    reliability = np.array([view_reliability(v.face) for v in views])
+    weights = weights * reliability[:, None]
     ident = fuse_shapes(neutral, weights)
     for _ in range(2):
         neutral = np.stack([align(x, ident) for x in neutral])

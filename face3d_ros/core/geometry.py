@@ -6,7 +6,8 @@ Every function takes a batch of N faces and works on any torch device; numpy cal
 
 Pipeline for one batch (:func:`solve_faces`):
 
-1. iris diameter in pixels -> metres per pixel at the eyes (human iris 11.7 mm);
+1. metres per pixel at the eyes: the iris (human iris 11.7 mm) and the face's own size, each
+   with a confidence (:func:`scale_confidences`);
 2. lift the landmarks to metric 3D in the camera optical frame (weak perspective along the
    ray through the face, the network's relative depth scaled by the same metres per pixel);
 3. head pose by weighted Procrustes (Umeyama, with scale) of the canonical face onto them;
@@ -284,13 +285,13 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # Second pass: compare the iris diameters seen with those of the canonical irises turned by
     # the head pose (rotation does not depend on scale), then fit again at the right scale.
     mpp = _iris_metres_per_px(lm, can, rot, iris_diameter_m)
-    # Third pass: the face's own size (the canonical face's) gives a scale that turning the
-    # head does not shrink; the iris gives the person's own, but only while the eyes are open
-    # and face the camera (both iris diameters shrink as the head turns). Blend the two.
+    # Third pass: two sources of the metric scale, each with a confidence, combined in log
+    # scale by their precisions: the iris (the person's own, only while the eyes are open, face
+    # the camera and are large enough to read) and the face's own size (the canonical face's:
+    # turning the head does not shrink it). See :func:`scale_confidences`.
     rot, _, s_iris, _ = weighted_umeyama(can, lift_to_metric(lm, k, mpp), w)
-    mpp = mpp.log() * (iris_w := iris_scale_weight(lm, rot)) \
-        + (mpp / s_iris).log() * (1.0 - iris_w)
-    mpp = mpp.exp()
+    iris_w = iris_scale_weight(lm, rot)  # (N,)
+    mpp = (mpp.log() * iris_w + (mpp / s_iris).log() * (1.0 - iris_w)).exp()
     pts = lift_to_metric(lm, k, mpp)  # (N, 478, 3)
     rot, t, s, rmse = weighted_umeyama(can, pts, w)
     centres = s[:, None, None] * (eyeball_centres.to(dtype)[None] @ rot.transpose(1, 2)) \
@@ -318,20 +319,48 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
 
 _IRIS_DIAMETERS = ((469, 471), (470, 472), (474, 476), (475, 477))
 
-#: Head turn (deg from facing the camera) up to which the iris sets the metric scale alone,
-#: and from which the face size alone does.
-IRIS_SCALE_TURN_DEG = (15.0, 35.0)
+#: Head turn (deg from facing the camera) up to which the iris keeps its full confidence, and
+#: from which it has none: the iris network shrinks both diameters of a turned eye (on facecap
+#: renders at head yaw 30 the mean diameter reads 11 % short, at 45 30 % short), not only the
+#: one along the turn.
+IRIS_SCALE_TURN_DEG = (10.0, 30.0)
+#: Iris diameter (px) below which the iris has no confidence, and from which it has full.
+IRIS_SCALE_PX = (4.0, 8.0)
+#: One-sigma relative uncertainty of each metric-scale source at full confidence: the iris
+#: (adult visible iris diameter 11.7 +- 0.45 mm, ~4 %, and the network's read of a 13 px iris,
+#: ~2 %) and the face's own size (adult face sizes spread ~6 % about the canonical face's).
+IRIS_SCALE_SIGMA = 0.045
+FACE_SCALE_SIGMA = 0.06
 
 
-def iris_scale_weight(landmarks: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """(N,) weight in [0, 1] of the iris in the metric scale: 1 with both eyes open and the
-    face towards the camera, falling to 0 as the head turns past ``IRIS_SCALE_TURN_DEG`` or an
-    eye closes. landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face."""
+def scale_confidences(landmarks: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """(N, 2) confidence in [0, 1] of the two metric-scale sources: the iris, the face size.
+
+    The iris: 1 with both eyes open, the face towards the camera and irises of at least
+    ``IRIS_SCALE_PX[1]`` px; 0 once an eye closes, the head turns past
+    ``IRIS_SCALE_TURN_DEG[1]`` or the irises shrink below ``IRIS_SCALE_PX[0]`` px (tiny faces).
+    The face size: always 1 (a prior; a missing face has no landmarks at all).
+    landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face.
+    """
     openness = eye_openness(landmarks).min(-1).values  # (N,)
     open_w = ((openness - 0.12) / 0.08).clamp(0.0, 1.0)
     lo, hi = (float(np.cos(np.radians(a))) for a in IRIS_SCALE_TURN_DEG[::-1])
     facing = ((-rotation[:, 2, 0] - lo) / (hi - lo)).clamp(0.0, 1.0)  # face x towards camera
-    return open_w * facing
+    px_lo, px_hi = IRIS_SCALE_PX
+    size_w = ((iris_diameter_px(landmarks) - px_lo) / (px_hi - px_lo)).clamp(0.0, 1.0)
+    iris = open_w * facing * size_w
+    return torch.stack((iris, torch.ones_like(iris)), dim=-1)
+
+
+def iris_scale_weight(landmarks: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """(N,) weight in [0, 1] of the iris in the metric scale (the face size has the rest):
+    the sources' confidences (:func:`scale_confidences`) times their precisions
+    (``IRIS_SCALE_SIGMA``, ``FACE_SCALE_SIGMA``), normalised. With open eyes facing the
+    camera about 0.64; 0 as the head turns past ``IRIS_SCALE_TURN_DEG`` or an eye closes.
+    landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face."""
+    conf = scale_confidences(landmarks, rotation)  # (N, 2)
+    precision = conf / conf.new_tensor([IRIS_SCALE_SIGMA ** 2, FACE_SCALE_SIGMA ** 2])
+    return precision[:, 0] / precision.sum(-1)
 
 
 def _iris_metres_per_px(landmarks: torch.Tensor, canonical: torch.Tensor, rotation: torch.Tensor,
