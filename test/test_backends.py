@@ -193,3 +193,16 @@ def test_roi_affine_numpy_equals_torch():
         b = _roi_affine(rois, 64, mirror, host=False)
         assert a.dtype == b.dtype == torch.float32
         torch.testing.assert_close(a, b)
+
+
+def test_node_parameters_reach_the_engine_config():
+    """The node's backend and threads parameters (read-only) end up in EngineConfig."""
+    params = pytest.importorskip("face3d_ros.ros.params", reason="ROS messages not importable")
+    cfg = params.configs_from_values({"backend": "torch", "threads": 3})
+    assert (cfg.engine.backend, cfg.engine.threads) == ("torch", 3)
+    assert params.SPECS["backend"].read_only and params.SPECS["threads"].read_only
+    assert params.SPECS["backend"].default == "auto" and params.SPECS["threads"].default == 0
+    with pytest.raises(ValueError, match="backend must be one of auto, torch, litert"):
+        params.configs_from_values({"backend": "onnx"})
+    with pytest.raises(ValueError, match="threads"):
+        params.configs_from_values({"threads": -2})
