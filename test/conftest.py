@@ -33,6 +33,16 @@ def _session_domain_id() -> int:
 os.environ["ROS_DOMAIN_ID"] = str(_session_domain_id())
 # Only discover participants on this machine (Jazzy and later).
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# The tests publish images of 0.8-100 MB beside their camera_info from one participant. With
+# Fast DDS's default 512 kB shared-memory segment an image fills it, the next camera_info is
+# dropped and re-sent by the reliable writer only at its 3 s heartbeat (under CPU load: images
+# seconds before their info). Set before any participant exists; inherited by the node
+# processes; a profile the user chose is kept. See config/fastdds_large_images.xml.
+if (os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp").startswith("rmw_fastrtps")
+        and not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
+        and not os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE")):
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(
+        REPO_ROOT / "config" / "fastdds_large_images.xml")
 
 
 def module_available(name: str) -> bool:

@@ -180,7 +180,12 @@ def client(rb_node, rb_log, astronaut_rgb):
                           or rb_node.poll() is not None, 120.0)
         if not up or rb_node.poll() is not None:
             pytest.fail("face3d_node did not come up:\n" + rb_log.read_text()[-3000:])
-        c.answer(astronaut_rgb)
+        # Ready when an answer used its own camera_info: each side of both topics has matched
+        # the other (a sample sent before the node's reader knew the writer is only re-sent at
+        # the writer's next heartbeat, and the infos after it wait for it).
+        deadline = time.monotonic() + 60.0
+        while c.answer(astronaut_rgb).intrinsics_assumed and time.monotonic() < deadline:
+            pass
         yield c
     finally:
         c.close()

@@ -3,7 +3,8 @@
 Topics (relative, remap them; see docs/ros.md):
 
 * in: ``image`` (sensor_msgs/Image) or ``image/compressed`` (``use_compressed``),
-  ``camera_info``; best-effort QoS by default (``input_reliability``), depth 1.
+  ``camera_info``; best-effort QoS by default (``input_reliability``), depth 1 (camera_info
+  depth 10).
 * out (reliable): ``faces`` (face3d_msgs/Face3DArray), ``gaze`` (geometry_msgs/PoseArray),
   ``face_markers`` (visualization_msgs/MarkerArray, built only while subscribed),
   ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``face_mesh_topology``
@@ -118,6 +119,8 @@ REWARN_S = 60.0
 MAX_CONSECUTIVE_FAILURES = 10
 #: Longest wait for the camera_info of an image whose stamp the camera's infos usually carry.
 CAMERA_INFO_WAIT_S = 0.2
+#: History depth of the camera_info subscription (the image subscription keeps depth 1).
+CAMERA_INFO_DEPTH = 10
 #: Waits in vain in a row after which images no longer wait for their camera_info (until an
 #: info carries an image's stamp again, also one that arrives after its image).
 CAMERA_INFO_MISSES_OFF = 3
@@ -235,7 +238,7 @@ class Face3DNode(LifecycleNode):
         self._lock = threading.Condition()
         self._slot: Optional[Tuple[object, float]] = None
         # Recent camera_info messages: the one with the image's stamp is used, else the newest.
-        self._camera_infos: collections.deque = collections.deque(maxlen=8)
+        self._camera_infos: collections.deque = collections.deque(maxlen=2 * CAMERA_INFO_DEPTH)
         self._info_stamps_match = False
         self._info_misses = 0
         self._image_stamps: collections.deque = collections.deque(maxlen=16)
@@ -403,8 +406,13 @@ class Face3DNode(LifecycleNode):
                 incompatible_qos=lambda info: self._on_sub_incompatible_qos("image", info)))
         info_events = SubscriptionEventCallbacks(
             incompatible_qos=lambda info: self._on_sub_incompatible_qos("camera_info", info))
-        info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos,
-                                            event_callbacks=info_events,
+        # camera_info keeps a short history: several infos that arrive before the callback is
+        # taken (a burst after a reliable re-send, an info rate above the image rate) are all
+        # kept, so that each image still finds the info with its stamp. Infos are small.
+        info_qos = QoSProfile(depth=CAMERA_INFO_DEPTH, history=qos.history,
+                              reliability=qos.reliability, durability=qos.durability)
+        info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                            info_qos, event_callbacks=info_events,
                                             callback_group=self._info_group)
         self._subs = [image_sub, info_sub]
         self._image_topic = getattr(image_sub, "topic_name", topic)
