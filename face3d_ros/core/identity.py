@@ -209,16 +209,22 @@ def expression_gates(coefficients: np.ndarray) -> Dict[str, float]:
 
 def neutral_reference(face_points: np.ndarray) -> np.ndarray:
     """(478, 3) the canonical neutral face fitted to an observation's rigid points by a per-axis
-    scaled affine map (the person's proportions, the canonical's neutral mouth, eyes, brows)."""
+    scaled affine map (the person's proportions, the canonical's neutral mouth, eyes, brows).
+
+    The per-axis scales are taken along the face's own axes: the observation is first brought
+    into the canonical face's frame (similarity on the rigid points) and the fit is carried
+    back, so the result turns with the observation (the same whatever frame it comes in).
+    """
     x = _check_shape("face_points", face_points)
     can = load_canonical().vertices.astype(np.float64)
+    local = align(x, can)
     idx = list(RIGID_INDICES)
     out = np.empty_like(can)
     for k in range(3):
         a = np.stack((can[idx, k], np.ones(len(idx))), axis=-1)
-        coef, *_ = np.linalg.lstsq(a, x[idx, k], rcond=None)
+        coef, *_ = np.linalg.lstsq(a, local[idx, k], rcond=None)
         out[:, k] = can[:, k] * coef[0] + coef[1]
-    return out
+    return align(out, x)
 
 
 def neutralize(face_points: np.ndarray, coefficients: Optional[np.ndarray] = None
