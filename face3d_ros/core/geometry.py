@@ -32,8 +32,10 @@ LEFT_EYE_INNER, LEFT_EYE_OUTER = 362, 263
 #: Per eye (subject's right, left): the upper and lower eyelid points matched in pairs from the
 #: outer corner in (7 each), and the (outer, inner) corners; from the iris network's lid contour
 #: (``landmarks.RIGHT_EYE_CONTOUR_INDEX``: 9 lower points from the outer corner, 7 upper).
-_EYELIDS = tuple((list(c[9:16]), list(c[1:8]), (c[0], c[8]))
-                 for c in (RIGHT_EYE_CONTOUR_INDEX, LEFT_EYE_CONTOUR_INDEX))
+_EYELIDS = torch.tensor([[c[9:16], c[1:8]] for c in (RIGHT_EYE_CONTOUR_INDEX,
+                                                     LEFT_EYE_CONTOUR_INDEX)])  # (2, 2, 7)
+_EYE_CORNERS = torch.tensor([[c[0], c[8]] for c in (RIGHT_EYE_CONTOUR_INDEX,
+                                                    LEFT_EYE_CONTOUR_INDEX)])  # (2, 2)
 FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
 
 #: Landmarks that move little with expression; they dominate the head pose fit.
@@ -240,12 +242,11 @@ def eye_openness(points: torch.Tensor) -> torch.Tensor:
     network's lid contour, matched from the outer corner in), the width the corner distance;
     about 0.3 for an open eye, near 0 for a closed one.
     """
-    out = []
-    for upper, lower, (a, b) in _EYELIDS:
-        opening = torch.linalg.norm(points[:, upper] - points[:, lower], dim=-1).mean(-1)
-        width = torch.linalg.norm(points[:, a] - points[:, b], dim=-1)
-        out.append(opening / width.clamp_min(1e-9))
-    return torch.stack(out, dim=-1)
+    lids = points[:, _EYELIDS]  # (N, 2 eyes, 2 upper/lower, 7, 3)
+    opening = torch.linalg.norm(lids[:, :, 0] - lids[:, :, 1], dim=-1).mean(-1)  # (N, 2)
+    corners = points[:, _EYE_CORNERS]  # (N, 2, 2, 3)
+    width = torch.linalg.norm(corners[:, :, 0] - corners[:, :, 1], dim=-1)  # (N, 2)
+    return opening / width.clamp_min(1e-9)
 
 
 def ray_sphere_gaze(points: torch.Tensor, rays: torch.Tensor, centres: torch.Tensor,
@@ -279,21 +280,21 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     k = intrinsics.to(dtype)
     can = canonical.to(dtype)
     w = weights.to(dtype)
-    # First pass: scale from the iris as seen, which is foreshortened when the head turns.
-    mpp = iris_diameter_m / iris_diameter_px(lm).clamp_min(1e-3)  # (N,)
-    rot, _, _, _ = weighted_umeyama(can, lift_to_metric(lm, k, mpp), w)
-    # Second pass: compare the iris diameters seen with those of the canonical irises turned by
-    # the head pose (rotation does not depend on scale), then fit again at the right scale.
-    mpp = _iris_metres_per_px(lm, can, rot, iris_diameter_m)
-    # Third pass: two sources of the metric scale, each with a confidence, combined in log
-    # scale by their precisions: the iris (the person's own, only while the eyes are open, face
-    # the camera and are large enough to read) and the face's own size (the canonical face's:
-    # turning the head does not shrink it). See :func:`scale_confidences`.
-    rot, _, s_iris, _ = weighted_umeyama(can, lift_to_metric(lm, k, mpp), w)
+    # The lift is linear in the metric scale (metres per pixel), and so are the fit's
+    # translation, scale and residual, while its rotation does not depend on it: fit once at
+    # one metre per pixel, then scale.
+    unit = lift_to_metric(lm, k, torch.ones_like(k[:, 0]))  # (N, 478, 3)
+    rot, t, s, rmse = weighted_umeyama(can, unit, w)
+    # Two sources of the metric scale, each with a confidence, combined in log scale by their
+    # precisions: the iris (the person's own, only while the eyes are open, face the camera and
+    # are large enough to read; the canonical irises turned by the head pose against the
+    # diameters seen) and the face's own size (the canonical face's, scale 1: turning the head
+    # does not shrink it). See :func:`scale_confidences`.
     iris_w = iris_scale_weight(lm, rot)  # (N,)
-    mpp = (mpp.log() * iris_w + (mpp / s_iris).log() * (1.0 - iris_w)).exp()
-    pts = lift_to_metric(lm, k, mpp)  # (N, 478, 3)
-    rot, t, s, rmse = weighted_umeyama(can, pts, w)
+    mpp = (_iris_metres_per_px(lm, can, rot, iris_diameter_m).log() * iris_w
+           - s.log() * (1.0 - iris_w)).exp()  # (N,)
+    pts = unit * mpp[:, None, None]  # (N, 478, 3)
+    t, s, rmse = t * mpp[:, None], s * mpp, rmse * mpp
     centres = s[:, None, None] * (eyeball_centres.to(dtype)[None] @ rot.transpose(1, 2)) \
         + t[:, None]  # (N, 2, 3)
     # Under the face's weak perspective each iris pixel is a line parallel to the face's ray.
