@@ -30,6 +30,7 @@ tracker and publishes. Nothing queues up when processing is slower than the came
 from __future__ import annotations
 
 import collections
+import ctypes
 import dataclasses
 import functools
 import gc
@@ -110,6 +111,20 @@ except ImportError:  # pragma: no cover - very old rclpy
     def qos_policy_name_from_kind(kind) -> str:  # type: ignore[misc]
         """The QoS policy kind as text."""
         return str(kind)
+
+
+def _trim_heap() -> None:
+    """Give the heap freed by cleanup (the models, the networks' buffers) back to the OS.
+
+    glibc keeps freed memory in its arenas (one per thread that allocated; the networks run on
+    several): a live node cycled through configure/cleanup grew ~10 MB per cycle in RSS
+    without it although nothing stayed alive. No-op where glibc is not the C library.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
 
 NODE_NAME = "face3d"
 SPECS_NAMES = frozenset(s.name for s in PARAMETERS)
@@ -496,6 +511,7 @@ class Face3DNode(LifecycleNode):
         # every object they reach) would stay for good, ~13 MB per configure/cleanup cycle.
         gc.unfreeze()
         gc.collect()
+        _trim_heap()
         if device is not None and device.type == "cuda":
             import torch
 
