@@ -6,7 +6,8 @@
 Arguments: ``camera`` (namespace of the camera topics), ``image`` and ``camera_info`` (topic
 names inside it), ``params_file`` (default: the installed config/face3d.yaml, the one source
 of parameter defaults), ``device`` (empty: the params file's value; else auto, cpu, cuda or
-cuda:N), ``namespace`` (of the node) and ``use_rviz``.
+cuda:N), ``hri`` and ``publish_tf`` (empty: the params file's; else true or false: the
+ROS4HRI topics and the face/gaze TF frames), ``namespace`` (of the node) and ``use_rviz``.
 
 The node starts unconfigured (autostart false). This file emits configure, and activate once
 the node has gone from configuring to inactive (only then: a node the user deactivates stays
@@ -59,7 +60,8 @@ def _setup(context, share):
         name="face3d",
         namespace=namespace,
         output="screen",
-        parameters=node_parameters(arg["params_file"], arg["device"].strip()),
+        parameters=node_parameters(arg["params_file"], arg["device"].strip(), arg["hri"],
+                                   arg["publish_tf"]),
         remappings=[
             ("image", PathJoinSubstitution([camera, arg["image"]])),
             ("camera_info", PathJoinSubstitution([camera, arg["camera_info"]])),
@@ -109,6 +111,12 @@ def generate_launch_description():
                               description="Parameters of the node"),
         DeclareLaunchArgument("device", default_value="",
                               description="Torch device (auto, cpu, cuda, cuda:N); empty: "
+                                          "the params file's"),
+        DeclareLaunchArgument("hri", default_value="",
+                              description="ROS4HRI (REP-155) face topics (true/false); empty: "
+                                          "the params file's"),
+        DeclareLaunchArgument("publish_tf", default_value="",
+                              description="TF frames face_<id>/gaze_<id> (true/false); empty: "
                                           "the params file's"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace of the face3d node and its outputs"),

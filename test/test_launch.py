@@ -125,3 +125,18 @@ def test_launch_description_builds():
     description = module.generate_launch_description()
     names = {a.name for a in description.get_launch_arguments()}
     assert {"camera", "image", "camera_info", "params_file", "device", "use_rviz"} <= names
+
+
+def test_launch_switches_override_the_params_file_only_when_given():
+    """``device``, ``hri`` and ``publish_tf`` left empty keep the params file's values."""
+    from face3d_ros.ros.launch_helpers import node_parameters
+
+    assert node_parameters("p.yaml") == ["p.yaml", {"autostart": False}]
+    assert node_parameters("p.yaml", "cuda", " True", "off") == [
+        "p.yaml", {"autostart": False, "device": "cuda", "hri": True, "publish_tf": False}]
+    with pytest.raises(ValueError, match="hri must be true or false, got 'maybe'"):
+        node_parameters("p.yaml", hri="maybe")
+    declared = {node.args[0].value for node in ast.walk(_launch_tree())
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") ==
+                "DeclareLaunchArgument" and node.args and isinstance(node.args[0], ast.Constant)}
+    assert {"hri", "publish_tf", "device"} <= declared

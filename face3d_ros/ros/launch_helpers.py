@@ -18,15 +18,29 @@ from typing import Any, Dict, List, Optional
 RVIZ_TOPICS = ("debug_image", "face_markers", "gaze")
 
 
-def node_parameters(params_file: str, device: str = "") -> List[Any]:
+#: Launch argument text read as a boolean parameter value.
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}
+
+
+def node_parameters(params_file: str, device: str = "", hri: str = "",
+                    publish_tf: str = "") -> List[Any]:
     """The ``parameters`` of the face3d LifecycleNode: the params file, then the overrides.
 
-    ``device`` is passed only when given (non-empty); ``autostart`` is always false because
-    the launch file drives the lifecycle transitions itself.
+    ``device``, ``hri`` and ``publish_tf`` are passed only when given (non-empty; the two
+    switches as true/false, 1/0, yes/no or on/off, else ValueError naming the argument);
+    ``autostart`` is always false because the launch file drives the lifecycle transitions
+    itself.
     """
     overrides: Dict[str, Any] = {"autostart": False}
     if device:
         overrides["device"] = device
+    for name, text in (("hri", hri), ("publish_tf", publish_tf)):
+        text = text.strip().lower()
+        if text:
+            if text not in _BOOL_WORDS:
+                raise ValueError(f"launch argument {name} must be true or false, got {text!r}")
+            overrides[name] = _BOOL_WORDS[text]
     return [params_file, overrides]
 
 

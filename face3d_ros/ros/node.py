@@ -82,6 +82,7 @@ from face3d_ros.ros.conversions import (
 from face3d_ros.ros.enrollment import EnrollmentCollector
 from face3d_ros.ros.input_size import (downscale, processing_scale, scale_intrinsics,
                                        to_original_pixels)
+from face3d_ros.ros.hri_bridge import HriBridge
 from face3d_ros.ros.gallery import (PERSON_ID_BASE, Gallery, Person, gallery_markers,
                                     load_folder, next_person_id)
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
@@ -227,6 +228,8 @@ class Face3DNode(LifecycleNode):
         self._markers: Optional[MarkerBuilder] = None
         self._markers_serialized = False
         self._pub: Dict[str, object] = {}
+        #: ROS4HRI topics and TF frames (hri / publish_tf), while active.
+        self._hri: Optional[HriBridge] = None
         self._subs: list = []
         self._diag_timer = None
         self._input_timer = None
@@ -440,6 +443,11 @@ class Face3DNode(LifecycleNode):
             self._last_seq = {}
         self._silence_warned_t = None
         self._activated_t = time.monotonic()
+        if cfg.hri or cfg.publish_tf:
+            self._hri = HriBridge(self, cfg.hri, cfg.publish_tf)
+            if self._hri.active:
+                self.get_logger().info(f"ROS4HRI: topics {self._hri.mode['hri']}, TF "
+                                       f"{self._hri.mode['tf']}")
         self._worker = threading.Thread(target=self._run, name="face3d_processing", daemon=True)
         self._worker.start()
         self._input_timer = self.create_timer(1.0, self._check_input)
@@ -525,6 +533,9 @@ class Face3DNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=10.0)
             self._worker = None
+        if self._hri is not None:  # after the processing thread: nothing publishes any more
+            self._hri.close()
+            self._hri = None
 
     def shutdown_processing(self) -> None:
         """Answer a running enrolment and stop the processing thread (before the node is
@@ -828,6 +839,7 @@ class Face3DNode(LifecycleNode):
         collector = self._collector
         if collector is not None:
             self._offer_enrollment(collector, result, rgb, stamp)
+        tracked = result  # track ids: the REP-155 face ids stay with the track
         names: Dict[int, str] = {}
         gallery = self._gallery
         if gallery is not None and self._cfg.node.reidentify:
@@ -838,6 +850,10 @@ class Face3DNode(LifecycleNode):
             timings["reidentify"] = (time.perf_counter() - t_reid) * 1e3
         self._publish(result, msg.header, rgb, timings, names,
                       small=None if scale >= 1.0 else (work, work_intr, sx, sy))
+        if self._hri is not None:
+            t_hri = time.perf_counter()
+            self._hri.publish(tracked, msg.header, rgb)
+            timings["hri"] = (time.perf_counter() - t_hri) * 1e3
         t_end = time.perf_counter()
         timings["total"] = (t_end - t_recv) * 1e3
         timings["node_overhead"] = (t_end - t0) * 1e3 - (t2 - t1) * 1e3
@@ -1071,6 +1087,8 @@ class Face3DNode(LifecycleNode):
         if pub is None:
             return
         now = time.monotonic()
+        bridge = self._hri  # read once: deactivate may drop it meanwhile
+        hri_mode = bridge.mode if bridge is not None else {"hri": "off", "tf": "off"}
         with self._lock:
             st = self._stats
             dt = now - st.last_report_t
@@ -1090,6 +1108,8 @@ class Face3DNode(LifecycleNode):
                 "face_ids": " ".join(str(i) for i in st.ids),
                 "device": str(self._engine.device) if self._engine is not None else "none",
                 "intrinsics_source": self._intr_source,
+                "ros4hri": hri_mode["hri"],
+                "tf": hri_mode["tf"],
                 "input_topic": self._image_topic,
                 "seconds_since_last_image": ("never" if st.last_image_t is None
                                              else f"{now - st.last_image_t:.2f}"),

@@ -54,6 +54,9 @@ class NodeConfig:
     enrolled_frame_id: frame of the ``enrolled_faces`` gallery markers.
     max_image_side: frames whose longer side exceeds this many pixels are downscaled to it
         for processing; results are given in the original frame's pixels.
+    hri: publish the ROS4HRI (REP-155) face topics under ``/humans/faces`` (needs hri_msgs).
+    publish_tf: broadcast the ``face_<id>`` and ``gaze_<id>`` TF frames of confirmed faces
+        (needs tf2_ros or tf2_msgs).
     """
 
     autostart: bool = True
@@ -73,6 +76,8 @@ class NodeConfig:
     reid_min_frames: int = REID_MIN_FRAMES
     enrolled_frame_id: str = "face3d_enrolled"
     max_image_side: int = 1920
+    hri: bool = False
+    publish_tf: bool = False
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted values."""
@@ -214,6 +219,12 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               "Frames whose longer side exceeds this many pixels are downscaled to it for "
               "processing (bounded memory and time); results are in the original pixels.",
               limits=(160, 16384)),
+    ParamSpec("hri", "node",
+              "Publish the ROS4HRI (REP-155) face topics under /humans/faces (needs hri_msgs; "
+              "without it one warning and face3d's own topics only).", read_only=True),
+    ParamSpec("publish_tf", "node",
+              "Broadcast the TF frames face_<id> and gaze_<id> of confirmed faces (needs tf2_ros "
+              "or tf2_msgs).", read_only=True),
 )
 
 SPECS: Dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}
