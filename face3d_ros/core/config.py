@@ -25,7 +25,11 @@ class EngineConfig:
     detector: "short" (faces within ~2 m, 128x128), "full" (up to ~5 m, 192x192) or "both".
     min_detection_score: detector score threshold in [0, 1].
     nms_iou: IoU above which detections are merged by weighted NMS.
-    max_faces: at most this many faces per image (highest scores kept).
+    max_faces: at most this many faces per image (highest scores kept); more are counted in
+        ``FrameResult.faces_dropped``, never dropped silently.
+    min_face_px: the smallest face to find (detector box side, px of the original image):
+        besides the whole image the detector scans overlapping tiles sized from it and the
+        image size (``core.detection.plan_tiles``); 0 scans the whole image only.
     min_presence: faces whose mesh face flag is below this are dropped, in [0, 1].
     iris_diameter_m: the human iris diameter used for metric scale (11.7 mm).
     default_hfov_deg: horizontal field of view assumed when no valid camera_info is given.
@@ -39,7 +43,8 @@ class EngineConfig:
     detector: str = "both"
     min_detection_score: float = 0.5
     nms_iou: float = 0.3
-    max_faces: int = 16
+    max_faces: int = 64
+    min_face_px: int = 40
     min_presence: float = 0.5
     iris_diameter_m: float = 0.0117
     default_hfov_deg: float = 60.0
@@ -56,6 +61,7 @@ class EngineConfig:
         check_range("nms_iou", self.nms_iou, 0.0, 1.0)
         check_range("min_presence", self.min_presence, 0.0, 1.0)
         check_range("max_faces", self.max_faces, 1, 256)
+        check_range("min_face_px", self.min_face_px, 0, 4096)
         check_range("iris_diameter_m", self.iris_diameter_m, 0.005, 0.02)
         check_range("default_hfov_deg", self.default_hfov_deg, 10.0, 170.0)
         dev = self.device

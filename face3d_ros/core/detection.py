@@ -13,7 +13,23 @@ Pipeline of :meth:`FaceDetector.detect_batch` (MediaPipe ``face_detection_*_comm
 5. Weighted non-maximum suppression per image (MediaPipe's ``WEIGHTED`` algorithm): take the
    best remaining candidate, average the box and keypoints of every candidate whose IoU with it
    exceeds ``nms_iou`` weighted by score, keep the best score; repeat on the rest.
-6. Keep the ``max_faces`` best faces per image, sorted by score.
+6. Keep the ``max_faces`` best faces per image, sorted by score; how many more were found is
+   counted (``DetectionBatch.dropped``), never silently lost.
+
+Tiles (:func:`plan_tiles`): a face of ``min_face_px`` in a large image is only a few pixels
+after the letterbox of step 1. So beside the whole image, overlapping square tiles are cut
+from it (a numpy or tensor view, no copy) and letterboxed the same way, sized so that such a
+face reaches ``AnchorSpec.min_face_px`` in the network input. Tiles form a small pyramid
+(sides ``t, 2t, 4t, ...`` with the fewest tiles in total); the tiles of one level overlap by
+1.25x the smallest face the next coarser level finds, so every face lies whole in a tile of
+the level that must find it. Tiles go through one network (short range when configured: for
+the same tile it costs a third of the full range and finds the same small faces), in the same
+batched forward as the whole images. A candidate whose box
+touches an inner tile edge (a face cut by the tile) is dropped: that face lies whole in a
+neighbouring tile or is found at a coarser level; so is one larger than twice the smallest
+face of the next coarser level, which finds it whole (the whole image's big faces come from
+the whole image alone, as without tiles). All candidates of an image then meet in
+image pixels for step 5, so a face seen in several tiles and in the whole image is kept once.
 
 The device work of steps 1-4 is queued without waiting; one host transfer then carries the
 surviving candidates of all images to numpy, where step 5 runs.
@@ -27,6 +43,7 @@ threshold are decoded, in numpy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -39,17 +56,23 @@ from face3d_ros.core.types import Detection
 
 __all__ = [
     "AnchorSpec",
+    "DetectionBatch",
     "SHORT_RANGE",
     "FULL_RANGE",
     "FaceDetector",
     "generate_anchors",
     "check_image",
     "host_image",
+    "plan_tiles",
     "weighted_nms",
 ]
 
 #: MediaPipe's ``score_clipping_thresh`` of the face detectors.
 SCORE_CLIP = 100.0
+#: Tiles of one pyramid level overlap by this many times the smallest face of the next level.
+TILE_OVERLAP = 1.25
+#: A tile candidate whose box comes within this share of its side of an inner tile edge is cut.
+TILE_EDGE_MARGIN = 0.05
 #: Detector keypoint count and order (subject's right eye, left eye, nose tip, mouth centre,
 #: right ear tragion, left ear tragion).
 NUM_KEYPOINTS = 6
@@ -63,12 +86,17 @@ class AnchorSpec:
     layers of equal stride share one feature map. anchors_per_layer: anchors each layer adds per
     cell (2 with ``interpolated_scale_aspect_ratio`` 1.0, else 1 for aspect ratio 1.0 only).
     All anchors have unit size (``fixed_anchor_size``) and sit at cell centres (offset 0.5).
+    min_face_px: the smallest face (detector box side, px of the input) found reliably: a
+    portrait shrunk straight into the input square is found from 11-13 px (full range) and
+    14-15 px (short range) on, but faces shrunk twice (into a crowd photo, then into the
+    input) need 24 and 16 px (measured on the crowds of test_crowds, docs/pipeline.md).
     """
 
     name: str
     input_size: int
     strides: Tuple[int, ...]
     anchors_per_layer: int
+    min_face_px: float
 
     @property
     def num_anchors(self) -> int:
@@ -76,8 +104,76 @@ class AnchorSpec:
         return sum((self.input_size // s) ** 2 * self.anchors_per_layer for s in self.strides)
 
 
-SHORT_RANGE = AnchorSpec("short", 128, (8, 16, 16, 16), 2)
-FULL_RANGE = AnchorSpec("full", 192, (4,), 1)
+SHORT_RANGE = AnchorSpec("short", 128, (8, 16, 16, 16), 2, 16.0)
+FULL_RANGE = AnchorSpec("full", 192, (4,), 1, 24.0)
+
+#: A tile (x0, y0, x1, y1) in image pixels, end exclusive.
+Tile = Tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class DetectionBatch:
+    """Detections of a batch of images (:meth:`FaceDetector.detect_frames`).
+
+    faces: per image the detections, best score first, at most ``max_faces``. dropped: per
+    image how many more faces were found than ``max_faces`` (the lowest scores). tiles: per
+    image how many tiles were scanned besides (or instead of) the whole image.
+    """
+
+    faces: List[List[Detection]]
+    dropped: List[int]
+    tiles: List[int]
+
+
+def _grid(width: int, height: int, side: float, overlap: float) -> List[Tile]:
+    """Square tiles of ``side`` px (clipped to the image) covering it, neighbours overlapping
+    by at least ``overlap`` px, spread evenly from edge to edge."""
+    tiles = []
+    axes = []
+    for extent in (width, height):
+        s = int(round(min(side, extent)))
+        ov = min(overlap, 0.75 * s)  # only very elongated images need the clamp
+        n = 1 if s >= extent else int(math.ceil((extent - ov) / (s - ov)))
+        starts = [int(round(i * (extent - s) / (n - 1))) if n > 1 else 0 for i in range(n)]
+        axes.append((starts, s))
+    (xs, sx), (ys, sy) = axes
+    for y in ys:
+        for x in xs:
+            tiles.append((x, y, x + sx, y + sy))
+    return tiles
+
+
+def plan_tiles(width: int, height: int, min_face_px: float, spec: AnchorSpec,
+               max_levels: int = 6) -> List[Tile]:
+    """Tiles that let ``spec`` find every face of ``min_face_px`` (detector box side, image px)
+    in a ``width`` x ``height`` image; empty when the whole image is enough (or
+    ``min_face_px`` is 0).
+
+    The finest level's side t makes a face of ``min_face_px`` reach ``spec.min_face_px`` in
+    the input; coarser levels double it. Each level's tiles overlap by ``TILE_OVERLAP`` x the
+    smallest face of the next coarser level (the whole image last), so every face is whole in
+    a tile of some level that finds it. Of the pyramids of 1..``max_levels`` levels the one
+    with the fewest tiles is returned, finest level first.
+    """
+    if min_face_px <= 0:
+        return []
+    longest = max(width, height)
+    ratio = spec.min_face_px / spec.input_size  # smallest face / side of the area scanned
+    if ratio * longest <= min_face_px:
+        return []
+    finest = min_face_px / ratio
+    best: Optional[List[Tile]] = None
+    for levels in range(1, max_levels + 1):
+        sides = [finest * 2 ** k for k in range(levels)]
+        if sides[-1] >= longest:
+            break
+        tiles: List[Tile] = []
+        for k, side in enumerate(sides):
+            coarser = sides[k + 1] if k + 1 < levels else longest
+            tiles += _grid(width, height, side, TILE_OVERLAP * ratio * coarser)
+        if best is None or len(tiles) < len(best):
+            best = tiles
+    return best or []
 
 
 def generate_anchors(spec: AnchorSpec, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -263,12 +359,53 @@ def weighted_nms(pts: np.ndarray, scores: np.ndarray, iou_threshold: float,
     return np.stack(out_pts), np.array(out_scores)
 
 
+#: A detection whose box lies this much (share of its area) inside a better one's is dropped.
+NESTED_SHARE = 0.7
+
+
+def _drop_nested(pts: np.ndarray, scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Drop detections (best first) whose box overlaps a better-scored one's by more than
+    ``NESTED_SHARE`` of the smaller box: two faces never nest, but a face near the limit of
+    one view's sensitivity can come out of it with a loose box around the tight one of a finer
+    view, an IoU below ``nms_iou`` apart (seen on crowds, 0.34)."""
+    if len(scores) < 2:
+        return pts, scores
+    boxes = pts[:, :2].reshape(-1, 4)
+    x0 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    y0 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    x1 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y1 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    share = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
+    keep = np.ones(len(scores), dtype=bool)
+    for j in range(1, len(scores)):
+        keep[j] = not (share[j, :j][keep[:j]] > NESTED_SHARE).any()
+    return pts[keep], scores[keep]
+
+
+def _cut_by_tile(boxes: np.ndarray, rect: np.ndarray, inner: np.ndarray,
+                 largest: np.ndarray) -> np.ndarray:
+    """(K,) True where box k (xyxy, image px) is not kept from its view: it comes within
+    ``TILE_EDGE_MARGIN`` x its side of an inner edge of the view (``rect`` (K, 4) xyxy,
+    ``inner`` (K, 4) which edges are not the image border; a whole image has none), or its
+    side exceeds ``largest`` (K,), the faces left to a coarser level."""
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])  # (K,)
+    margin = TILE_EDGE_MARGIN * side
+    cut = side > largest
+    for e in range(4):
+        lo = e < 2  # x0/y0 edges: the box must stay above them
+        near = (boxes[:, e] < rect[:, e] + margin) if lo else (boxes[:, e] > rect[:, e] - margin)
+        cut |= inner[:, e] & near
+    return cut
+
+
 class FaceDetector:
     """Batched face detector over :class:`FaceModels` (see module docstring for the steps).
 
     models: the loaded networks (``detect_short``/``detect_full``, ``infer`` on the host path,
-    and ``device``). config: uses ``detector``, ``min_detection_score``, ``nms_iou`` and
-    ``max_faces``.
+    and ``device``). config: uses ``detector``, ``min_detection_score``, ``nms_iou``,
+    ``max_faces`` and ``min_face_px`` (tiling).
     """
 
     def __init__(self, models, config: EngineConfig, host: Optional[bool] = None) -> None:
@@ -282,23 +419,69 @@ class FaceDetector:
         self.specs: List[AnchorSpec] = {
             "short": [SHORT_RANGE], "full": [FULL_RANGE], "both": [SHORT_RANGE, FULL_RANGE],
         }[config.detector]
+        #: the network that scans tiles: short range when configured (a third of the full
+        #: range's cost for the same tile, docs/pipeline.md)
+        self.tile_spec = self.specs[0]
         self.anchors = {s.name: generate_anchors(s, self.device) for s in self.specs}
         self.host = self.device.type == "cpu" if host is None else host
         self._anchors_px = {s.name: generate_anchors(s).numpy() * np.float32(s.input_size)
                             for s in self.specs}  # (A, 2) input px, host path
+        self._plans: dict = {}
+
+    def tiles_for(self, width: int, height: int) -> List[Tile]:
+        """The tiles scanned besides the whole image for this image size (cached per size)."""
+        key = (width, height)
+        if key not in self._plans:
+            self._plans[key] = plan_tiles(width, height, self.config.min_face_px,
+                                          self.tile_spec)
+        return self._plans[key]
 
     def _forward(self, spec: AnchorSpec, batch: torch.Tensor):
         if spec.name == "short":
             return self.models.detect_short(batch)
         return self.models.detect_full(batch)
 
-    def _candidates_host(self, imgs: Sequence[np.ndarray]) -> np.ndarray:
+    def _views(self, sizes: Sequence[Tuple[int, int]], tiles: Optional[Sequence], full_image
+               ) -> List[Tuple[int, Tile, bool]]:
+        """(image index, rect, is_tile) of every area to scan; see :meth:`detect_frames`."""
+        views: List[Tuple[int, Tile, bool]] = []
+        for b, (w, h) in enumerate(sizes):
+            if full_image:
+                views.append((b, (0, 0, w, h), False))
+            own = self.tiles_for(w, h) if tiles is None else tiles[b]
+            views += [(b, (int(t[0]), int(t[1]), int(t[2]), int(t[3])), True) for t in own]
+        return views
+
+    def _view_meta(self, views, sizes) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(V,) image index, (V, 4) rect xyxy, (V, 4) inner-edge flags and (V,) largest face
+        (box side, px) kept from each view: unbounded for a whole image; for a tile of side t
+        twice the smallest face of the next coarser level (side 2t or the whole image), which
+        finds the larger ones whole (a tile sees them cut, or as parts taken for faces)."""
+        img = np.array([v[0] for v in views], dtype=np.int64)
+        rect = np.array([v[1] for v in views], dtype=np.float32).reshape(-1, 4)
+        wh = np.array([sizes[v[0]] for v in views], dtype=np.float32).reshape(-1, 2)
+        inner = np.stack([rect[:, 0] > 0, rect[:, 1] > 0, rect[:, 2] < wh[:, 0],
+                          rect[:, 3] < wh[:, 1]], 1)
+        ratio = self.tile_spec.min_face_px / self.tile_spec.input_size
+        side = np.maximum(rect[:, 2] - rect[:, 0], rect[:, 3] - rect[:, 1])
+        largest = np.where([v[2] for v in views],
+                           2.0 * ratio * np.minimum(2.0 * side, wh.max(1)), np.inf)
+        return img, rect, inner, largest.astype(np.float32)
+
+    def _candidates_host(self, imgs: Sequence[np.ndarray], views) -> np.ndarray:
         """Steps 1-4 on the host: (K, 18) rows of 8 points (16), score, image index."""
         thr = self.config.min_detection_score
-        rows = []
+        sizes = [(im.shape[1], im.shape[0]) for im in imgs]
+        v_img, v_rect, v_inner, v_largest = self._view_meta(views, sizes)
+        rows = [np.zeros((0, 18), np.float32)]
         for spec in self.specs:
-            batch, lb = _letterbox_host(imgs, spec.input_size)  # (B, S, S, 3)
-            raw_boxes, logits = self.models.infer(spec.name, batch)  # (B, A, 16), (B, A)
+            sel = [k for k, v in enumerate(views) if not v[2] or spec is self.tile_spec]
+            if not sel:
+                continue
+            crops = [imgs[views[k][0]][views[k][1][1]:views[k][1][3],
+                                       views[k][1][0]:views[k][1][2]] for k in sel]
+            batch, lb = _letterbox_host(crops, spec.input_size)  # (V, S, S, 3)
+            raw_boxes, logits = self.models.infer(spec.name, batch)  # (V, A, 16), (V, A)
             scores = 0.5 + 0.5 * np.tanh(0.5 * np.clip(logits, -SCORE_CLIP, SCORE_CLIP))  # sigmoid
             b_idx, a_idx = np.nonzero(scores >= thr)
             raw = raw_boxes[b_idx, a_idx].reshape(-1, 8, 2)  # (K, 8, 2) only the candidates
@@ -307,58 +490,94 @@ class FaceDetector:
             half = raw[:, 1:2] * 0.5
             pts = np.concatenate([centre - half, centre + half, raw[:, 2:] + anchor], 1)
             lbk = lb[b_idx].astype(np.float32)  # (K, 4)
-            pts = (pts - lbk[:, None, 2:]) * lbk[:, None, :2]  # image px
+            view = np.asarray(sel, dtype=np.int64)[b_idx]  # (K,) view of each candidate
+            pts = (pts - lbk[:, None, 2:]) * lbk[:, None, :2] + v_rect[view, None, :2]  # image px
             valid = (pts[:, 1] > pts[:, 0]).all(-1)
-            rows.append(np.concatenate([pts[valid].reshape(-1, 16), scores[b_idx, a_idx][valid,
-                                        None], b_idx[valid, None].astype(np.float32)], 1))
+            valid &= ~_cut_by_tile(pts[:, :2].reshape(-1, 4), v_rect[view], v_inner[view],
+                                   v_largest[view])
+            rows.append(np.concatenate([pts[valid].reshape(-1, 16),
+                                        scores[b_idx, a_idx][valid, None],
+                                        v_img[view][valid, None].astype(np.float32)], 1))
         return np.concatenate(rows).astype(np.float32)
 
     @torch.inference_mode()
-    def detect_batch(self, images: Sequence[torch.Tensor]) -> List[List[Detection]]:
-        """Detect faces in every image.
+    def detect_frames(self, images: Sequence[torch.Tensor], tiles: Optional[Sequence] = None,
+                      full_image: bool = True) -> DetectionBatch:
+        """Detect faces in every image, with tiles (module docstring); the full result.
 
         images: each (3, H, W) float32 (or uint8) RGB 0..255 on the models' device; sizes may
-        differ. Returns per image a list of :class:`Detection` (box xyxy px, score, keypoints
-        (6, 2) px), best score first, at most ``config.max_faces``.
+        differ. tiles: per image the tiles (x0, y0, x1, y1) to scan, None for all of
+        :meth:`tiles_for` (the tracker passes a few at a time). full_image: scan the whole
+        images too (False: the tiles only).
         """
         if len(images) == 0:
-            return []
+            return DetectionBatch([], [], [])
+        sizes = [(int(img.shape[2]), int(img.shape[1])) for img in images]
+        views = self._views(sizes, tiles, full_image)
+        n_tiles = [sum(1 for v in views if v[0] == b and v[2]) for b in range(len(images))]
         if self.host:
             hosts = [host_image(img, i) for i, img in enumerate(images)]
-            return self._merge(self._candidates_host(hosts), len(hosts))
+            return self._merge(self._candidates_host(hosts, views), len(hosts), n_tiles)
         imgs = [check_image(img, i, self.device) for i, img in enumerate(images)]
+        v_img, v_rect, v_inner, v_largest = self._view_meta(views, sizes)
         thr = self.config.min_detection_score
-        cand_pts, cand_scores, cand_img = [], [], []
+        cand_pts, cand_scores, cand_view = [], [], []
         for spec in self.specs:
-            batch, lb = _letterbox(imgs, spec.input_size)  # (B, 3, S, S)
+            sel = [k for k, v in enumerate(views) if not v[2] or spec is self.tile_spec]
+            if not sel:
+                continue
+            crops = [imgs[views[k][0]][:, views[k][1][1]:views[k][1][3],
+                                       views[k][1][0]:views[k][1][2]] for k in sel]
+            batch, lb = _letterbox(crops, spec.input_size)  # (V, 3, S, S)
             raw_boxes, raw_scores = self._forward(spec, batch)
             pts, scores = _decode(raw_boxes, raw_scores, self.anchors[spec.name],
-                                  spec.input_size)  # (B, A, 8, 2), (B, A)
-            lbt = torch.as_tensor(lb, dtype=torch.float32, device=self.device)  # (B, 4)
-            pts = (pts - lbt[:, None, None, 2:]) * lbt[:, None, None, :2]  # image px
-            valid = (scores >= thr) & (pts[:, :, 1] > pts[:, :, 0]).all(-1)  # (B, A)
+                                  spec.input_size)  # (V, A, 8, 2), (V, A)
+            lbt = torch.as_tensor(lb, dtype=torch.float32, device=self.device)  # (V, 4)
+            origin = torch.as_tensor(v_rect[sel, :2], device=self.device)  # (V, 2)
+            pts = ((pts - lbt[:, None, None, 2:]) * lbt[:, None, None, :2]
+                   + origin[:, None, None])  # image px
+            valid = (scores >= thr) & (pts[:, :, 1] > pts[:, :, 0]).all(-1)  # (V, A)
             b_idx, a_idx = torch.nonzero(valid, as_tuple=True)
             cand_pts.append(pts[b_idx, a_idx])  # (K, 8, 2)
             cand_scores.append(scores[b_idx, a_idx])  # (K,)
-            cand_img.append(b_idx)
-        # One transfer of all candidates of all images and detectors.
+            cand_view.append(torch.as_tensor(sel, device=self.device)[b_idx])
+        # One transfer of all candidates of all images, views and detectors.
         packed = torch.cat([torch.cat(cand_pts).reshape(-1, 16), torch.cat(cand_scores)[:, None],
-                            torch.cat(cand_img)[:, None].float()], dim=1).cpu().numpy()
-        return self._merge(packed, len(imgs))
+                            torch.cat(cand_view)[:, None].float()], dim=1).cpu().numpy()
+        view = packed[:, 17].astype(np.int64)
+        cut = _cut_by_tile(packed[:, :4], v_rect[view], v_inner[view], v_largest[view])
+        packed = packed[~cut]
+        packed[:, 17] = v_img[view[~cut]]
+        return self._merge(packed, len(imgs), n_tiles)
 
-    def _merge(self, packed: np.ndarray, num_images: int) -> List[List[Detection]]:
+    def detect_batch(self, images: Sequence[torch.Tensor]) -> List[List[Detection]]:
+        """Detect faces in every image (whole image and its tiles).
+
+        images: each (3, H, W) float32 (or uint8) RGB 0..255 on the models' device; sizes may
+        differ. Returns per image a list of :class:`Detection` (box xyxy px, score, keypoints
+        (6, 2) px), best score first, at most ``config.max_faces`` (:meth:`detect_frames`
+        also says how many more were found).
+        """
+        return self.detect_frames(images).faces
+
+    def _merge(self, packed: np.ndarray, num_images: int, n_tiles: List[int]
+               ) -> DetectionBatch:
         """Step 5-6 on (K, 18) candidate rows (8 points, score, image index) per image."""
         results: List[List[Detection]] = []
+        dropped: List[int] = []
+        cap = self.config.max_faces
         for b in range(num_images):
             rows = packed[packed[:, 17] == b]
             merged, sc = weighted_nms(rows[:, :16].reshape(-1, 8, 2), rows[:, 16],
-                                      self.config.nms_iou, self.config.max_faces)
+                                      self.config.nms_iou, max(len(rows), 1))
+            merged, sc = _drop_nested(merged, sc)
+            dropped.append(max(0, len(sc) - cap))
             results.append([
                 Detection(box=m[:2].reshape(4).astype(np.float32), score=float(s),
                           keypoints=m[2:].astype(np.float32))
-                for m, s in zip(merged, sc)
+                for m, s in zip(merged[:cap], sc[:cap])
             ])
-        return results
+        return DetectionBatch(results, dropped, n_tiles)
 
     def detect(self, image: torch.Tensor) -> List[Detection]:
         """Single-image wrapper of :meth:`detect_batch`."""

@@ -4,7 +4,8 @@ Steps of :meth:`FaceEngine.process_batch` (all faces of all images go through on
 network):
 
 1. each image -> one (3, H, W) float tensor on the device (:meth:`FaceEngine.to_tensor`);
-2. face detection, both ranges, weighted NMS (``core.detection``);
+2. face detection, both ranges, the whole image and tiles for small faces (``min_face_px``),
+   weighted NMS (``core.detection``); faces beyond ``max_faces`` counted, not processed;
 3. rotated face ROIs -> one batched warp -> face mesh -> eye ROIs -> iris (``core.landmarks``);
 4. metric 3D, head pose and gaze for all faces at once (``core.geometry``);
 5. one copy to the host, expression coefficients, frozen results.
@@ -270,7 +271,9 @@ class FaceEngine:
             tensors = [self.to_tensor(im) for im in images]
         intr = [self.intrinsics_for(t, c) for t, c in zip(tensors, intr_in)]
         with self._stage(timings, "detect"):
-            dets = self.detect(tensors)
+            with torch.inference_mode():
+                found = self.detector.detect_frames(tensors)
+        dets = found.faces
         image_index = [i for i, d in enumerate(dets) for _ in d]
         flat = [d for ds in dets for d in ds]
         rois = [roi_from_detection(d) for d in flat]
@@ -292,7 +295,8 @@ class FaceEngine:
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         return [FrameResult(faces=tuple(f for f, i in zip(faces, image_index) if i == j),
                             image_size=(int(t.shape[2]), int(t.shape[1])), intrinsics=intr[j],
-                            timings_ms=dict(timings))
+                            timings_ms=dict(timings), detector_tiles=found.tiles[j],
+                            faces_dropped=found.dropped[j])
                 for j, t in enumerate(tensors)]
 
     def process(self, image: np.ndarray,

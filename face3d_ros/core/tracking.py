@@ -3,7 +3,12 @@
 Per frame (:meth:`FaceTracker.process`):
 
 1. the detector runs when there are no tracks, when a track was lost on the last frame, or
-   every ``detect_every_n`` frames; otherwise each track's ROI comes from its last landmarks;
+   every ``detect_every_n`` frames; otherwise each track's ROI comes from its last landmarks.
+   The detector's tiles for small faces (``EngineConfig.min_face_px``) are all scanned when it
+   runs for a missing face, and otherwise round robin, spread over the ``detect_every_n``
+   frames between whole-image scans (about tiles / N per frame): every tile is scanned once
+   per N frames, so a new face appears within N frames at the cost of a few tile forwards;
+   faces beyond ``max_faces`` tracks are not started and are counted;
 2. detections are matched to tracks by box IoU (optimal assignment); unmatched detections
    start tentative tracks;
 3. landmarks for every track's ROI in one batch; a track whose face flag falls below
@@ -141,12 +146,20 @@ class FaceTracker:
                 self._new_stream()
             self._size = size
 
-        run_detector = (self._force_detect or not self._tracks
-                        or self._frame % cfg.detect_every_n == 0)
-        if run_detector:
+        full_scan = self._force_detect or not self._tracks
+        run_detector = full_scan or self._frame % cfg.detect_every_n == 0
+        tiles = eng.detector.tiles_for(*size)
+        if not full_scan and tiles:
+            # round robin: tile k on cycle frame (k * N) // T, each tile once per N frames
+            n, j = cfg.detect_every_n, self._frame % cfg.detect_every_n
+            tiles = [t for k, t in enumerate(tiles) if (k * n) // len(tiles) == j]
+        dropped, scanned = 0, 0
+        if run_detector or tiles:
             with eng._stage(timings, "detect"):
-                dets = eng.detect([tensor])[0]
-            self._associate(dets)
+                with torch.inference_mode():
+                    found = eng.detector.detect_frames([tensor], [tiles], run_detector)
+            dropped += found.dropped[0] + self._associate(found.faces[0])
+            scanned += found.tiles[0]
         self._frame += 1
 
         faces = []
@@ -161,8 +174,11 @@ class FaceTracker:
                 # simpler than merging two partial batches).
                 run_detector = True
                 with eng._stage(timings, "detect"):
-                    dets = eng.detect([tensor])[0]
-                self._associate(dets, lost_now={int(i) for i in np.flatnonzero(lost)})
+                    with torch.inference_mode():
+                        found = eng.detector.detect_frames([tensor])
+                dropped = found.dropped[0] + self._associate(
+                    found.faces[0], lost_now={int(i) for i in np.flatnonzero(lost)})
+                scanned += found.tiles[0]
                 rois, presence, raw, lm_presence = self._landmarks(tensor, list(self._tracks),
                                                                    timings)
             alive: List[int] = []
@@ -207,7 +223,7 @@ class FaceTracker:
         return FrameResult(faces=tuple(faces), image_size=(int(tensor.shape[2]),
                                                            int(tensor.shape[1])),
                            intrinsics=intr, timings_ms=timings, detector_ran=run_detector,
-                           stamp=stamp)
+                           stamp=stamp, detector_tiles=scanned, faces_dropped=dropped)
 
     def _check_appearance(self, tensor: torch.Tensor, alive: List[int]) -> None:
         """Give a track whose face changed identity (appearance) a fresh start.
@@ -248,8 +264,9 @@ class FaceTracker:
         return (rois, batch.presence.float().cpu().numpy(),
                 batch.landmarks.float().cpu().numpy(), batch.presence)
 
-    def _associate(self, dets: list, lost_now: Optional[Set[int]] = None) -> None:
-        """Match detections to tracks by IoU; start tentative tracks for the rest.
+    def _associate(self, dets: list, lost_now: Optional[Set[int]] = None) -> int:
+        """Match detections to tracks by IoU; start tentative tracks for the rest, up to
+        ``max_faces`` tracks in all (best scores first); returns how many were not started.
 
         A matched track that is lost (missed on earlier frames, or in ``lost_now``) restarts
         from its detection's ROI."""
@@ -267,12 +284,18 @@ class FaceTracker:
                     if self._tracks[r].missed > 0 or r in (lost_now or ()):
                         # re-acquire a lost face from its detection
                         self._tracks[r].roi = roi_from_detection(dets[c])
-        for j, d in enumerate(dets):
-            if j not in matched_dets:
+        room = self.engine.config.max_faces - len(self._tracks)
+        dropped = 0
+        for j, d in enumerate(dets):  # best score first
+            if j not in matched_dets and room <= 0:
+                dropped += 1
+            elif j not in matched_dets:
+                room -= 1
                 self._tracks.append(_Track(key=self._next_key, roi=roi_from_detection(d),
                                            box=np.asarray(d.box, dtype=np.float64),
                                            score=d.score))
                 self._next_key += 1
+        return dropped
 
     def _suppress_duplicates(self, alive: List[int]) -> List[int]:
         """Drop the younger of two live tracks that converged onto the same face."""

@@ -198,7 +198,12 @@ class FrameResult:
     """All faces of one image.
 
     image_size: (width, height) px. intrinsics: those used for the metric outputs.
-    timings_ms: stage name -> milliseconds spent on this call (shared by a batch).
+    timings_ms: stage name -> milliseconds spent on this call (shared by a batch); "detect"
+        includes the tiles.
+    detector_ran: the detector scanned the whole image on this frame.
+    detector_tiles: how many tiles the detector scanned on this frame (``min_face_px``).
+    faces_dropped: faces found beyond ``max_faces`` on this frame and not processed (lowest
+        detector scores); 0 when nothing was cut.
     """
 
     faces: Tuple[FaceResult, ...]
@@ -207,3 +212,5 @@ class FrameResult:
     timings_ms: Dict[str, float] = field(default_factory=dict)
     detector_ran: bool = True
     stamp: Optional[float] = None
+    detector_tiles: int = 0
+    faces_dropped: int = 0

@@ -189,6 +189,7 @@ class _Stats:
     failed: int = 0
     lost: int = 0
     downscaled: int = 0
+    faces_dropped: int = 0
     faces: int = 0
     ids: Tuple[int, ...] = ()
     latency_ms: Dict[str, float] = field(default_factory=dict)
@@ -834,6 +835,9 @@ class Face3DNode(LifecycleNode):
                             error=True)
             return
         t2 = time.perf_counter()
+        if result.faces_dropped:  # once per stream (frame size): the tracker's streams
+            self._warn_once(f"max_faces:{width}x{height}", f"{result.faces_dropped} faces "
+                            f"beyond max_faces were not processed; raise max_faces")
         for stage, ms in result.timings_ms.items():
             timings["engine_" + stage] = ms
         collector = self._collector
@@ -861,6 +865,7 @@ class Face3DNode(LifecycleNode):
             st = self._stats
             st.processed += 1
             st.faces = len(result.faces)
+            st.faces_dropped += result.faces_dropped
             st.ids = tuple(f.track_id for f in result.faces)
             for stage, ms in timings.items():
                 st.add_latency(stage, ms)
@@ -1101,6 +1106,7 @@ class Face3DNode(LifecycleNode):
                 "frames_dropped": st.dropped,
                 "frames_lost": st.lost,
                 "frames_downscaled": st.downscaled,
+                "faces_dropped": st.faces_dropped,
                 "bad_frames": st.bad,
                 "failed_frames": st.failed,
                 "rate_hz": f"{st.rate_hz:.2f}",

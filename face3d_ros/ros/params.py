@@ -146,7 +146,12 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("min_detection_score", "engine", "Detector score threshold.", limits=(0.0, 1.0)),
     ParamSpec("nms_iou", "engine", "IoU above which detections are merged.", limits=(0.0, 1.0)),
-    ParamSpec("max_faces", "engine", "At most this many faces per image.", limits=(1, 256)),
+    ParamSpec("max_faces", "engine",
+              "At most this many faces per image; more are counted (diagnostics) and warned "
+              "about.", limits=(1, 256)),
+    ParamSpec("min_face_px", "engine",
+              "Smallest face to find, px: the detector also scans overlapping tiles sized from "
+              "it and the image size (0: the whole image only).", limits=(0, 4096)),
     ParamSpec("min_presence", "engine",
               "Faces whose mesh presence score is below this are dropped.", limits=(0.0, 1.0)),
     ParamSpec("iris_diameter_m", "engine",

@@ -11,6 +11,9 @@ times, interleaved repeat by repeat (so that load from other work hits all of th
   crops + iris, geometry = metric 3D + pose + gaze + expression + results, total);
 * the tracker in steady state (ROIs carried from the last frame, detector skipped; stages
   landmarks, geometry and the rest: smoothing, appearance check, tracks);
+* the detector's cost by image size (640x480, 1280x720, 1920x1080 crowds of real faces) and
+  smallest face ``min_face_px`` (0: whole image only; 80; 40: tiles), and the tracker's mean
+  cost per frame at 640x480 over detect_every_n cycles, whole image only against tiled;
 
 and prints medians with each total's ratio to the floor.
 
@@ -61,6 +64,74 @@ def tiled_faces(n: int) -> np.ndarray:
         x = c * cw + (cw - tile.shape[1]) // 2
         frame[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
     return frame
+
+
+#: Portraits of registry photos: (loader, detector box x0, y0, x1, y1 at full size, px).
+PORTRAITS = (("astronaut", (174.3, 69.8, 279.4, 175.0)),
+             ("grace_hopper", (157.7, 118.1, 367.6, 328.1)))
+
+
+def portrait(name: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB registry photo: skimage's astronaut or matplotlib's Grace Hopper."""
+    if name == "astronaut":
+        from skimage import data
+
+        return data.astronaut()
+    import matplotlib.image as mpimg
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(mpimg.imread(f, format="jpg"))
+
+
+def crowd_frame(width: int, height: int, sizes: List[float], seed: int = 0
+                ) -> tuple:
+    """A ``width`` x ``height`` mosaic of real faces: one head per grid cell, face ``sizes[k]``
+    px (detector box side), the portraits alternating and every other one mirrored, placed at
+    a random offset inside its cell on a grey background.
+
+    Returns the (H, W, 3) uint8 frame and the (N, 4) expected face boxes (xyxy px).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(sizes)
+    cols = int(np.ceil(np.sqrt(n * width / height)))
+    rows = int(np.ceil(n / cols))
+    cw, ch = width // cols, height // rows
+    frame = np.full((height, width, 3), 110, np.uint8)
+    boxes = []
+    photos = [(portrait(name), np.array(box)) for name, box in PORTRAITS]
+    for k, size in enumerate(sizes):
+        img, box = photos[k % len(photos)]
+        side = box[2] - box[0]
+        # the head and some margin: 1.7 face sides around the face box
+        cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+        half = 0.85 * side
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        x1, y1 = int(min(img.shape[1], cx + half)), int(min(img.shape[0], cy + half))
+        s = size / side
+        out_size = (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s)))
+        head = cv2.resize(img[y0:y1, x0:x1], out_size, interpolation=cv2.INTER_AREA)
+        fb = (box - [x0, y0, x0, y0]) * s
+        if (k // len(photos)) % 2:
+            head = head[:, ::-1]
+            fb = np.array([head.shape[1] - fb[2], fb[1], head.shape[1] - fb[0], fb[3]])
+        r, c = divmod(k, cols)
+        hh, hw = head.shape[:2]
+        if hw > cw or hh > ch:
+            raise ValueError(f"a {size} px face does not fit a {cw}x{ch} cell")
+        ox = c * cw + int(rng.integers(0, cw - hw + 1))
+        oy = r * ch + int(rng.integers(0, ch - hh + 1))
+        frame[oy:oy + hh, ox:ox + hw] = head
+        boxes.append(fb + [ox, oy, ox, oy])
+    return frame, np.array(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+#: Crowd scenes of the tests and the bench: frame size -> face sizes (px), smallest 40.
+CROWDS = {
+    (640, 480): list(np.linspace(40, 90, 12)),
+    (1280, 720): list(np.linspace(40, 100, 24)),
+    (1920, 1080): list(np.linspace(40, 110, 48)),
+}
 
 
 def _median(samples: List[float]) -> float:
@@ -200,6 +271,60 @@ def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
     return rows
 
 
+def bench_detection_cost(models, threads: int, repeats: int, detector: str,
+                         model_dir: Optional[str]) -> None:
+    """Print the detector's cost by image size and ``min_face_px`` (0: whole image only) on
+    the crowds of ``CROWDS`` (found / expected faces by the whole engine), and the tracker's
+    mean cost per frame at 640x480 over cycles of ``detect_every_n`` = 10 frames, whole image
+    only (as before tiling) against tiled."""
+    print("\nDetection cost by image size and smallest face (crowds of registry portraits, "
+          "faces 40-110 px), median ms:\n")
+    print("| image | min_face_px | tiles | detect | total | faces found / expected |")
+    print("|---|---:|---:|---:|---:|---|")
+    for (w, h), sizes in CROWDS.items():
+        frame, truth = crowd_frame(w, h, sizes)
+        for min_face in (0, 80, 40):
+            eng = FaceEngine(EngineConfig(device="cpu", threads=threads, detector=detector,
+                                          min_face_px=min_face, model_dir=model_dir),
+                             models=models)
+            det, tot, res = [], [], None
+            for i in range(repeats + 1):
+                res = eng.process(frame)
+                if i:
+                    det.append(res.timings_ms["detect"])
+                    tot.append(res.timings_ms["total"])
+            boxes = np.array([f.box for f in res.faces]).reshape(-1, 4)
+            found = 0
+            if len(boxes):
+                from face3d_ros.core.tracking import box_iou
+
+                found = int(((box_iou(truth, boxes) > 0.3).sum(1) >= 1).sum())
+            print(f"| {w}x{h} | {min_face} | {res.detector_tiles} | {_median(det):.1f} | "
+                  f"{_median(tot):.1f} | {found} / {len(truth)} |")
+    print("\nTracking at 640x480, detect_every_n 10, mean ms per frame over 3 cycles "
+          "(whole image only = before tiling):\n")
+    print("| faces | whole image only | tiled (min_face_px 40) | change |")
+    print("|---:|---:|---:|---:|")
+    for n in (1, 8):
+        frame = tiled_faces(n)
+        means = []
+        for min_face in (0, 40):
+            eng = FaceEngine(EngineConfig(device="cpu", threads=threads, detector=detector,
+                                          min_face_px=min_face, model_dir=model_dir),
+                             models=models)
+            tracker = FaceTracker(eng, TrackerConfig(min_hits=1, detect_every_n=10))
+            times = []
+            for i in range(40):
+                t0 = time.perf_counter()
+                tracker.process(frame, stamp=i / 30.0)
+                if i >= 10:
+                    times.append((time.perf_counter() - t0) * 1e3)
+            means.append(statistics.mean(times))
+        change = 100 * (means[1] / means[0] - 1)
+        print(f"| {n} | {means[0]:.2f} | {means[1]:.2f} | {change:+.0f} % |")
+    sys.stdout.flush()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the benchmark and print its tables."""
     p = argparse.ArgumentParser(prog="face3d-bench", description=__doc__.split("\n\n")[0])
@@ -212,7 +337,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--detector", default="both", choices=("short", "full", "both"),
                    help="detector(s) as in EngineConfig (default both, the node's default)")
     p.add_argument("--model-dir", default=None)
+    p.add_argument("--detection-only", action="store_true",
+                   help="only the detection-cost and 640x480 tracking tables (CPU)")
     args = p.parse_args(argv)
+    if args.detection_only:
+        base = FaceEngine(EngineConfig(device="cpu", threads=args.threads,
+                                       detector=args.detector, model_dir=args.model_dir))
+        print(f"face3d-bench: detection, {args.threads} CPU thread(s), backend {base.backend}, "
+              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        bench_detection_cost(base.models, args.threads, args.repeats, args.detector,
+                             args.model_dir)
+        return 0
     runs = []  # (device, backend)
     if args.device in ("auto", "cpu"):
         backends = ["torch", "litert"] if args.backend == "all" else [args.backend]
@@ -270,6 +405,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         nets = t.get("trk_nets", 0.0)
         cells += [f"{nets:.2f}", f"{total - nets:.2f}"] if nets else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
+    bench_detection_cost(load_face_models(args.model_dir, "cpu", backend="litert"
+                                          if litert_available() else "torch",
+                                          threads=args.threads),
+                         args.threads, args.repeats, args.detector, args.model_dir)
     print("\nLiteRT floor: the same networks in LiteRT alone on fixed inputs (detector(s) + "
           "faces x (mesh + 2 iris) single calls), timed between the frames it is compared "
           "with. networks: time inside face3d's own network calls on the same frame (LiteRT "

@@ -52,13 +52,15 @@ def portrait_landmarks(model_dir: Optional[str] = None) -> List[np.ndarray]:
     """(478, 3) px landmarks of the single face in each portrait, from detection ROIs."""
     from face3d_ros.core.engine import FaceEngine
 
-    engine = FaceEngine(EngineConfig(device="cpu", model_dir=model_dir))
+    engine = FaceEngine(EngineConfig(device="cpu", model_dir=model_dir, min_face_px=0))
     return [_landmarks(engine, im) for im in portrait_images()]
 
 
 def _landmarks(engine, image: np.ndarray, refine: bool = False) -> np.ndarray:
     """(478, 3) px landmarks of the single face in ``image``, from its detection ROI (and,
-    with ``refine``, once more from the ROI those landmarks place, as the tracker does)."""
+    with ``refine``, once more from the ROI those landmarks place, as the tracker does). The
+    engine detects on the whole image only (``min_face_px=0``): its detections are final
+    without the face flag that verifies tile candidates."""
     from face3d_ros.core.landmarks import roi_from_detection, roi_from_landmarks
 
     t = engine.to_tensor(image)
@@ -115,7 +117,7 @@ def make(model_dir: Optional[str] = None, heads: Optional[str] = None) -> Canoni
     from face3d_ros.core.engine import FaceEngine
 
     shape = build_canonical(portrait_landmarks(model_dir))
-    engine = FaceEngine(EngineConfig(device="cpu", model_dir=model_dir))
+    engine = FaceEngine(EngineConfig(device="cpu", model_dir=model_dir, min_face_px=0))
     renders = [r for name in ("lps", "facecap") for r in _renders(name, FRAME_POSES, False,
                                                                   heads)]
     fits = _fit_renders(engine, shape, renders)
