@@ -59,6 +59,7 @@ def test_offline_run_outputs_and_content(offline_run):
     assert m["frames"] == 10 and m["mode"] == "offline" and m["bag_damage"] is None
     # Astronaut (5) and Grace Hopper (3) each show one face; chelsea (2) none.
     assert m["faces"] == 8 and m["frames_with_face"] == 8
+    assert m["faces_dropped"] == {"total": 0, "frames": 0}  # one face a frame, max_faces 64
     assert m["share_with_face"] == pytest.approx(0.8)
     assert m["latency_ms"]["total"]["count"] == 10 and m["latency_ms"]["total"]["p50"] > 0
     assert m["tracking"]["track_count"] >= 1 and m["jitter"]["segments"] >= 1

@@ -73,3 +73,10 @@ def test_faces_per_frame():
     f = M.faces_per_frame([[face(1)], [], [face(1), face(2, x=50)]])
     assert f["histogram"] == {"0": 1, "1": 1, "2": 1}
     assert f["share_with_face"] == pytest.approx(2 / 3) and f["max"] == 2
+
+
+def test_faces_dropped_totals_known_frames():
+    """Faces beyond max_faces: the total and the frames with any; None when no frame says."""
+    assert M.faces_dropped([0, 3, None, 1, 0]) == {"total": 4, "frames": 2}
+    assert M.faces_dropped([None, None]) is None
+    assert M.faces_dropped([0, 0]) == {"total": 0, "frames": 0}

@@ -198,6 +198,15 @@ def jitter(frames: Sequence[Sequence[FaceSample]], segments: Sequence[Tuple[int,
     return out
 
 
+def faces_dropped(per_frame: Sequence[Optional[int]]) -> Optional[Dict[str, int]]:
+    """Faces beyond ``max_faces`` (found but not processed): total and frames with any; None
+    where the frames do not say (the node's messages carry the count on /diagnostics only)."""
+    known = [int(n) for n in per_frame if n is not None]
+    if not known:
+        return None
+    return {"total": int(sum(known)), "frames": int(sum(1 for n in known if n > 0))}
+
+
 def faces_per_frame(frames: Sequence[Sequence[FaceSample]]) -> Dict[str, object]:
     """Faces per frame: mean, max, histogram {count: frames} and share of frames with a face."""
     n = np.array([len(f) for f in frames], dtype=np.int64)

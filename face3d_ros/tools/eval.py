@@ -80,6 +80,7 @@ class FrameRecord:
     dropped: bool = False
     faces: List[FaceRecord] = field(default_factory=list)
     timings_ms: Dict[str, float] = field(default_factory=dict)
+    faces_dropped: Optional[int] = None  # beyond max_faces (offline; None: not known, live)
 
 
 # -- parameters -----------------------------------------------------------------------------
@@ -277,6 +278,7 @@ def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[
         result = tracker.process(rgb, intr, rec.stamp_ns * 1e-9)
         rec.timings_ms = dict(result.timings_ms)
         rec.faces = [_face_from_result(f) for f in result.faces]
+        rec.faces_dropped = int(result.faces_dropped)
         out_bag.write(RESULTS_TOPIC, bagio.FACE_ARRAY_TYPE, rec.log_ns,
                       bagio.face_array_msg(result, rec.stamp_ns, frame_id))
         records.append(rec)
@@ -508,6 +510,7 @@ def compute_metrics(records: Sequence[FrameRecord], inp: BagInput, run: dict,
         "frames": len(records), "frames_processed": len(done),
         "dropped_frames": (len(records) - len(done)) if mode == "live" else None,
         "faces": int(sum(len(f) for f in faces)),
+        "faces_dropped": M.faces_dropped([r.faces_dropped for r in done]),
         "frames_with_face": int(sum(1 for f in faces if f)),
         "share_with_face": fpf["share_with_face"], "faces_per_frame": fpf,
         "latency_ms": M.latency([r.timings_ms for r in done]),
