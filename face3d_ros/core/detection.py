@@ -319,14 +319,19 @@ def _decode(raw_boxes: torch.Tensor, raw_scores: torch.Tensor, anchors: torch.Te
     return pts, scores
 
 
-def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
-    """(K, 4) xyxy -> (K, K) intersection over union (0 where the union is empty)."""
+def _overlaps(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(K, 4) xyxy -> (K, K) intersection areas and (K,) box areas."""
     x0 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
     y0 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
     x1 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
     y1 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """(K, 4) xyxy -> (K, K) intersection over union (0 where the union is empty)."""
+    inter, area = _overlaps(boxes)
     union = area[:, None] + area[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
@@ -370,13 +375,7 @@ def _drop_nested(pts: np.ndarray, scores: np.ndarray) -> Tuple[np.ndarray, np.nd
     view, an IoU below ``nms_iou`` apart (seen on crowds, 0.34)."""
     if len(scores) < 2:
         return pts, scores
-    boxes = pts[:, :2].reshape(-1, 4)
-    x0 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    y0 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
-    x1 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
-    y1 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    inter, area = _overlaps(pts[:, :2].reshape(-1, 4))
     share = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
     keep = np.ones(len(scores), dtype=bool)
     for j in range(1, len(scores)):

@@ -49,6 +49,7 @@ Steps of :func:`render`:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -355,9 +356,8 @@ def load_head(name: str = "facecap", folder: Union[str, Path, None] = None) -> H
 
 def camera_from_fov(width: int = 640, height: int = 480,
                     hfov_deg: float = 60.0) -> CameraIntrinsics:
-    """Pinhole intrinsics with the principal point at the image centre."""
-    f = 0.5 * width / np.tan(np.radians(hfov_deg) / 2.0)
-    return CameraIntrinsics(f, f, width / 2.0, height / 2.0, int(width), int(height))
+    """Pinhole intrinsics with the principal point at the image centre (exact: not assumed)."""
+    return dataclasses.replace(CameraIntrinsics.from_fov(width, height, hfov_deg), assumed=False)
 
 
 def camera_R_face_from_euler(yaw: float, pitch: float, roll: float,
