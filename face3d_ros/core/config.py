@@ -34,6 +34,10 @@ class EngineConfig:
     iris_diameter_m: the human iris diameter used for metric scale (11.7 mm).
     default_hfov_deg: horizontal field of view assumed when no valid camera_info is given.
     refine_iris: run the iris network (needed for gaze and metric scale from the iris).
+    mesh_flip: run the mesh network on each face crop and on its mirror image and average the
+        two (the mirror's points renumbered left for right): the network's own left/right bias
+        cancels, so a face and its mirror image read mirrored gaze and pose (one more mesh
+        forward per face).
     """
 
     device: str = "auto"
@@ -49,6 +53,7 @@ class EngineConfig:
     iris_diameter_m: float = 0.0117
     default_hfov_deg: float = 60.0
     refine_iris: bool = True
+    mesh_flip: bool = True
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted range."""

@@ -328,9 +328,11 @@ IRIS_SCALE_TURN_DEG = (10.0, 30.0)
 #: Iris diameter (px) below which the iris has no confidence, and from which it has full.
 IRIS_SCALE_PX = (4.0, 8.0)
 #: One-sigma relative uncertainty of each metric-scale source at full confidence: the iris
-#: (adult visible iris diameter 11.7 +- 0.45 mm, ~4 %, and the network's read of a 13 px iris,
-#: ~2 %) and the face's own size (adult face sizes spread ~6 % about the canonical face's).
-IRIS_SCALE_SIGMA = 0.045
+#: (adult visible iris diameter 11.7 +- 0.45 mm, ~4 %, and the network's read of a 13 px iris:
+#: on the facecap renders it reads the 11.8 mm iris 4.6 to 6.5 % large depending on where the
+#: eye crop falls, ~5.5 %; together ~6.8 %) and the face's own size (adult face sizes spread
+#: ~6 % about the canonical face's).
+IRIS_SCALE_SIGMA = 0.068
 FACE_SCALE_SIGMA = 0.06
 
 
@@ -357,7 +359,7 @@ def iris_scale_weight(landmarks: torch.Tensor, rotation: torch.Tensor) -> torch.
     """(N,) weight in [0, 1] of the iris in the metric scale (the face size has the rest):
     the sources' confidences (:func:`scale_confidences`) times their precisions
     (``IRIS_SCALE_SIGMA``, ``FACE_SCALE_SIGMA``), normalised. With open eyes facing the
-    camera about 0.64; 0 as the head turns past ``IRIS_SCALE_TURN_DEG`` or an eye closes.
+    camera about 0.44; 0 as the head turns past ``IRIS_SCALE_TURN_DEG`` or an eye closes.
     landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face."""
     conf = scale_confidences(landmarks, rotation)  # (N, 2)
     precision = conf / conf.new_tensor([IRIS_SCALE_SIGMA ** 2, FACE_SCALE_SIGMA ** 2])

@@ -17,7 +17,10 @@ Pipeline of :meth:`LandmarkRunner.run`
 --------------------------------------
 1. Crop every face ROI to 192x192 in one batched warp per source image (bilinear, border
    replicate), RGB in [0, 1].
-2. One face-mesh forward for all faces: 468 points in crop px and the face-flag logit.
+2. One face-mesh forward for all faces: 468 points in crop px and the face-flag logit; with
+   ``mesh_flip`` (default) also for the mirror image of every crop, whose points, mapped back
+   and renumbered left for right, are averaged with the first view's (the network's own
+   left/right bias cancels: mirrored images read mirrored gaze and pose).
 3. Map the mesh to image px with each crop's affine; z is scaled like x (``side / 192``).
 4. Eye ROIs from the mesh eye corners (subject's right eye 33-133, left eye 362-263): centred
    between the corners, rotated along them, side 2.3x the corner distance. The left eye's crop
@@ -367,6 +370,9 @@ class LandmarkRunner:
         self._right_idx = torch.tensor(RIGHT_EYE_CONTOUR_INDEX, device=self.device)
         self._left_idx = torch.tensor(LEFT_EYE_CONTOUR_INDEX, device=self.device)
         self._eye_idx = torch.stack([self._right_idx, self._left_idx])  # (2, 71)
+        from face3d_ros.core.canonical import load_canonical  # (imports core.geometry)
+
+        self._mirror = torch.as_tensor(load_canonical().mirror[:468], device=self.device)
 
     @torch.inference_mode()
     def run(self, images: Sequence[torch.Tensor], image_index: Union[torch.Tensor, Sequence[int]],
@@ -391,15 +397,23 @@ class LandmarkRunner:
                                  index_t.to(self.device))
         roi_t = rois_to_tensor(rois, self.device)  # (N, 4)
         mesh_affine = roi_affine(roi_t, MESH_SIZE)  # (N, 2, 3)
-        raw, flag = self._network("mesh", imgs, groups, mesh_affine)  # (N, 468, 3) crop px, (N,)
-        raw = raw.reshape(n, 468, 3).float()
+        views, affine, rows = 1, mesh_affine, groups
+        if self.config.mesh_flip:  # the mirrored crops: rows N..2N-1
+            views, affine = 2, torch.cat([mesh_affine, roi_affine(roi_t, MESH_SIZE, True)])
+            rows = [g + [r + n for r in g] for g in groups]
+        raw, flag = self._network("mesh", imgs, rows, affine)  # (V*N, 468, 3) crop px, (V*N,)
+        raw = raw.reshape(views * n, 468, 3).float()
         # The mesh network places pixel centres at integer coordinates; the crop affine (like
         # the iris network) at half-integers (align_corners=False).
         raw = torch.cat([raw[..., :2] + MESH_PIXEL_CENTRE, raw[..., 2:]], -1)
-        z_scale = roi_t[:, 2:3] / MESH_SIZE  # (N, 1)
-        mesh = torch.cat([_apply_affine(mesh_affine, raw), (raw[..., 2] * z_scale)[..., None]],
-                         -1)  # (N, 468, 3) image px
-        presence = torch.sigmoid(flag.reshape(n).float())
+        z_scale = roi_t[:, 2:3].repeat(views, 1) / MESH_SIZE  # (V*N, 1)
+        mesh = torch.cat([_apply_affine(affine, raw), (raw[..., 2] * z_scale)[..., None]],
+                         -1)  # (V*N, 468, 3) image px
+        presence = torch.sigmoid(flag.reshape(views, n).float()).mean(0)  # (N,)
+        if views == 2:
+            # In a mirrored crop the network names the subject's right what is their left:
+            # renumber its points by the mirror permutation, then average the two views.
+            mesh = 0.5 * (mesh[:n] + mesh[n:][:, self._mirror])
         if self.config.refine_iris:
             eye_contour, iris, eye_affine = self._iris(imgs, groups, mesh)
             # The iris network's eyelids replace the mesh's (as MediaPipe's face-with-iris

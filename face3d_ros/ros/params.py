@@ -144,6 +144,9 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec("refine_iris", "engine",
               "Run the iris network (needed for gaze and for metric scale from the iris).",
               read_only=True),
+    ParamSpec("mesh_flip", "engine",
+              "Average the mesh network over each face crop and its mirror image (its left/right "
+              "bias cancels; one more mesh forward per face)."),
     ParamSpec("min_detection_score", "engine", "Detector score threshold.", limits=(0.0, 1.0)),
     ParamSpec("nms_iou", "engine", "IoU above which detections are merged.", limits=(0.0, 1.0)),
     ParamSpec("max_faces", "engine",
