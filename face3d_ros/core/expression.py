@@ -25,18 +25,13 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from .geometry import eye_openness
+from .geometry import CLOSED_EYE_OPENNESS, eye_openness
 
 EXPRESSION_NAMES: Tuple[str, ...] = (
     "eye_blink_left", "eye_blink_right", "eye_wide_left", "eye_wide_right", "jaw_open",
     "mouth_smile_left", "mouth_smile_right", "brow_up", "brow_down_left", "brow_down_right",
     "mouth_pucker", "mouth_funnel", "cheek_squint_left", "cheek_squint_right",
 )
-
-#: ``eye_openness`` of a closed eye: the lid contour of the iris network does not quite meet;
-#: on renders of a closed eye with exact truth (facecap, eyeBlink = 1, head yaw 0 and 30) it
-#: reads 0.06-0.12.
-CLOSED_EYE_OPENNESS = 0.10
 
 #: Brow raise (brow height above the eyes / inter-ocular distance) read as brow_up 1.0: a full
 #: raise lifts the brows by 7-10 mm, about 0.12 of the 62 mm between the eyes. (With 0.08, a
