@@ -271,12 +271,17 @@ def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
     return rows
 
 
+#: Cycles of detect_every_n frames per tracker in the tiled-tracking comparison.
+TILE_CYCLES = 12
+
+
 def bench_detection_cost(models, threads: int, repeats: int, detector: str,
                          model_dir: Optional[str]) -> None:
     """Print the detector's cost by image size and ``min_face_px`` (0: whole image only) on
     the crowds of ``CROWDS`` (found / expected faces by the whole engine), and the tracker's
-    mean cost per frame at 640x480 over cycles of ``detect_every_n`` = 10 frames, whole image
-    only (as before tiling) against tiled."""
+    cost per frame at 640x480, whole image only (as before tiling) against tiled: the median
+    over ``TILE_CYCLES`` cycles of ``detect_every_n`` = 10 frames, the two trackers' cycles
+    interleaved so that load changes hit both alike."""
     print("\nDetection cost by image size and smallest face (crowds of registry portraits, "
           "faces 40-110 px), median ms:\n")
     print("| image | min_face_px | tiles | detect | total | faces found / expected |")
@@ -301,25 +306,26 @@ def bench_detection_cost(models, threads: int, repeats: int, detector: str,
                 found = int(((box_iou(truth, boxes) > 0.3).sum(1) >= 1).sum())
             print(f"| {w}x{h} | {min_face} | {res.detector_tiles} | {_median(det):.1f} | "
                   f"{_median(tot):.1f} | {found} / {len(truth)} |")
-    print("\nTracking at 640x480, detect_every_n 10, mean ms per frame over 3 cycles "
-          "(whole image only = before tiling):\n")
+    print(f"\nTracking at 640x480, detect_every_n 10, ms per frame: median over {TILE_CYCLES} "
+          "cycles of 10 frames, the two trackers' cycles interleaved (whole image only = before "
+          "tiling):\n")
     print("| faces | whole image only | tiled (min_face_px 40) | change |")
     print("|---:|---:|---:|---:|")
     for n in (1, 8):
         frame = tiled_faces(n)
-        means = []
-        for min_face in (0, 40):
-            eng = FaceEngine(EngineConfig(device="cpu", threads=threads, detector=detector,
-                                          min_face_px=min_face, model_dir=model_dir),
-                             models=models)
-            tracker = FaceTracker(eng, TrackerConfig(min_hits=1, detect_every_n=10))
-            times = []
-            for i in range(40):
+        trackers = [FaceTracker(FaceEngine(EngineConfig(device="cpu", threads=threads,
+                                                        detector=detector, min_face_px=m,
+                                                        model_dir=model_dir), models=models),
+                                TrackerConfig(min_hits=1, detect_every_n=10)) for m in (0, 40)]
+        cycles: List[List[float]] = [[], []]
+        for c in range(TILE_CYCLES + 1):  # the first cycle of each warms up
+            for k, tracker in enumerate(trackers):
                 t0 = time.perf_counter()
-                tracker.process(frame, stamp=i / 30.0)
-                if i >= 10:
-                    times.append((time.perf_counter() - t0) * 1e3)
-            means.append(statistics.mean(times))
+                for i in range(10):
+                    tracker.process(frame, stamp=(c * 10 + i) / 30.0)
+                if c:
+                    cycles[k].append((time.perf_counter() - t0) * 1e3 / 10)
+        means = [statistics.median(x) for x in cycles]
         change = 100 * (means[1] / means[0] - 1)
         print(f"| {n} | {means[0]:.2f} | {means[1]:.2f} | {change:+.0f} % |")
     sys.stdout.flush()
