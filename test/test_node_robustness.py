@@ -334,12 +334,15 @@ def test_no_image_warning_says_what_is_true(client, rb_log, astronaut_rgb):
     assert client.spin_until(lambda: bool(log_lines(rb_log, "No image received")), 10.0)
     line = log_lines(rb_log, "No image received")[-1]
     assert "compatible QoS" in line and "incompatible" not in line, line
-    client.answer(astronaut_rgb)  # images again: the next silence is warned anew
     best_effort = client.node.create_publisher(
         Image, f"{CAM}/image_raw", QoSProfile(depth=1,
                                               reliability=ReliabilityPolicy.BEST_EFFORT))
     try:
-        assert client.spin_until(lambda: len(log_lines(rb_log, "No image received")) > 1, 10.0)
+        # images again, sent once the second publisher exists: the next silence is warned anew
+        # and the node has had the silence (2 s) to discover that publisher
+        client.answer(astronaut_rgb)
+        n = len(log_lines(rb_log, "No image received"))
+        assert client.spin_until(lambda: len(log_lines(rb_log, "No image received")) > n, 10.0)
         line = log_lines(rb_log, "No image received")[-1]
         assert "1 of 2 publisher(s)" in line and "best effort" in line, line
         assert "input_reliability" in line
@@ -398,6 +401,33 @@ def test_8k_frame_is_downscaled_with_results_in_original_pixels(client, rb_node,
     assert peak_8k <= 2 * peak_hd, (peak_hd, peak_8k)
     assert len(log_lines(rb_log, "larger than max_image_side")) == 1
     assert rb_node.poll() is None
+
+
+def _set_int(client, name: str, value: int) -> bool:
+    req = SetParameters.Request(parameters=[Parameter(
+        name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
+                                        integer_value=value))])
+    return client.call(client.set_params, req).results[0].successful
+
+
+def test_faces_beyond_max_faces_are_warned_about_and_counted(client, rb_log, astronaut_rgb):
+    """Issue 10: with more faces in view than max_faces, the node warns (naming the parameter)
+    and counts the faces it did not process on /diagnostics; nothing is dropped silently."""
+    pair = np.ascontiguousarray(np.concatenate([astronaut_rgb, astronaut_rgb[:, ::-1]], 1))
+    assert _set_int(client, "max_faces", 1)
+    try:
+        before = int(client.status(f"{NS}/face3d: face3d").get("faces_dropped", 0))
+        msg = client.answer(pair)
+        assert len(msg.faces) == 1
+        client.spin_until(lambda: False, 1.5)
+        after = int(client.status(f"{NS}/face3d: face3d")["faces_dropped"])
+        assert after - before >= 1
+        lines = log_lines(rb_log, "faces beyond max_faces were not processed; raise max_faces")
+        assert len(lines) >= 1 and "WARN" in lines[0], lines
+    finally:
+        assert _set_int(client, "max_faces", 64)
+    # with the cap raised the second face is tracked again (after the tracker's next detection)
+    assert any(len(client.answer(pair).faces) == 2 for _ in range(25))
 
 
 def test_deactivated_stays_inactive_and_shutdown_ends_the_process(client, rb_node):
