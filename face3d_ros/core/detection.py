@@ -440,15 +440,13 @@ class FaceDetector:
             return self.models.detect_short(batch)
         return self.models.detect_full(batch)
 
-    def _views(self, sizes: Sequence[Tuple[int, int]], tiles: Optional[Sequence], full_image
-               ) -> List[Tuple[int, Tile, bool]]:
+    def _views(self, sizes: Sequence[Tuple[int, int]]) -> List[Tuple[int, Tile, bool]]:
         """(image index, rect, is_tile) of every area to scan; see :meth:`detect_frames`."""
         views: List[Tuple[int, Tile, bool]] = []
         for b, (w, h) in enumerate(sizes):
-            if full_image:
-                views.append((b, (0, 0, w, h), False))
-            own = self.tiles_for(w, h) if tiles is None else tiles[b]
-            views += [(b, (int(t[0]), int(t[1]), int(t[2]), int(t[3])), True) for t in own]
+            views.append((b, (0, 0, w, h), False))
+            views += [(b, (int(t[0]), int(t[1]), int(t[2]), int(t[3])), True)
+                      for t in self.tiles_for(w, h)]
         return views
 
     def _view_meta(self, views, sizes) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -500,19 +498,17 @@ class FaceDetector:
         return np.concatenate(rows).astype(np.float32)
 
     @torch.inference_mode()
-    def detect_frames(self, images: Sequence[torch.Tensor], tiles: Optional[Sequence] = None,
-                      full_image: bool = True) -> DetectionBatch:
-        """Detect faces in every image, with tiles (module docstring); the full result.
+    def detect_frames(self, images: Sequence[torch.Tensor]) -> DetectionBatch:
+        """Detect faces in every image, whole and in its tiles (module docstring); the full
+        result.
 
         images: each (3, H, W) float32 (or uint8) RGB 0..255 on the models' device; sizes may
-        differ. tiles: per image the tiles (x0, y0, x1, y1) to scan, None for all of
-        :meth:`tiles_for` (the tracker passes a few at a time). full_image: scan the whole
-        images too (False: the tiles only).
+        differ.
         """
         if len(images) == 0:
             return DetectionBatch([], [], [])
         sizes = [(int(img.shape[2]), int(img.shape[1])) for img in images]
-        views = self._views(sizes, tiles, full_image)
+        views = self._views(sizes)
         n_tiles = [sum(1 for v in views if v[0] == b and v[2]) for b in range(len(images))]
         if self.host:
             hosts = [host_image(img, i) for i, img in enumerate(images)]

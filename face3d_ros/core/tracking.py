@@ -146,15 +146,13 @@ class FaceTracker:
                 self._new_stream()
             self._size = size
 
-        full_scan = self._force_detect or not self._tracks
-        run_detector = full_scan or self._frame % cfg.detect_every_n == 0
-        # The tiles go with the whole image, in one batch, every N frames.
-        tiles = eng.detector.tiles_for(*size) if run_detector else []
+        run_detector = (self._force_detect or not self._tracks
+                        or self._frame % cfg.detect_every_n == 0)
         dropped, scanned = 0, 0
-        if run_detector or tiles:
+        if run_detector:  # the tiles go with the whole image, in one batch
             with eng._stage(timings, "detect"):
                 with torch.inference_mode():
-                    found = eng.detector.detect_frames([tensor], [tiles], run_detector)
+                    found = eng.detector.detect_frames([tensor])
             dropped += found.dropped[0] + self._associate(found.faces[0])
             scanned += found.tiles[0]
         self._frame += 1
