@@ -48,14 +48,6 @@ def portrait_images() -> List[np.ndarray]:
     return images + [np.ascontiguousarray(im[:, ::-1]) for im in images]
 
 
-def portrait_landmarks(model_dir: Optional[str] = None) -> List[np.ndarray]:
-    """(478, 3) px landmarks of the single face in each portrait, from detection ROIs."""
-    from face3d_ros.core.engine import FaceEngine
-
-    engine = FaceEngine(EngineConfig(device="cpu", model_dir=model_dir, min_face_px=0))
-    return [_landmarks(engine, im) for im in portrait_images()]
-
-
 def _landmarks(engine, image: np.ndarray, refine: bool = False) -> np.ndarray:
     """(478, 3) px landmarks of the single face in ``image``, from its detection ROI (and,
     with ``refine``, once more from the ROI those landmarks place, as the tracker does). The
@@ -116,8 +108,8 @@ def make(model_dir: Optional[str] = None, heads: Optional[str] = None) -> Canoni
     """Build the canonical face: shape from the portraits, frame and eyeballs from renders."""
     from face3d_ros.core.engine import FaceEngine
 
-    shape = build_canonical(portrait_landmarks(model_dir))
     engine = FaceEngine(EngineConfig(device="cpu", model_dir=model_dir, min_face_px=0))
+    shape = build_canonical([_landmarks(engine, im) for im in portrait_images()])
     renders = [r for name in ("lps", "facecap") for r in _renders(name, FRAME_POSES, False,
                                                                   heads)]
     fits = _fit_renders(engine, shape, renders)
