@@ -217,3 +217,57 @@ def test_live_run_through_the_node(demo_bags, tmp_path, ros_domain_id):
     assert m["latency_ms"]["end_to_end"]["count"] == m["frames_processed"]
     assert m["latency_ms"]["end_to_end"]["p50"] > 0 and m["faces"] >= 2
     _check_outputs(tmp_path / "o", m)
+
+
+def _face_arrays(out):
+    """Header stamp ns -> Face3DArray (rosbags) of a results bag."""
+    with bagio.BagReader(out / "results") as r:
+        return {bagio.stamp_ns(m): m for m in (bagio.deserialize(raw, t) for _, t, _, raw in
+                                                r.messages([ev.RESULTS_TOPIC]))}
+
+
+def _assert_same_fields(a, b, where):
+    """Every field of two nested field dicts (``core.face_fields``) equal; floats to float32
+    precision (the message's own)."""
+    import numpy as np
+
+    assert a.keys() == b.keys(), where
+    for key in a:
+        va, vb = a[key], b[key]
+        if isinstance(va, dict):
+            _assert_same_fields(va, vb, f"{where}.{key}")
+        elif isinstance(va, list) and va and isinstance(va[0], dict):
+            assert len(va) == len(vb), f"{where}.{key}"
+            for i, (x, y) in enumerate(zip(va, vb)):
+                _assert_same_fields(x, y, f"{where}.{key}[{i}]")
+        elif isinstance(va, (np.ndarray, float)):
+            np.testing.assert_allclose(np.float32(va), np.float32(vb), rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{where}.{key}")
+        else:
+            assert va == vb, f"{where}.{key}: {va!r} != {vb!r}"
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_offline_run_publishes_what_the_node_publishes(demo_bags, offline_run, tmp_path,
+                                                       ros_domain_id):
+    """The same bag through the node over DDS (live, slow enough that it drops no frame) and
+    offline: the same Face3DArray content frame by frame (the camera_info policy, the input
+    size policy and the message fields are the node's own in both)."""
+    from face3d_ros.core.face_fields import frame_fields, frame_from_message
+
+    r = _eval(demo_bags["mcap"], "--mode", "live", "--rate", "0.1", "--out", tmp_path / "o",
+              "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr + r.stdout
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["frames_processed"] == 10, "the node dropped frames; the comparison needs all"
+    live, offline = _face_arrays(tmp_path / "o"), _face_arrays(offline_run)
+    assert live.keys() == offline.keys() and len(live) == 10
+    faces = 0
+    for stamp in sorted(live):
+        a, b = live[stamp], offline[stamp]
+        assert a.header.frame_id == b.header.frame_id
+        fa, fb = frame_fields(frame_from_message(a)), frame_fields(frame_from_message(b))
+        _assert_same_fields(fa, fb, f"frame {stamp}")
+        faces += len(fa["faces"])
+    assert faces >= 8  # astronaut x5 and Grace Hopper x3 at least

@@ -146,7 +146,10 @@ class FaceEngine:
 
     # -- stages --------------------------------------------------------------------------
     @contextmanager
-    def _stage(self, timings: Dict[str, float], name: str) -> Iterator[None]:
+    def stage(self, timings: Dict[str, float], name: str) -> Iterator[None]:
+        """Time the ``with`` block into ``timings[name]`` (milliseconds, added up when a stage
+        runs more than once). With ``profile`` on CUDA the device is synchronised around the
+        block, so the time is the stage's own and not that of queued work."""
         if self.profile and self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t0 = time.perf_counter()
@@ -267,10 +270,10 @@ class FaceEngine:
         intr_in = list(intrinsics) if intrinsics is not None else [None] * len(images)
         if len(intr_in) != len(images):
             raise ValueError(f"{len(images)} images but {len(intr_in)} intrinsics")
-        with self._stage(timings, "upload"):
+        with self.stage(timings, "upload"):
             tensors = [self.to_tensor(im) for im in images]
         intr = [self.intrinsics_for(t, c) for t, c in zip(tensors, intr_in)]
-        with self._stage(timings, "detect"):
+        with self.stage(timings, "detect"):
             with torch.inference_mode():
                 found = self.detector.detect_frames(tensors)
         dets = found.faces
@@ -279,14 +282,14 @@ class FaceEngine:
         rois = [roi_from_detection(d) for d in flat]
         faces: List[FaceResult] = []
         if flat:
-            with self._stage(timings, "landmarks"):
+            with self.stage(timings, "landmarks"):
                 batch = self.landmarks(tensors, image_index, rois)
                 for _ in range(refine_rois):
                     lm_host = batch.landmarks.float().cpu().numpy()
                     rois = [roi_from_landmarks(lm) for lm in lm_host]
                     batch = self.landmarks(tensors, image_index, rois)
             keep = (batch.presence >= self.config.min_presence).cpu().numpy()
-            with self._stage(timings, "geometry"):
+            with self.stage(timings, "geometry"):
                 faces = self.build_faces(batch.landmarks, batch.presence,
                                          [intr[i] for i in image_index], rois,
                                          [d.score for d in flat], [-1] * len(flat))

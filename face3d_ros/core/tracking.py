@@ -137,7 +137,7 @@ class FaceTracker:
         timings: Dict[str, float] = {}
         t_start = time.perf_counter()
         stamp = time.monotonic() if stamp is None else float(stamp)
-        with eng._stage(timings, "upload"):
+        with eng.stage(timings, "upload"):
             tensor = eng.to_tensor(image)
         intr = eng.intrinsics_for(tensor, intrinsics)
         size = (int(tensor.shape[2]), int(tensor.shape[1]))  # (W, H)
@@ -150,7 +150,7 @@ class FaceTracker:
                         or self._frame % cfg.detect_every_n == 0)
         dropped, scanned = 0, 0
         if run_detector:  # the tiles go with the whole image, in one batch
-            with eng._stage(timings, "detect"):
+            with eng.stage(timings, "detect"):
                 with torch.inference_mode():
                     found = eng.detector.detect_frames([tensor])
             dropped += found.dropped[0] + self._associate(found.faces[0])
@@ -168,7 +168,7 @@ class FaceTracker:
                 # this very frame, then redo the landmarks of all tracks in one batch (rare, and
                 # simpler than merging two partial batches).
                 run_detector = True
-                with eng._stage(timings, "detect"):
+                with eng.stage(timings, "detect"):
                     with torch.inference_mode():
                         found = eng.detector.detect_frames([tensor])
                 dropped = found.dropped[0] + self._associate(
@@ -207,7 +207,7 @@ class FaceTracker:
             if alive:
                 lm = torch.from_numpy(np.stack(smoothed)).to(eng.device)
                 keep = torch.as_tensor(alive, device=lm_presence.device)
-                with eng._stage(timings, "geometry"):
+                with eng.stage(timings, "geometry"):
                     faces = eng.build_faces(
                         lm, lm_presence[keep], [intr] * len(alive), [rois[i] for i in alive],
                         [self._tracks[i].score for i in alive],
@@ -254,7 +254,7 @@ class FaceTracker:
         """Landmarks of ``tracks`` on one image: (rois, presence (T,) numpy, landmarks
         (T, 478, 3) numpy px, presence (T,) tensor on the device)."""
         rois = [t.roi for t in tracks]
-        with self.engine._stage(timings, "landmarks"):
+        with self.engine.stage(timings, "landmarks"):
             batch = self.engine.landmarks([tensor], [0] * len(rois), rois)
         return (rois, batch.presence.float().cpu().numpy(),
                 batch.landmarks.float().cpu().numpy(), batch.presence)

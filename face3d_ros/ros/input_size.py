@@ -84,3 +84,19 @@ def to_original_pixels(frame: FrameResult, sx: float, sy: float,
     return dataclasses.replace(
         frame, faces=tuple(_face_up(f, sx, sy) for f in frame.faces),
         image_size=(int(size[0]), int(size[1])), intrinsics=original)
+
+
+def track_frame(tracker, rgb: np.ndarray, intrinsics: Optional[CameraIntrinsics], stamp: float,
+                max_side: int) -> Tuple[FrameResult, float]:
+    """One frame through ``tracker`` (``core.tracking.FaceTracker``) under the input size
+    policy: downscaled when its longer side exceeds ``max_side``, results in the original
+    pixels. Returns (result, scale) with scale 1.0 when the frame was processed as it is.
+    The node and the offline evaluation both process frames with this function."""
+    height, width = rgb.shape[:2]
+    scale = processing_scale(width, height, max_side)
+    if scale >= 1.0:
+        return tracker.process(rgb, intrinsics, stamp), 1.0
+    small, sx, sy = downscale(rgb, scale)
+    small_intr = scale_intrinsics(intrinsics, sx, sy) if intrinsics is not None else None
+    result = tracker.process(small, small_intr, stamp)
+    return to_original_pixels(result, sx, sy, intrinsics, (width, height)), scale

@@ -26,7 +26,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from face3d_ros.core.types import CameraIntrinsics, FrameResult, GazeRay
+from face3d_ros.core.face_fields import frame_fields
+from face3d_ros.core.types import CameraIntrinsics, FrameResult
 from face3d_ros.ros.image_codec import compressed_msg_to_rgb, image_msg_to_rgb
 
 STORAGES = ("mcap", "sqlite3")
@@ -400,46 +401,59 @@ def pose_from_msg(msg) -> Tuple[np.ndarray, np.ndarray]:
     return rot, np.array([p.x, p.y, p.z])
 
 
-def _gaze_msg(ray: GazeRay):
-    t = typestore().types
-    o = np.asarray(ray.origin, dtype=np.float64)
-    d = np.asarray(ray.direction, dtype=np.float64)
-    return t["face3d_msgs/msg/Gaze"](
-        origin=t["geometry_msgs/msg/Point"](x=o[0], y=o[1], z=o[2]),
-        direction=t["geometry_msgs/msg/Vector3"](x=d[0], y=d[1], z=d[2]),
-        yaw=float(ray.yaw), pitch=float(ray.pitch), confidence=float(ray.confidence))
+def build(msgtype: str, fields: Optional[dict] = None):
+    """A rosbags message of ``msgtype`` from nested field dicts (``core.face_fields``); every
+    field the dict leaves out gets its default (zero, empty, a default nested message).
+
+    Written here because rosbags builds a message only from all of its fields: this walks
+    the type store's field definitions once per call.
+    """
+    from rosbags.typesys.store import Nodetype
+
+    store = typestore()
+    fields = fields or {}
+    _, defs = store.fielddefs[msgtype]
+    kwargs = {}
+    for name, (kind, spec) in defs:
+        value = fields.get(name)
+        if kind == Nodetype.NAME:
+            kwargs[name] = build(spec, value)
+        elif kind == Nodetype.BASE:
+            kwargs[name] = value if value is not None else _default(spec[0])
+        else:  # ARRAY (fixed size) or SEQUENCE
+            (sub_kind, sub_spec), size = spec
+            if sub_kind == Nodetype.NAME:
+                kwargs[name] = [build(sub_spec, v) for v in (value or [])]
+            elif sub_spec[0] == "string":
+                kwargs[name] = list(value or [])
+            else:
+                dtype = _NUMPY_TYPES[sub_spec[0]]
+                arr = (np.zeros(size if kind == Nodetype.ARRAY else 0, dtype) if value is None
+                       else np.asarray(value, dtype=dtype).reshape(-1))
+                kwargs[name] = arr
+    return store.types[msgtype](**kwargs)
+
+
+_NUMPY_TYPES = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int8,
+                "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16,
+                "int32": np.int32, "uint32": np.uint32, "int64": np.int64,
+                "uint64": np.uint64, "float32": np.float32, "float64": np.float64}
+
+
+def _default(base: str):
+    if base == "string":
+        return ""
+    if base == "bool":
+        return False
+    return 0.0 if base.startswith("float") else 0
 
 
 def face_array_msg(frame: FrameResult, stamp: int, frame_id: str):
-    """A rosbags ``face3d_msgs/Face3DArray`` of a frame (same fields as the node publishes)."""
-    t = typestore().types
-    faces = []
-    for f in frame.faces:
-        pose = f.head_pose
-        q = _quat_xyzw(pose.rotation)
-        p = np.asarray(pose.translation, dtype=np.float64)
-        ros_pose = t["geometry_msgs/msg/Pose"](
-            position=t["geometry_msgs/msg/Point"](x=p[0], y=p[1], z=p[2]),
-            orientation=t["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3]))
-        box = np.asarray(f.box, dtype=np.float64)
-        faces.append(t["face3d_msgs/msg/Face3D"](
-            id=int(f.track_id), confidence=float(f.score), presence=float(f.presence),
-            x_min=box[0], y_min=box[1], x_max=box[2], y_max=box[3],
-            head_pose=t["geometry_msgs/msg/PoseWithCovariance"](pose=ros_pose,
-                                                                covariance=np.zeros(36)),
-            head_yaw=float(pose.yaw), head_pitch=float(pose.pitch), head_roll=float(pose.roll),
-            head_pose_confidence=float(pose.confidence),
-            name="",  # offline evaluation does not re-identify enrolled people
-            landmarks_3d=np.asarray(f.landmarks_3d, dtype=np.float32).reshape(-1),
-            landmarks_2d=np.asarray(f.landmarks_2d, dtype=np.float32).reshape(-1),
-            gaze_left=_gaze_msg(f.gaze.left), gaze_right=_gaze_msg(f.gaze.right),
-            gaze_combined=_gaze_msg(f.gaze.combined),
-            expression_names=list(f.expression.names),
-            expression_values=np.asarray(f.expression.values, dtype=np.float32)))
-    c = frame.intrinsics
-    return t[FACE_ARRAY_TYPE](header=_header(stamp, frame_id), image_width=frame.image_size[0],
-                              image_height=frame.image_size[1], fx=c.fx, fy=c.fy, cx=c.cx,
-                              cy=c.cy, intrinsics_assumed=bool(c.assumed), faces=faces)
+    """A rosbags ``face3d_msgs/Face3DArray`` of a frame: the fields the node publishes
+    (``core.face_fields.frame_fields``), the header from ``stamp`` (ns) and ``frame_id``."""
+    msg = build(FACE_ARRAY_TYPE, frame_fields(frame))
+    msg.header = _header(stamp, frame_id)
+    return msg
 
 
 # -- writing --------------------------------------------------------------------------------

@@ -34,6 +34,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from face3d_ros.core import metrics as M
+from face3d_ros.core.face_fields import face_from_message
+from face3d_ros.ros.camera_info import (CAMERA_INFO_KEEP, CAMERA_INFO_WAIT_S,
+                                        camera_info_to_intrinsics, select_camera_info)
+from face3d_ros.ros.input_size import track_frame
 from face3d_ros.tools import bagio
 from face3d_ros.tools.node_process import node_command, stop_node
 
@@ -137,7 +141,7 @@ class BagInput:
 
     image: bagio.TopicInfo
     info_topic: Optional[str]
-    intrinsics: Dict[int, object]  # header stamp ns -> CameraInfo message
+    camera_infos: List[Tuple[int, object]]  # (log time ns, CameraInfo), log order
     truth_pose: Dict[int, Tuple[np.ndarray, np.ndarray]]
     truth_gaze: Dict[int, np.ndarray]
 
@@ -164,14 +168,14 @@ def scan_bag(reader: bagio.BagReader, args) -> BagInput:
     pose_t = _single(reader.topics, bagio.POSE_TYPE, args.truth_pose, "PoseStamped (truth)")
     gaze_t = _single(reader.topics, bagio.VECTOR_TYPE, args.truth_gaze,
                      "Vector3Stamped (truth)")
-    inp = BagInput(image, info, {}, {}, {})
+    inp = BagInput(image, info, [], {}, {})
     wanted = [t for t in (info, pose_t, gaze_t) if t]
     if wanted:
-        for topic, msgtype, _, raw in reader.messages(wanted):
+        for topic, msgtype, log_ns, raw in reader.messages(wanted):
             msg = bagio.deserialize(raw, msgtype)
             key = bagio.stamp_ns(msg)
             if topic == info:
-                inp.intrinsics[key] = msg
+                inp.camera_infos.append((log_ns, msg))
             elif topic == pose_t:
                 inp.truth_pose[key] = bagio.pose_from_msg(msg)
             else:
@@ -180,14 +184,40 @@ def scan_bag(reader: bagio.BagReader, args) -> BagInput:
     return inp
 
 
-def _camera_info_for(inp: BagInput, stamp: int, width: int, height: int):
-    if not inp.intrinsics:
+@dataclass(frozen=True)
+class NodeSettings:
+    """The node parameters that decide what the node processes, besides the engine and the
+    tracker: whether camera_info is used, the assumed field of view without one, and the input
+    size policy."""
+
+    use_camera_info: bool
+    default_hfov_deg: float
+    max_image_side: int
+
+
+def node_settings(params: Dict[str, object], engine_cfg) -> NodeSettings:
+    """The :class:`NodeSettings` of ``params`` (the node's defaults where not given)."""
+    from face3d_ros.ros.params import NodeConfig
+
+    base = NodeConfig()
+    return NodeSettings(bool(params.get("use_camera_info", base.use_camera_info)),
+                        float(engine_cfg.default_hfov_deg),
+                        int(params.get("max_image_side", base.max_image_side)))
+
+
+def _intrinsics_for(inp: BagInput, log_ns: int, stamp: int, width: int, height: int,
+                    settings: NodeSettings):
+    """The intrinsics the node would use for an image logged at ``log_ns`` with header
+    ``stamp`` (ns): the node's camera_info policy (``ros.camera_info``) over the infos
+    recorded up to the image (and those the node would still wait for); None when
+    use_camera_info is false (the engine then assumes its field of view)."""
+    if not settings.use_camera_info:
         return None
-    msg = inp.intrinsics.get(stamp)
-    if msg is None:
-        earlier = [s for s in inp.intrinsics if s <= stamp]
-        msg = inp.intrinsics[max(earlier) if earlier else min(inp.intrinsics)]
-    return bagio.camera_info_to_intrinsics(msg, width, height)
+    horizon = log_ns + int(CAMERA_INFO_WAIT_S * 1e9)
+    received = [m for t, m in inp.camera_infos if t <= horizon][-CAMERA_INFO_KEEP:]
+    info, _ = select_camera_info(received, (stamp // 10**9, stamp % 10**9), width, height)
+    intr, _ = camera_info_to_intrinsics(info, width, height, settings.default_hfov_deg)
+    return intr
 
 
 class Progress:
@@ -210,8 +240,9 @@ class Progress:
               f"~{left:.0f} s left", file=sys.stderr, flush=True)
 
 
-def iter_images(reader: bagio.BagReader, inp: BagInput):
-    """(FrameRecord, rgb, header frame_id, intrinsics or None) of every decodable image."""
+def iter_images(reader: bagio.BagReader, inp: BagInput, settings: Optional[NodeSettings] = None):
+    """(FrameRecord, rgb, header frame_id, intrinsics or None, message) of every decodable
+    image; the intrinsics by the node's policy (None without ``settings``)."""
     prev = None
     index = 0
     for _, msgtype, log_ns, raw in reader.messages([inp.image.name]):
@@ -231,7 +262,8 @@ def iter_images(reader: bagio.BagReader, inp: BagInput):
             diff = float(np.abs(small - prev).mean())
             rec.still, rec.cut = diff < STILL_DIFF, diff > CUT_DIFF
         prev = small
-        intr = _camera_info_for(inp, rec.stamp_ns, w, h)
+        intr = (None if settings is None else
+                _intrinsics_for(inp, log_ns, rec.stamp_ns, w, h, settings))
         yield rec, rgb, msg.header.frame_id, intr, msg
         index += 1
 
@@ -246,16 +278,7 @@ def _face_from_result(f) -> FaceRecord:
 
 
 def _face_from_msg(f) -> FaceRecord:
-    from scipy.spatial.transform import Rotation
-
-    o, pos = f.head_pose.pose.orientation, f.head_pose.pose.position
-    g = f.gaze_combined
-    lm = np.asarray(f.landmarks_2d, dtype=np.float64).reshape(-1, 3)[:, :2]
-    s = M.FaceSample(int(f.id), np.array([f.x_min, f.y_min, f.x_max, f.y_max]), f.head_yaw,
-                     f.head_pitch, f.head_roll, g.yaw, g.pitch, lm)
-    return FaceRecord(s, float(f.confidence), Rotation.from_quat([o.x, o.y, o.z, o.w]).as_matrix(),
-                      np.array([pos.x, pos.y, pos.z]),
-                      np.array([g.direction.x, g.direction.y, g.direction.z]))
+    return _face_from_result(face_from_message(f))
 
 
 # -- offline --------------------------------------------------------------------------------
@@ -271,11 +294,13 @@ def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[
     if engine.device_warning:
         print(f"face3d-eval: {engine.device_warning}", file=sys.stderr)
     tracker = FaceTracker(engine, trk_cfg)
+    settings = node_settings(load_params(args.params), eng_cfg)
     records = []
     progress = Progress(inp.image.count, not args.quiet)
     t0 = time.perf_counter()
-    for rec, rgb, frame_id, intr, _ in iter_images(reader, inp):
-        result = tracker.process(rgb, intr, rec.stamp_ns * 1e-9)
+    for rec, rgb, frame_id, intr, _ in iter_images(reader, inp, settings):
+        result, _ = track_frame(tracker, rgb, intr, rec.stamp_ns * 1e-9,
+                                settings.max_image_side)
         rec.timings_ms = dict(result.timings_ms)
         rec.faces = [_face_from_result(f) for f in result.faces]
         rec.faces_dropped = int(result.faces_dropped)
@@ -349,7 +374,8 @@ def run_live(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[lis
     img_topic = f"{ns}/image/compressed" if compressed else f"{ns}/image"
     img_pub = node.create_publisher(CompressedImage if compressed else Image, img_topic,
                                     QoSProfile(depth=1))
-    info_pub = node.create_publisher(CameraInfo, f"{ns}/camera_info", QoSProfile(depth=1))
+    info_pub = node.create_publisher(CameraInfo, f"{ns}/camera_info",
+                                     QoSProfile(depth=CAMERA_INFO_KEEP))
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     spin = threading.Thread(target=executor.spin, daemon=True)
@@ -370,14 +396,20 @@ def run_live(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[lis
         time.sleep(0.5)  # let discovery settle in both directions
         progress = Progress(inp.image.count, not args.quiet)
         t_start, first_log = time.monotonic(), None
+        infos_sent = 0
         for rec, _, _, _, msg in iter_images(reader, inp):
             first_log = rec.log_ns if first_log is None else first_log
             due = t_start + (rec.log_ns - first_log) * 1e-9 / args.rate
             time.sleep(max(0.0, due - time.monotonic()))
-            if inp.info_topic:
-                info = _camera_info_for_msg(inp, rec.stamp_ns)
-                if info is not None:
-                    info_pub.publish(info)
+            # The recorded camera_infos up to the image (and those the node would still wait
+            # for), in their recorded order: the node applies its own policy to them, as the
+            # offline run does (``_intrinsics_for``).
+            horizon = rec.log_ns + int(CAMERA_INFO_WAIT_S * 1e9)
+            while infos_sent < len(inp.camera_infos) and \
+                    inp.camera_infos[infos_sent][0] <= horizon:
+                info_pub.publish(bagio.serialize(inp.camera_infos[infos_sent][1],
+                                                 bagio.CAMERA_INFO_TYPE))
+                infos_sent += 1
             sent[rec.stamp_ns] = time.monotonic()
             img_pub.publish(bagio.serialize(msg, inp.image.msgtype))
             records.append(rec)
@@ -430,16 +462,6 @@ def run_live(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[lis
 def _append(lock: threading.Lock, store: list, raw: bytes) -> None:
     with lock:
         store.append((time.monotonic(), raw))
-
-
-def _camera_info_for_msg(inp: BagInput, stamp: int) -> Optional[bytes]:
-    msg = inp.intrinsics.get(stamp)
-    if msg is None:
-        earlier = [s for s in inp.intrinsics if s <= stamp]
-        if not earlier:
-            return None
-        msg = inp.intrinsics[max(earlier)]
-    return bagio.serialize(msg, bagio.CAMERA_INFO_TYPE)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
