@@ -222,8 +222,8 @@ def test_live_run_through_the_node(demo_bags, tmp_path, ros_domain_id):
 def _face_arrays(out):
     """Header stamp ns -> Face3DArray (rosbags) of a results bag."""
     with bagio.BagReader(out / "results") as r:
-        return {bagio.stamp_ns(m): m for m in (bagio.deserialize(raw, t) for _, t, _, raw in
-                                                r.messages([ev.RESULTS_TOPIC]))}
+        msgs = [bagio.deserialize(raw, t) for _, t, _, raw in r.messages([ev.RESULTS_TOPIC])]
+    return {bagio.stamp_ns(m): m for m in msgs}
 
 
 def _assert_same_fields(a, b, where):
