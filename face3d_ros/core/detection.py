@@ -39,6 +39,10 @@ numpy view of the caller's (H, W, 3) memory, the letterbox resize is torch's uin
 bilinear kernel on that view, the batch is an NHWC float32 array handed to the backend as is
 (LiteRT takes NHWC, torch a channels_last view of it), and only the anchors above the score
 threshold are decoded, in numpy.
+
+One module (over 400 lines) because it is one stage: letterbox, forward, decode, tiles and
+merging share the anchors and the candidate layout; split, each part would import the others'
+private layout.
 """
 
 from __future__ import annotations

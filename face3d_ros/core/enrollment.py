@@ -29,6 +29,9 @@ Steps of :func:`enroll` (views: images with the engine's result for the person's
 
 A mirrored photo of a person is only approximately a view of their other side (faces are not
 symmetric, the light flips with it): enrolment accepts it like any view.
+
+One module (over 400 lines): the steps above share the views' visibility and weights and run
+in this order only.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ subject's left, z up, origin between the eyes): the 468 mesh vertices then the t
   (:func:`shape_distance` of each track's running identity on :data:`REID_INDICES`), with a
   threshold, a margin to the second-best identity and a clear "unknown" answer. Shape alone
   separates few people; see docs/enrollment.md for the measured figures and the limits.
+
+One module (over 400 lines) because split, expression transfer, neutralisation and the
+running identity all work on the same aligned face-frame shapes and rigid-point fit.
 """
 
 from __future__ import annotations

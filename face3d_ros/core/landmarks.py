@@ -45,6 +45,9 @@ Without ``refine_iris`` steps 4-6 are skipped: ``eye_contour`` then comes from t
 that the iris network's 71 points correspond to, and all five points of each iris are the mean
 of the mesh's 16 eyelid vertices of that eye (the iris size is then zero and must not be used
 for metric scale).
+
+One module (over 400 lines): the ROI convention, the crops and the mesh/iris stage share the
+crop affine in both directions.
 """
 
 from __future__ import annotations

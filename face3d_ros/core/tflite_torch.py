@@ -22,6 +22,9 @@ Supported builtin operators: ``ADD``, ``CONCATENATION``, ``CONV_2D``, ``DEPTHWIS
 ``DEQUANTIZE``, ``MAX_POOL_2D``, ``AVERAGE_POOL_2D``, ``PAD``, ``PRELU``, ``RELU``, ``RELU6``,
 ``RESHAPE``, ``RESIZE_BILINEAR``, ``LOGISTIC``; fused activations NONE, RELU, RELU_N1_TO_1, RELU6.
 Anything else raises :class:`NotImplementedError` naming the operator and the model.
+
+One module (over 400 lines): the parser, the constant folding and the per-operator emitters
+are one converter.
 """
 
 from __future__ import annotations

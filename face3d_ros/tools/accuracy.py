@@ -34,6 +34,9 @@ Usage::
 ``--quick`` measures a small subset (about half a minute on 2 CPU cores); the default full
 sweep takes about 3 minutes there (about 430 renders at ~0.3 s each, face3d ~0.04 s each).
 Renders are cached within a run.
+
+One program (over 400 lines): the render plan, the reading and every table share one sample
+cache and one set of truth conventions; its parts are not used apart.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Damaged bags: when a bag cannot be opened (truncated file, missing footer, malfo
 or breaks while being read, :class:`BagReader` falls back to reading the storage file record by
 record and yields every message stored before the damage; :attr:`BagReader.damage` then says
 what is wrong. Nothing here imports rclpy.
+
+One module (over 400 lines): reading (with the damaged-bag recovery) and writing share the
+type store and the message builders; every bag tool imports just this.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ Usage::
 
     face3d-bench [--faces 1 2 4 8 16] [--repeats 10] [--threads 2] [--device auto]
                  [--backend all|auto|torch|litert] [--detector both]
+
+One program (over 400 lines): the floor and the engine are timed interleaved in one loop, so
+their set-up and timing code belong together.
 """
 
 from __future__ import annotations

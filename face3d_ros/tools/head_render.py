@@ -44,6 +44,9 @@ Steps of :func:`render`:
    thickness, then the small eyeball wins over the sclera;
 4. textures (bilinear), Lambert + ambient shading of up to 3 directional lights, background;
 5. downscale (``cv2.INTER_AREA``) and the truth: pose, weights, eyes, projected vertices.
+
+One module (over 400 lines): loading the glTF heads, posing them, shading, the eye model and
+the truth it writes are one renderer; the rasteriser itself is ``tools.rasterize``.
 """
 
 from __future__ import annotations

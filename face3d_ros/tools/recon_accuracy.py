@@ -28,6 +28,9 @@ Usage::
                           [--picture PNG] [--quick]
 
 About 40 s on 2 CPU cores (25 renders, 4 enrolments); ``--quick`` facecap only.
+
+One program (over 400 lines): the renders, the NoW-style alignment and the tables share one
+cache and one truth convention.
 """
 
 from __future__ import annotations
