@@ -6,8 +6,36 @@ node) into these dataclasses; the CLIs build them from their flags.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, fields
+from typing import Dict, Optional, Tuple
+
+#: Accepted range (inclusive) of each numeric engine and tracker setting: the one place of
+#: these ranges (the node's parameter descriptors and checks take them from here).
+LIMITS: Dict[str, Tuple[float, float]] = {
+    # engine
+    "threads": (0, 256),
+    "min_detection_score": (0.0, 1.0),
+    "nms_iou": (0.0, 1.0),
+    "max_faces": (1, 256),
+    "min_face_px": (0, 4096),
+    "min_presence": (0.0, 1.0),
+    "iris_diameter_m": (0.005, 0.02),
+    "default_hfov_deg": (10.0, 170.0),
+    # tracker
+    "detect_every_n": (1, 1000),
+    "max_missed": (0, 1000),
+    "min_hits": (1, 100),
+    "match_iou": (0.0, 1.0),
+    "min_appearance": (0.0, 1.0),
+    "min_cutoff_hz": (1e-3, 100.0),
+    "beta": (0.0, 10.0),
+    "d_cutoff_hz": (1e-3, 100.0),
+}
+#: Accepted values of each engine setting that is one of a few words.
+CHOICES: Dict[str, Tuple[str, ...]] = {
+    "detector": ("short", "full", "both"),
+    "backend": ("auto", "torch", "litert"),
+}
 
 
 @dataclass(frozen=True)
@@ -57,18 +85,7 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted range."""
-        if self.detector not in ("short", "full", "both"):
-            raise ValueError(f"detector must be 'short', 'full' or 'both', got {self.detector!r}")
-        if self.backend not in ("auto", "torch", "litert"):
-            raise ValueError(f"backend must be 'auto', 'torch' or 'litert', got {self.backend!r}")
-        check_range("threads", self.threads, 0, 256)
-        check_range("min_detection_score", self.min_detection_score, 0.0, 1.0)
-        check_range("nms_iou", self.nms_iou, 0.0, 1.0)
-        check_range("min_presence", self.min_presence, 0.0, 1.0)
-        check_range("max_faces", self.max_faces, 1, 256)
-        check_range("min_face_px", self.min_face_px, 0, 4096)
-        check_range("iris_diameter_m", self.iris_diameter_m, 0.005, 0.02)
-        check_range("default_hfov_deg", self.default_hfov_deg, 10.0, 170.0)
+        check_fields(self)
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
@@ -101,17 +118,28 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted range."""
-        check_range("detect_every_n", self.detect_every_n, 1, 1000)
-        check_range("max_missed", self.max_missed, 0, 1000)
-        check_range("min_hits", self.min_hits, 1, 100)
-        check_range("match_iou", self.match_iou, 0.0, 1.0)
-        check_range("min_appearance", self.min_appearance, 0.0, 1.0)
-        check_range("min_cutoff_hz", self.min_cutoff_hz, 1e-3, 100.0)
-        check_range("beta", self.beta, 0.0, 10.0)
-        check_range("d_cutoff_hz", self.d_cutoff_hz, 1e-3, 100.0)
+        check_fields(self)
 
 
 def check_range(name: str, value: float, lo: float, hi: float) -> None:
     """Raise ValueError naming ``name`` and the accepted range unless lo <= value <= hi."""
     if not (lo <= value <= hi):
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+
+
+def check_choice(name: str, value: str, choices: Tuple[str, ...]) -> None:
+    """Raise ValueError naming ``name`` and the accepted words unless value is one of them."""
+    if value not in choices:
+        words = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {words}, got {value!r}")
+
+
+def check_fields(config) -> None:
+    """Check every field of a config dataclass that has an entry in :data:`LIMITS` or
+    :data:`CHOICES`; ValueError naming the first bad one."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name in LIMITS:
+            check_range(f.name, value, *LIMITS[f.name])
+        elif f.name in CHOICES:
+            check_choice(f.name, value, CHOICES[f.name])
