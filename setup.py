@@ -28,6 +28,7 @@ setup(
     entry_points={
         "console_scripts": [
             "face3d_node = face3d_ros.ros.node:main",
+            "face3d_people = face3d_ros.ros.people_node:main",
             "face3d-fetch-models = face3d_ros.tools.fetch_models:main",
             "face3d-infer = face3d_ros.tools.infer:main",
             "face3d-bench = face3d_ros.tools.bench:main",

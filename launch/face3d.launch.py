@@ -1,17 +1,20 @@
-"""Launch the face3d lifecycle node, configure and activate it, and optionally RViz.
+"""Launch the face3d perception node and the people node, configure and activate them, and
+optionally RViz.
 
     ros2 launch face3d_ros face3d.launch.py camera:=/camera \
-        image:=image_raw camera_info:=camera_info use_rviz:=true [device:=cuda]
+        image:=image_raw camera_info:=camera_info use_rviz:=true [device:=cuda] [people:=false]
 
 Arguments: ``camera`` (namespace of the camera topics), ``image`` and ``camera_info`` (topic
 names inside it), ``params_file`` (default: the installed config/face3d.yaml, the one source
-of parameter defaults), ``device`` (empty: the params file's value; else auto, cpu, cuda or
-cuda:N), ``hri`` and ``publish_tf`` (empty: the params file's; else true or false: the
-ROS4HRI topics and the face/gaze TF frames), ``namespace`` (of the node) and ``use_rviz``.
+of parameter defaults, for both nodes), ``device`` (empty: the params file's value; else auto,
+cpu, cuda or cuda:N), ``hri`` and ``publish_tf`` (empty: the params file's; else true or false:
+the ROS4HRI topics and the face/gaze TF frames), ``people`` (default true: also start
+``face3d_people``, the enrolled people, re-identification and the enroll_face action),
+``namespace`` (of both nodes) and ``use_rviz``.
 
-The node starts unconfigured (autostart false). This file emits configure, and activate once
+Each node starts unconfigured (autostart false). This file emits configure, and activate once
 the node has gone from configuring to inactive (only then: a node the user deactivates stays
-inactive). When the node process ends (a bad parameter, missing models, a crash, the shutdown
+inactive). When a node process ends (a bad parameter, missing models, a crash, the shutdown
 transition) the whole launch ends with it instead of waiting for a node that is gone. RViz
 starts only where rviz2 is installed (else a warning, and face3d runs alone), with its topics
 moved into ``namespace``.
@@ -32,25 +35,42 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from face3d_ros.ros.launch_helpers import (find_executable, node_parameters,
-                                           normalize_namespace, rviz_config_text)
+from face3d_ros.ros.launch_helpers import (find_executable, launch_switch, node_parameters,
+                                           normalize_namespace, people_parameters,
+                                           rviz_config_text)
 
 
 def _truthy(text: str) -> bool:
     return text.strip().lower() in ("true", "1", "yes", "on")
 
 
-def _end_launch(event, context):
-    """When the node process ends, end the launch (unless it is ending already)."""
+def _end_launch(event, context, executable="face3d_node"):
+    """When a node process ends, end the launch (unless it is ending already)."""
     if getattr(context, "is_shutdown", False):
         return None
-    return [LogInfo(msg=f"face3d_node ended (exit status {event.returncode}); stopping the "
+    return [LogInfo(msg=f"{executable} ended (exit status {event.returncode}); stopping the "
                         "launch"),
-            EmitEvent(event=Shutdown(reason="face3d_node ended"))]
+            EmitEvent(event=Shutdown(reason=f"{executable} ended"))]
+
+
+def _managed(node, executable):
+    """Configure ``node`` now, activate it once configured, end the launch when it ends."""
+    configure = EmitEvent(event=ChangeState(
+        lifecycle_node_matcher=matches_action(node),
+        transition_id=Transition.TRANSITION_CONFIGURE))
+    activate = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
+        entities=[EmitEvent(event=ChangeState(
+            lifecycle_node_matcher=matches_action(node),
+            transition_id=Transition.TRANSITION_ACTIVATE))]))
+    end_with_node = RegisterEventHandler(OnProcessExit(
+        target_action=node,
+        on_exit=lambda event, context: _end_launch(event, context, executable)))
+    return [node, activate, end_with_node, configure]
 
 
 def _setup(context, share):
-    """The node, its transitions and RViz, from the launch arguments' values."""
+    """The nodes, their transitions and RViz, from the launch arguments' values."""
     arg = context.launch_configurations
     namespace = normalize_namespace(arg["namespace"])
     camera = arg["camera"]
@@ -67,17 +87,20 @@ def _setup(context, share):
             ("camera_info", PathJoinSubstitution([camera, arg["camera_info"]])),
         ],
     )
-    configure = EmitEvent(event=ChangeState(
-        lifecycle_node_matcher=matches_action(node),
-        transition_id=Transition.TRANSITION_CONFIGURE))
-    activate = RegisterEventHandler(OnStateTransition(
-        target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
-        entities=[EmitEvent(event=ChangeState(
-            lifecycle_node_matcher=matches_action(node),
-            transition_id=Transition.TRANSITION_ACTIVATE))]))
-    end_with_node = RegisterEventHandler(OnProcessExit(target_action=node,
-                                                       on_exit=_end_launch))
-    actions = [node, activate, end_with_node, configure]
+    actions = _managed(node, "face3d_node")
+    if launch_switch("people", arg["people"]):
+        people = LifecycleNode(
+            package="face3d_ros",
+            executable="face3d_people",
+            name="face3d_people",
+            namespace=namespace,
+            output="screen",
+            parameters=people_parameters(arg["params_file"]),
+            # faces, people and enrolled_faces stay relative (beside the perception node's);
+            # the image only while an enrolment runs.
+            remappings=[("image", PathJoinSubstitution([camera, arg["image"]]))],
+        )
+        actions += _managed(people, "face3d_people")
     if _truthy(arg["use_rviz"]):
         if find_executable("rviz2", "rviz2") is None:
             actions.append(LogInfo(msg="WARNING: use_rviz is true but rviz2 is not installed "
@@ -97,7 +120,7 @@ def _setup(context, share):
 
 
 def generate_launch_description():
-    """Launch arguments, then the node, its transitions and RViz (built at launch time)."""
+    """Launch arguments, then the nodes, their transitions and RViz (built at launch time)."""
     share = get_package_share_directory("face3d_ros")
     args = [
         DeclareLaunchArgument("camera", default_value="/camera",
@@ -118,8 +141,11 @@ def generate_launch_description():
         DeclareLaunchArgument("publish_tf", default_value="",
                               description="TF frames face_<id>/gaze_<id> (true/false); empty: "
                                           "the params file's"),
+        DeclareLaunchArgument("people", default_value="true",
+                              description="Also start face3d_people (enrolled people, "
+                                          "re-identification, the enroll_face action)"),
         DeclareLaunchArgument("namespace", default_value="",
-                              description="Namespace of the face3d node and its outputs"),
+                              description="Namespace of the face3d nodes and their outputs"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="Start RViz with rviz/face3d.rviz (if installed)"),
     ]

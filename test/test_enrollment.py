@@ -229,3 +229,41 @@ def test_collector_timeout_and_missing_front(engine, views, tmp_path):
     assert not out.success and "no front view" in out.message
     with pytest.raises(ValueError, match="timeout_s"):
         EnrollmentCollector(-1, 0.0, tmp_path)
+
+
+def test_finish_writes_once_with_the_assigned_id_and_name(engine, views, tmp_path,
+                                                          monkeypatch):
+    """The model is written once, already with the person id and name the caller assigns
+    (the people node's gallery); a re-enrolled person's own file is written over, so no
+    second file of one person appears."""
+    from face3d_ros.ros import enrollment as R
+
+    writes = []
+    real_save = R.save_model
+    monkeypatch.setattr(R, "save_model", lambda path, model: writes.append(
+        (str(path), model.name, model.face_id)) or real_save(path, model))
+    frame = engine.process(views[0].image)
+    cfg = R.CollectorConfig(hold_frames=1, texture_size=128, export_glb=False)
+
+    def collect():
+        col = R.EnrollmentCollector(-1, 1.0, tmp_path / "new", config=cfg)
+        col.offer(_turned(frame, 0.0), views[0].image, 0.0)
+        col.offer(_turned(frame, 0.0), views[0].image, 1.5)
+        return col
+
+    seen = []
+    out = collect().finish(assign=lambda m: seen.append(m.face_id) or (7, "ada", ""))
+    assert out.success and out.person_id == 7 and seen == [3]  # assigned before writing
+    assert writes == [(str(tmp_path / "new" / "ada.npz"), "ada", 7)]
+    back = model_io.load_model(out.model_path)
+    assert (back.name, back.face_id) == ("ada", 7) and out.model.face_id == 7
+    assert (tmp_path / "new" / "ada.obj").is_file() and not out.replaced
+
+    old = model_io.save_model(tmp_path / "people" / "ada_2024.npz", back)
+    writes.clear()
+    out = collect().finish(assign=lambda m: (7, "ada", str(old)))
+    assert out.success and out.model_path == str(old) and out.replaced == str(old)
+    assert writes == [(str(old), "ada", 7)]
+    assert sorted(p.name for p in (tmp_path / "people").glob("*.npz")) == ["ada_2024.npz"]
+    assert (tmp_path / "people" / "ada_2024.obj").is_file()
+    assert sorted(p.name for p in (tmp_path / "new").glob("*.npz")) == ["ada.npz"]

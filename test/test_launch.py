@@ -1,9 +1,10 @@
-"""The launch file, params file and RViz config, and their agreement with the node.
+"""The launch file, params file and RViz config, and their agreement with the nodes.
 
 ``launch``/``launch_ros`` are not on PyPI, so where they are missing the launch file is checked
 statically: it compiles, the executables, params file and RViz config it names exist, and the
-params file (parsed by rclpy's own parser) holds exactly the parameters the node declares, with
-the node's defaults. With ``launch_ros`` installed the launch description is also built.
+params file (parsed by rclpy's own parser) holds exactly the parameters the two nodes declare
+(the perception node's, then the people node's own), with the nodes' defaults. With
+``launch_ros`` installed the launch description is also built.
 """
 
 import ast
@@ -18,7 +19,12 @@ from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rclpy.parameter import Parameter, parameter_dict_from_yaml_file  # noqa: E402
 
 from face3d_ros.ros.params import (  # noqa: E402
-    PARAMETERS, SPECS, configs_from_values, descriptor, validate_update)
+    PARAMETERS, PEOPLE_PARAMETERS, PEOPLE_SPECS, SHARED_NAMES, SPECS, configs_from_values,
+    descriptor, people_config_from_values, validate_update)
+
+#: Every parameter of the params file, in its order: the perception node's, then the people
+#: node's own (the shared names are in the perception node's part).
+ALL_SPECS = PARAMETERS + tuple(s for s in PEOPLE_PARAMETERS if s.name not in SPECS)
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "face3d.launch.py"
@@ -38,29 +44,33 @@ def _string_kwargs(tree: ast.Module, name: str) -> set:
 
 
 def test_launch_file_compiles_and_names_real_things():
-    """It compiles; the executable is a console script; config and RViz files exist."""
+    """It compiles; the executables are console scripts; config and RViz files exist."""
     tree = _launch_tree()
     compile(tree, str(LAUNCH), "exec")
-    assert "face3d_node" in _string_kwargs(tree, "executable")
+    assert {"face3d_node", "face3d_people"} <= _string_kwargs(tree, "executable")
     setup_py = (ROOT / "setup.py").read_text()
     assert "face3d_node = face3d_ros.ros.node:main" in setup_py
+    assert "face3d_people = face3d_ros.ros.people_node:main" in setup_py
     text = LAUNCH.read_text()
     assert '"config", "face3d.yaml"' in text and PARAMS.is_file()
     assert '"rviz", "face3d.rviz"' in text and RVIZ.is_file()
-    assert _string_kwargs(tree, "name") >= {"face3d"}
-    assert {"camera", "image", "camera_info", "params_file", "device", "use_rviz"} <= {
+    assert _string_kwargs(tree, "name") >= {"face3d", "face3d_people"}
+    assert {"camera", "image", "camera_info", "params_file", "device", "use_rviz",
+            "people"} <= {
         node.args[0].value for node in ast.walk(tree)
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
 
 
 def test_params_file_parses_with_rclpy_and_matches_the_node():
-    """rclpy's parser reads the file; its names, types and values are the declared defaults."""
+    """rclpy's parser reads the file; its names, types and values are the declared defaults of
+    the two nodes."""
     parsed = parameter_dict_from_yaml_file(str(PARAMS), use_wildcard=True)
-    assert set(parsed) == set(SPECS), (
-        f"only in yaml: {set(parsed) - set(SPECS)}, only in node: {set(SPECS) - set(parsed)}")
+    names = {s.name for s in ALL_SPECS}
+    assert set(parsed) == names, (
+        f"only in yaml: {set(parsed) - names}, only in the nodes: {names - set(parsed)}")
     raw = yaml.safe_load(PARAMS.read_text())["/**"]["ros__parameters"]
-    assert list(raw) == [s.name for s in PARAMETERS], "same order as params.PARAMETERS"
-    for spec in PARAMETERS:
+    assert list(raw) == [s.name for s in ALL_SPECS], "same order as the specs"
+    for spec in ALL_SPECS:
         value = raw[spec.name]
         assert type(value) is type(spec.default) and value == spec.default, (
             f"{spec.name}: yaml {value!r} != node default {spec.default!r}")
@@ -68,8 +78,21 @@ def test_params_file_parses_with_rclpy_and_matches_the_node():
         assert ptype in (descriptor(spec).type, ParameterType.PARAMETER_NOT_SET), spec.name
 
 
+def test_shared_parameters_mean_the_same_for_both_nodes():
+    """The names both nodes declare have one description, default, range and choices; the
+    identity parameters belong to the people node only."""
+    assert set(SPECS) & set(PEOPLE_SPECS) == set(SHARED_NAMES)
+    for name in SHARED_NAMES:
+        a, b = SPECS[name], PEOPLE_SPECS[name]
+        assert (a.description, a.default, a.limits, a.choices, a.read_only) == (
+            b.description, b.default, b.limits, b.choices, b.read_only), name
+    identity = {"enrollment_dir", "reidentify", "reid_threshold", "reid_margin",
+                "reid_min_frames", "enrolled_frame_id"}
+    assert identity <= set(PEOPLE_SPECS) and not identity & set(SPECS)
+
+
 def test_every_parameter_has_a_descriptor_with_range_or_choices():
-    for spec in PARAMETERS:
+    for spec in ALL_SPECS + PEOPLE_PARAMETERS:
         desc = descriptor(spec)
         assert desc.description and desc.name == spec.name
         default = spec.default
@@ -85,9 +108,13 @@ def test_every_parameter_has_a_descriptor_with_range_or_choices():
 
 def test_configs_from_the_params_file_equal_the_dataclass_defaults():
     raw = yaml.safe_load(PARAMS.read_text())["/**"]["ros__parameters"]
-    cfg = configs_from_values(raw)
+    cfg = configs_from_values({k: v for k, v in raw.items() if k in SPECS})
     assert cfg == configs_from_values({})
     assert cfg.engine.model_dir is None
+    people = people_config_from_values({k: v for k, v in raw.items() if k in PEOPLE_SPECS})
+    assert people == people_config_from_values({})
+    with pytest.raises(ValueError, match="unknown parameter 'reidentify'"):
+        configs_from_values({"reidentify": True})
 
 
 def test_updates_are_validated_with_reasons():
@@ -102,6 +129,16 @@ def test_updates_are_validated_with_reasons():
                                             Parameter("detect_every_n", value=3)])
     assert result.successful
     assert cfg.engine.min_detection_score == 0.7 and cfg.tracker.detect_every_n == 3
+    people = {s.name: s.default for s in PEOPLE_PARAMETERS}
+    result, _ = validate_update(people, [Parameter("reid_threshold", value=0.5)],
+                                PEOPLE_PARAMETERS)
+    assert not result.successful and "reid_threshold must be in [0.001, 0.2]" in result.reason
+    result, _ = validate_update(people, [Parameter("enrollment_dir", value="/x")],
+                                PEOPLE_PARAMETERS)
+    assert not result.successful and "read-only" in result.reason
+    result, cfg = validate_update(people, [Parameter("reid_min_frames", value=5)],
+                                  PEOPLE_PARAMETERS)
+    assert result.successful and cfg.reid_min_frames == 5
 
 
 def test_rviz_config_shows_the_outputs():
@@ -109,8 +146,12 @@ def test_rviz_config_shows_the_outputs():
     manager = rviz["Visualization Manager"]
     topics = {d["Class"]: d.get("Topic", {}).get("Value") for d in manager["Displays"]}
     assert topics["rviz_default_plugins/Image"] == "/debug_image"
-    assert topics["rviz_default_plugins/MarkerArray"] == "/face_markers"
     assert topics["rviz_default_plugins/PoseArray"] == "/gaze"
+    markers = {d["Topic"]["Value"]: d for d in manager["Displays"]
+               if d["Class"] == "rviz_default_plugins/MarkerArray"}
+    assert set(markers) == {"/face_markers", "/enrolled_faces"}
+    # The gallery is latched, in a frame of its own (off until that frame is placed).
+    assert markers["/enrolled_faces"]["Topic"]["Durability Policy"] == "Transient Local"
     assert manager["Global Options"]["Fixed Frame"] == "camera_optical_frame"
 
 
@@ -124,12 +165,20 @@ def test_launch_description_builds():
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     names = {a.name for a in description.get_launch_arguments()}
-    assert {"camera", "image", "camera_info", "params_file", "device", "use_rviz"} <= names
+    assert {"camera", "image", "camera_info", "params_file", "device", "use_rviz",
+            "people"} <= names
 
 
 def test_launch_switches_override_the_params_file_only_when_given():
-    """``device``, ``hri`` and ``publish_tf`` left empty keep the params file's values."""
-    from face3d_ros.ros.launch_helpers import node_parameters
+    """``device``, ``hri`` and ``publish_tf`` left empty keep the params file's values; the
+    people node gets the params file and autostart false only."""
+    from face3d_ros.ros.launch_helpers import (launch_switch, node_parameters,
+                                               people_parameters)
+
+    assert people_parameters("p.yaml") == ["p.yaml", {"autostart": False}]
+    assert launch_switch("people", " False") is False and launch_switch("people", "on")
+    with pytest.raises(ValueError, match="people must be true or false"):
+        launch_switch("people", "")
 
     assert node_parameters("p.yaml") == ["p.yaml", {"autostart": False}]
     assert node_parameters("p.yaml", "cuda", " True", "off") == [

@@ -317,128 +317,15 @@ def test_parameter_changes_are_validated(harness, astronaut_rgb):
     assert len(harness.process(astronaut_rgb).faces) == 1, "processing goes on after a change"
 
 
-def test_enroll_face_service_writes_a_model(harness, astronaut_rgb, tmp_path):
-    """EnrollFace over real DDS: the node collects views while frames arrive; with only a front
-    view before the timeout it still writes a model and names the missing views."""
-    from face3d_msgs.srv import EnrollFace
-
-    client = harness.node.create_client(EnrollFace, "/face3d/enroll_face")
-    try:
-        assert client.wait_for_service(timeout_sec=10.0)
-        future = client.call_async(EnrollFace.Request(face_id=-1, timeout_s=6.0,
-                                                      output_dir=str(tmp_path)))
-        deadline = time.monotonic() + 60.0
-        while not future.done() and time.monotonic() < deadline:
-            harness.publish(astronaut_rgb, harness.next_stamp())
-            harness.spin_until(future.done, 0.3)
-        assert future.done(), "enroll_face did not answer"
-        res = future.result()
-        assert res.success, res.message
-        assert "left" in res.message and "right" in res.message  # the views it could not get
-        assert list(res.view_names) == ["front"] and 0.5 < res.coverage <= 1.0
-        model = Path(res.model_path)
-        assert model.is_file() and model.suffix == ".npz"
-        assert (tmp_path / f"{model.stem}.obj").is_file()
-        bad = client.call_async(EnrollFace.Request(face_id=-1, timeout_s=0.0))
-        assert harness.spin_until(bad.done, 10.0)
-        assert not bad.result().success and "timeout_s" in bad.result().message
-    finally:
-        harness.node.destroy_client(client)
-
-
-def test_enrolled_person_recognised_and_gallery_latched(astronaut_rgb, grace_hopper_rgb,
-                                                        model_dir, tmp_path):
-    """A second node (namespace /reid) starts with enrollment_dir holding a model enrolled from
-    the astronaut and a damaged file: it warns once about the file, latches the gallery on
-    enrolled_faces, and publishes the astronaut with her person id and name, Hopper without."""
-    from face3d_ros.core import enrollment as E
-    from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
-    from face3d_ros.core.model_io import save_model
-    from face3d_ros.core.tracking import FaceTracker
-
-    # Views as the EnrollFace service collects them: faces the tracker settled on.
-    engine = FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))
-    views = []
-    for name, image in (("front", astronaut_rgb),
-                        ("mirrored", np.ascontiguousarray(astronaut_rgb[:, ::-1]))):
-        tracker = FaceTracker(engine)
-        faces = [tracker.process(image, None, 0.1 * i).faces for i in range(8)][-1]
-        views.append(E.EnrollmentView(name, image, faces[0]))
-    save_model(tmp_path / "eileen.npz", E.enroll(views, name="eileen", face_id=3).model)
-    (tmp_path / "broken.npz").write_bytes(b"not a model")
-    person = Face3D.PERSON_ID_BASE + 3
-    log_path = tmp_path / "reid_node.log"
-    cmd = node_command() + [
-        "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
-        "-r", "__ns:=/reid", "-r", "image:=/reid_cam/image_raw",
-        "-r", "camera_info:=/reid_cam/camera_info", "-p", "device:=cpu",
-        "-p", "input_reliability:=reliable", "-p", f"enrollment_dir:={tmp_path}",
-    ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("face3d_reid_harness", context=ctx)
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(node)
-    try:
-        reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        image_pub = node.create_publisher(Image, "/reid_cam/image_raw", reliable)
-        faces, gallery = {}, []
-        node.create_subscription(Face3DArray, "/reid/faces",
-                                 lambda m: faces.__setitem__(_key(m.header), m), reliable)
-        node.create_subscription(MarkerArray, "/reid/enrolled_faces", gallery.append, latched)
-
-        def spin_until(done, timeout_s):
-            deadline = time.monotonic() + timeout_s
-            while not done() and time.monotonic() < deadline and proc.poll() is None:
-                executor.spin_once(timeout_sec=0.05)
-            return bool(done())
-
-        assert spin_until(lambda: gallery and image_pub.get_subscription_count() > 0, 120.0), \
-            "the node did not come up:\n" + log_path.read_text(errors="replace")[-3000:]
-        adds = [m for m in gallery[-1].markers if m.action == Marker.ADD]
-        assert {(m.ns, m.id) for m in adds} == {("enrolled_mesh", person),
-                                                ("enrolled_label", person)}
-        mesh = next(m for m in adds if m.type == Marker.TRIANGLE_LIST)
-        assert mesh.header.frame_id == "face3d_enrolled"
-        assert len(mesh.points) == len(mesh.colors) > 3 * 800 and len(mesh.points) % 3 == 0
-        skin = np.array([[c.r, c.g, c.b] for c in mesh.colors]).mean(0)
-        assert skin[0] > skin[2] and 0.2 < skin.mean() < 0.9, f"mean colour {skin}"
-        label = next(m for m in adds if m.type == Marker.TEXT_VIEW_FACING)
-        assert "eileen" in label.text and str(person) in label.text
-
-        sec = [2000]
-
-        def answer(rgb):
-            sec[0] += 1
-            img = Image(width=rgb.shape[1], height=rgb.shape[0], encoding="rgb8",
-                        step=3 * rgb.shape[1])
-            img.header.stamp, img.header.frame_id = Time(sec=sec[0]), FRAME_ID
-            img.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
-            image_pub.publish(img)
-            key = (sec[0], 0)
-            assert spin_until(lambda: key in faces, 30.0), "no answer"
-            return faces[key]
-
-        seen = [answer(astronaut_rgb) for _ in range(7)]
-        print("\nastronaut ids/names: " + ", ".join(
-            f"{m.faces[0].id}/{m.faces[0].name or '-'}" for m in seen if m.faces))
-        assert all(len(m.faces) == 1 for m in seen)
-        assert (seen[-1].faces[0].id, seen[-1].faces[0].name) == (person, "eileen")
-        assert 0 < seen[0].faces[0].id < Face3D.PERSON_ID_BASE or seen[0].faces[0].id == -1
-        hopper = [answer(grace_hopper_rgb) for _ in range(5)][-1].faces[0]
-        assert hopper.name == "" and -1 <= hopper.id < Face3D.PERSON_ID_BASE
-        text = log_path.read_text(errors="replace")
-        warned = [ln for ln in text.splitlines() if "broken.npz" in ln]
-        assert len(warned) == 1 and "WARN" in warned[0], warned
-        assert "eileen (id 1000000003)" in text
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        ctx.try_shutdown()
-        stop_node(proc)
+def test_nothing_about_identities(harness, astronaut_rgb):
+    """The perception node publishes the track id only: no gallery, no enrolment service or
+    action, and the ids are small track ids (the people node, face3d_people, says who)."""
+    msg = harness.process(astronaut_rgb)
+    assert "name" not in type(msg.faces[0]).get_fields_and_field_types()
+    assert 0 < msg.faces[0].id < 1000 or msg.faces[0].id == Face3D.ID_UNTRACKED
+    node = harness.node
+    assert node.get_publishers_info_by_topic("/enrolled_faces") == []
+    assert node.get_publishers_info_by_topic("/people") == []
+    names = {n for n, _ in node.get_service_names_and_types()}
+    ours = sorted(n for n in names if n.startswith("/face3d/"))
+    assert ours and not any("enroll" in n for n in ours), ours

@@ -192,38 +192,89 @@ def client(rb_node, rb_log, astronaut_rgb):
         ctx.try_shutdown()
 
 
-def test_cleanup_during_enroll_answers_and_saves_nothing(client, rb_node, rb_log,
-                                                         astronaut_rgb, tmp_path):
-    """Point 1: deactivate and cleanup while ``~/enroll_face`` waits for views. The caller
-    gets an answer at once (cancelled), nothing is written, the process lives on (before: an
-    InvalidHandle in send_response ~13 s later, exit 1, a model without person id), and the
-    node configures and processes again."""
-    from face3d_msgs.srv import EnrollFace
+def test_cleanup_during_enroll_aborts_and_saves_nothing(client, rb_node, astronaut_rgb,
+                                                        tmp_path):
+    """Point 1, now on the people node (``face3d_people`` beside the node in ``/rb``):
+    deactivate and cleanup while an ``enroll_face`` goal waits for views. The goal ends at once
+    (aborted, nothing saved), nothing is written, the process lives on (before: an
+    InvalidHandle in send_response ~13 s later, exit 1, a model without person id); a goal
+    while unconfigured is rejected with the reason logged; the node configures, activates and
+    recognises again."""
+    from action_msgs.msg import GoalStatus
+    from face3d_msgs.action import EnrollFace
+    from face3d_msgs.msg import RecognisedPeople
+    from rclpy.action import ActionClient
 
-    enroll = client.node.create_client(EnrollFace, f"{NS}/face3d/enroll_face")
-    assert enroll.wait_for_service(timeout_sec=10.0)
-    future = enroll.call_async(EnrollFace.Request(face_id=-1, timeout_s=60.0,
-                                                  output_dir=str(tmp_path)))
-    for _ in range(4):  # the enrolment is running and sees the face
-        client.answer(astronaut_rgb)
-    assert not future.done()
-    assert client.transition(Transition.TRANSITION_DEACTIVATE)
-    assert client.transition(Transition.TRANSITION_CLEANUP)
-    assert client.spin_until(future.done, 10.0), "enroll_face got no answer"
-    res = future.result()
-    assert not res.success and "cancelled" in res.message and "nothing was saved" in res.message
-    assert list(tmp_path.iterdir()) == [], "files were written by a cancelled enrolment"
-    client.spin_until(lambda: False, 2.0)
-    assert rb_node.poll() is None, "the node died:\n" + rb_log.read_text()[-3000:]
-    assert not log_lines(rb_log, "InvalidHandle|Traceback")
-    # A call while unconfigured is answered too.
-    res = client.call(enroll, EnrollFace.Request(face_id=-1, timeout_s=5.0))
-    assert not res.success and "not active" in res.message
-    client.node.destroy_client(enroll)
-    assert client.transition(Transition.TRANSITION_CONFIGURE)
-    assert client.transition(Transition.TRANSITION_ACTIVATE)
-    client.spin_until(lambda: client.image_pub.get_subscription_count() > 0, 10.0)
-    assert len(client.answer(astronaut_rgb).faces) == 1
+    log = tmp_path / "people.log"
+    exe = str(Path(node_command()[0]).with_name("face3d_people"))
+    cmd = [exe, "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
+           "-r", f"__ns:={NS}", "-r", f"image:={CAM}/image_raw",
+           "-p", "input_reliability:=reliable", "-p", f"enrollment_dir:={tmp_path / 'enr'}"]
+    with open(log, "wb") as out:
+        people_proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=ENV)
+    node = client.node
+    action = ActionClient(node, EnrollFace, f"{NS}/face3d_people/enroll_face")
+    change = node.create_client(ChangeState, f"{NS}/face3d_people/change_state")
+    people = {}
+    sub = node.create_subscription(
+        RecognisedPeople, f"{NS}/people",
+        lambda m: people.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), m),
+        QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+
+    def transition(transition_id):
+        req = ChangeState.Request()
+        req.transition.id = transition_id
+        return client.call(change, req, 60.0).success
+
+    def send_goal(goal):
+        future = action.send_goal_async(goal)
+        assert client.spin_until(future.done, 30.0), "the goal got no answer"
+        return future.result()
+
+    try:
+        assert action.wait_for_server(timeout_sec=60.0), "no enroll_face action:\n" + \
+            log.read_text(errors="replace")[-3000:]
+        assert client.spin_until(lambda: node.count_subscribers(f"{NS}/faces") >= 2, 30.0)
+        out_dir = tmp_path / "out"
+        handle = send_goal(EnrollFace.Goal(face_id=-1, timeout_s=60.0,
+                                           output_dir=str(out_dir)))
+        assert handle.accepted
+        result = handle.get_result_async()
+        for _ in range(4):  # the enrolment is running and sees the face
+            client.answer(astronaut_rgb)
+        assert not result.done()
+        assert transition(Transition.TRANSITION_DEACTIVATE)
+        assert transition(Transition.TRANSITION_CLEANUP)
+        assert client.spin_until(result.done, 10.0), "the goal did not end"
+        assert result.result().status == GoalStatus.STATUS_ABORTED
+        res = result.result().result
+        assert not res.success and "aborted" in res.message
+        assert "nothing was saved" in res.message
+        assert not out_dir.exists() or list(out_dir.iterdir()) == [], \
+            "files were written by an aborted enrolment"
+        client.spin_until(lambda: False, 2.0)
+        assert people_proc.poll() is None, "the people node died:\n" + log.read_text()[-3000:]
+        assert not log_lines(log, "InvalidHandle|Traceback")
+        # A goal while unconfigured is rejected, the reason logged.
+        assert not send_goal(EnrollFace.Goal(face_id=-1, timeout_s=5.0)).accepted
+        assert client.spin_until(lambda: bool(log_lines(log, "Rejected an enroll_face goal: "
+                                                             "the node is not active")), 5.0)
+        assert transition(Transition.TRANSITION_CONFIGURE)
+        assert transition(Transition.TRANSITION_ACTIVATE)
+        assert client.spin_until(lambda: node.count_subscribers(f"{NS}/faces") >= 2, 30.0)
+        key = None
+        for _ in range(10):
+            faces = client.answer(astronaut_rgb)
+            key = (faces.header.stamp.sec, faces.header.stamp.nanosec)
+            if client.spin_until(lambda: key in people, 5.0):
+                break
+        assert key in people, "the people node does not answer faces after activating again"
+    finally:
+        node.destroy_subscription(sub)
+        node.destroy_client(change)
+        action.destroy()
+        code = stop_node(people_proc)
+    assert code == 0, log.read_text()[-3000:]
 
 
 def test_camera_info_after_the_image_is_paired_by_stamp(client, astronaut_rgb):

@@ -1,11 +1,12 @@
 """Re-identification by identity shape on real photos (core only, no rclpy).
 
 Enrolled identities: the astronaut (skimage) and Grace Hopper (matplotlib), each enrolled from
-the photo and its mirror image with the faces the tracker settles on (as the node's EnrollFace
-service collects them). Live faces of a person are tracked sequences of other perturbations of
-the same photo (rotation, scale, brightness, noise): these are the only real images of these
-people at hand, so the same-person distances printed here are a lower bound of what a live
-camera gives (docs/enrollment.md, re-identification).
+the photo and its mirror image with the faces the tracker settles on (as the people node's
+EnrollFace action collects them from the perception node's faces). Live faces of a person are
+tracked sequences of other perturbations of the same photo (rotation, scale, brightness,
+noise): these are the only real images of these people at hand, so the same-person distances
+printed here are a lower bound of what a live camera gives (docs/enrollment.md,
+re-identification).
 """
 
 import cv2

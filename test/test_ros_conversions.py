@@ -19,7 +19,7 @@ from std_msgs.msg import Header  # noqa: E402
 from face3d_ros.core.types import NUM_LANDMARKS  # noqa: E402
 from face3d_ros.ros.conversions import (  # noqa: E402
     SUPPORTED_ENCODINGS, ImageFormatError, camera_info_to_intrinsics, compressed_msg_to_rgb,
-    face_from_msg, frame_to_msg, gaze_pose_array, image_msg_to_rgb, names_from_msg,
+    face_from_msg, frame_to_msg, gaze_pose_array, image_msg_to_rgb,
     quaternion_x_to, rgb_to_image_msg, stamp_to_seconds, topology_to_msg)
 from ros_frames import INTRINSICS, make_frame, two_face_frame  # noqa: E402
 
@@ -308,15 +308,15 @@ def test_face_from_msg_inverts_face_to_msg():
         np.testing.assert_array_equal(back.expression.values, face.expression.values)
 
 
-def test_recognised_faces_carry_their_name():
+def test_face3d_carries_the_track_id_only():
+    """Who a face is travels on the people node's own message: Face3D has no name and no
+    person-id range, and its id is the track id both ways."""
+    fields = Face3D.get_fields_and_field_types()
+    assert "name" not in fields and not hasattr(Face3D, "PERSON_ID_BASE")
     frame = two_face_frame()
-    person = Face3D.PERSON_ID_BASE + 4
-    face = type(frame.faces[0])(**{**frame.faces[0].__dict__, "track_id": person})
-    msg = frame_to_msg(make_frame([face, frame.faces[1]]), _header(), {person: "ada"})
-    assert [(f.id, f.name) for f in msg.faces] == [(person, "ada"), (-1, "")]
-    assert names_from_msg(msg) == {person: "ada"}
-    assert face_from_msg(msg.faces[0]).track_id == person
-    assert [f.name for f in frame_to_msg(frame, _header()).faces] == ["", ""]
+    msg = frame_to_msg(frame, _header())
+    assert [f.id for f in msg.faces] == [f.track_id for f in frame.faces]
+    assert [face_from_msg(f).track_id for f in msg.faces] == [f.track_id for f in frame.faces]
 
 
 def test_empty_frame_and_bad_landmarks():

@@ -1,5 +1,6 @@
-"""Enrolled people in the node without spinning: model folder loading, person ids, the
-re-identification of a frame's faces and the gallery markers (ros/gallery.py)."""
+"""Enrolled people of the people node without spinning: model folder loading, person ids,
+the re-identification of a frame's faces, the people message, the faces message read back as
+a frame, and the gallery markers (ros/gallery.py)."""
 
 import os
 
@@ -7,13 +8,14 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="run scripts/setup.sh, then source scripts/env.sh")
-from face3d_msgs.msg import Face3D  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from face3d_ros.core.canonical import load_canonical  # noqa: E402
 from face3d_ros.core.identity import REID_MIN_FRAMES, Reidentifier  # noqa: E402
 from face3d_ros.core.model_io import save_model, with_vertices  # noqa: E402
 from face3d_ros.ros import gallery as G  # noqa: E402
+from face3d_ros.ros.conversions import frame_to_msg  # noqa: E402
 from ros_frames import make_face, make_frame  # noqa: E402
 
 
@@ -28,11 +30,13 @@ def astronaut_model(model_dir, astronaut_rgb):
     return E.enroll(views, name="eileen", face_id=3, texture_size=128).model
 
 
-def test_person_ids_live_above_the_track_ids():
-    assert G.PERSON_ID_BASE == Face3D.PERSON_ID_BASE
-    assert G.person_id(3) == G.PERSON_ID_BASE + 3
-    assert G.person_id(G.PERSON_ID_BASE + 5) == G.PERSON_ID_BASE + 5
-    assert G.person_id(-1) is None
+def test_person_ids_are_the_model_files_ids():
+    """Person ids have their own field on ``people``: the model's id as it is, from 1 up."""
+    assert not hasattr(G, "PERSON_ID_BASE")
+    assert G.person_id(3) == 3
+    assert G.person_id(1_000_000_005) == 1_000_000_005  # a model an older release wrote
+    assert G.person_id(-1) is None and G.person_id(2**31) is None
+    assert G.next_person_id([]) == 1
 
 
 def test_load_folder_reports_each_bad_file(tmp_path, astronaut_model):
@@ -48,8 +52,7 @@ def test_load_folder_reports_each_bad_file(tmp_path, astronaut_model):
     (tmp_path / "notes.txt").write_text("not a model either, and not *.npz")
     people, problems = G.load_folder(tmp_path)
     print("\n" + "\n".join(problems))
-    assert [(p.person_id, p.name) for p in people] == [
-        (G.PERSON_ID_BASE + 3, "eileen2"), (G.PERSON_ID_BASE + 4, "anon")]
+    assert [(p.person_id, p.name) for p in people] == [(3, "eileen2"), (4, "anon")]
     assert len(problems) == 3
     assert any("a_old.npz" in t and "newer" in t and "b_new.npz" in t for t in problems)
     assert any("c_noid.npz" in t and "no id" in t for t in problems)
@@ -59,8 +62,8 @@ def test_load_folder_reports_each_bad_file(tmp_path, astronaut_model):
 def test_gallery_markers_show_each_model_textured(astronaut_model):
     import dataclasses
 
-    people = [G.Person(G.PERSON_ID_BASE + 3, astronaut_model),
-              G.Person(G.PERSON_ID_BASE + 9, dataclasses.replace(astronaut_model, name="twin"))]
+    people = [G.Person(3, astronaut_model),
+              G.Person(9, dataclasses.replace(astronaut_model, name="twin"))]
     msg = G.gallery_markers(people, "gallery")
     assert msg.markers[0].action == Marker.DELETEALL
     meshes = [m for m in msg.markers if m.ns == G.NS_ENROLLED_MESH]
@@ -75,27 +78,60 @@ def test_gallery_markers_show_each_model_textured(astronaut_model):
                    + k * G.GALLERY_SPACING_M) < 1e-3
         rgb = np.array([[c.r, c.g, c.b] for c in m.colors])
         assert rgb.std() > 0.02 and rgb[:, 0].mean() > rgb[:, 2].mean()  # texture, skin
-    assert labels[1].text == f"twin (id {G.PERSON_ID_BASE + 9})"
+    assert labels[1].text == "twin (id 9)"
 
 
-def test_recognise_replaces_ids_and_gives_names(astronaut_model):
+def test_recognise_matches_tracks_to_people(astronaut_model):
     canonical = with_vertices(astronaut_model, load_canonical().vertices)
     gallery = G.Gallery(Reidentifier())
-    gallery.add(G.Person(G.PERSON_ID_BASE + 1, canonical))
-    pid = G.PERSON_ID_BASE + 1
+    gallery.add(G.Person(1, canonical))
+    pid = 1
     for i in range(REID_MIN_FRAMES):
         frame = make_frame([make_face(4, 10.0, (0.0, 0.0, 0.8), seed=i),
                             make_face(5, -10.0, (0.3, 0.0, 1.0), seed=i),
                             make_face(-1, 0.0, (-0.3, 0.0, 1.0), seed=i)])
-        out, names = gallery.recognise(frame, [4, 5])
+        matches = gallery.recognise(frame, [4, 5])
     # Two faces match one person (both are the canonical face): the nearer keeps it, the
-    # other keeps its track id; the untracked face is left alone.
-    ids = [f.track_id for f in out.faces]
-    assert sorted(ids[:2]) == sorted([pid, 4 if ids[1] == pid else 5]) and ids[2] == -1
-    assert ids.count(pid) == 1 and names == {pid: "eileen"}
-    winner = ids.index(pid)
-    np.testing.assert_array_equal(out.faces[winner].landmarks_3d,
-                                  frame.faces[winner].landmarks_3d)
-    assert gallery.reid.track_of(pid) in (4, 5)
+    # other is not listed; the untracked face is left alone.
+    assert len(matches) == 1 and set(matches) <= {4, 5}
+    (track, match), = matches.items()
+    assert (match.person_id, match.name) == (pid, "eileen") and match.known
+    assert gallery.reid.track_of(pid) == track
+    # The people message: the faces' header, track id, person id, name, confidence.
+    header = Header(frame_id="cam")
+    header.stamp.sec = 42
+    msg = G.people_msg(header, matches, gallery.reid.threshold)
+    assert msg.header == header
+    assert [(p.face_id, p.person_id, p.name) for p in msg.people] == [(track, pid, "eileen")]
+    person = msg.people[0]
+    assert person.confidence == pytest.approx(
+        1.0 - match.distance / gallery.reid.threshold, abs=1e-6)
+    assert 0.0 <= person.confidence <= 1.0
+    assert person.shape_distance == pytest.approx(match.distance)
+    assert G.match_confidence(2 * gallery.reid.threshold, gallery.reid.threshold) == 0.0
     gallery.recognise(make_frame([]), [])
     assert gallery.reid.track_of(pid) is None
+
+
+def test_identify_a_fresh_model(tmp_path, astronaut_model):
+    """A model of an enrolled person keeps their id, name and file; anybody else gets the
+    next id and the name person<ID>."""
+    path = save_model(tmp_path / "eileen_old.npz", astronaut_model)
+    gallery = G.Gallery(Reidentifier())
+    assert gallery.identify(astronaut_model) == (1, "person1", "")
+    gallery.add(G.Person(3, astronaut_model, str(path)))
+    assert gallery.identify(astronaut_model) == (3, "eileen", str(path))
+    canonical = with_vertices(astronaut_model, load_canonical().vertices)
+    assert gallery.identify(canonical) == (4, "person4", "")
+
+
+def test_frame_from_msg_reads_a_faces_message_back():
+    frame = make_frame([make_face(4, 10.0, (0.0, 0.0, 0.8)), make_face(-1, 0.0, (0.3, 0, 1))])
+    header = Header(frame_id="cam")
+    header.stamp.sec, header.stamp.nanosec = 12, 500_000_000
+    back = G.frame_from_msg(frame_to_msg(frame, header))
+    assert back.stamp == pytest.approx(12.5)
+    assert back.image_size == frame.image_size and back.intrinsics == frame.intrinsics
+    assert [f.track_id for f in back.faces] == [4, -1]
+    np.testing.assert_allclose(back.faces[0].landmarks_3d, frame.faces[0].landmarks_3d,
+                               atol=1e-6)

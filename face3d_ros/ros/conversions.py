@@ -10,7 +10,7 @@ with per-point Python loops: filling a :class:`face3d_msgs.msg.Face3D` costs mic
 from __future__ import annotations
 
 import array
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from face3d_msgs.msg import Face3D, Face3DArray, FaceMeshTopology, Gaze as GazeMsg
@@ -123,15 +123,10 @@ def _fill_gaze(msg: GazeMsg, ray: GazeRay) -> GazeMsg:
     return msg
 
 
-def face_to_msg(face: FaceResult, name: str = "") -> Face3D:
-    """One :class:`FaceResult` as a ``face3d_msgs/Face3D`` (layout in Face3D.msg).
-
-    name: the enrolled person the face was recognised as ("" when not recognised); the face's
-    ``track_id`` is then that person's id.
-    """
+def face_to_msg(face: FaceResult) -> Face3D:
+    """One :class:`FaceResult` as a ``face3d_msgs/Face3D`` (layout in Face3D.msg)."""
     msg = Face3D()
     msg.id = int(face.track_id)
-    msg.name = str(name)
     msg.confidence = float(face.score)
     msg.presence = float(face.presence)
     box = np.asarray(face.box, dtype=np.float64)
@@ -178,8 +173,7 @@ def face_from_msg(msg: Face3D) -> FaceResult:
     """A :class:`FaceResult` from a ``face3d_msgs/Face3D`` (for clients of the topic).
 
     The message carries no crop, so ``roi`` is the axis-aligned square around the box.
-    ``track_id`` is ``msg.id`` (an enrolled person's id when recognised); the person's name has
-    no place in a FaceResult: read ``msg.name`` (or :func:`names_from_msg`).
+    ``track_id`` is ``msg.id``, the track id.
     """
     from scipy.spatial.transform import Rotation
 
@@ -207,18 +201,8 @@ def face_from_msg(msg: Face3D) -> FaceResult:
                 size=float(max(box[2] - box[0], box[3] - box[1])), rotation=0.0))
 
 
-def names_from_msg(msg: Face3DArray) -> Dict[int, str]:
-    """Face id -> name of the recognised faces of a ``Face3DArray`` (faces with a name)."""
-    return {int(f.id): str(f.name) for f in msg.faces if f.name}
-
-
-def frame_to_msg(frame: FrameResult, header: Header,
-                 names: Optional[Mapping[int, str]] = None) -> Face3DArray:
-    """All faces of ``frame`` as a ``face3d_msgs/Face3DArray`` with the source ``header``.
-
-    names: face id (``track_id``) -> the name of the enrolled person recognised there; faces
-    not in it get an empty name.
-    """
+def frame_to_msg(frame: FrameResult, header: Header) -> Face3DArray:
+    """All faces of ``frame`` as a ``face3d_msgs/Face3DArray`` with the source ``header``."""
     msg = Face3DArray()
     msg.header = header
     width, height = frame.image_size
@@ -226,8 +210,7 @@ def frame_to_msg(frame: FrameResult, header: Header,
     intr = frame.intrinsics
     msg.fx, msg.fy, msg.cx, msg.cy = float(intr.fx), float(intr.fy), float(intr.cx), float(intr.cy)
     msg.intrinsics_assumed = bool(intr.assumed)
-    names = names or {}
-    msg.faces = [face_to_msg(f, names.get(int(f.track_id), "")) for f in frame.faces]
+    msg.faces = [face_to_msg(f) for f in frame.faces]
     return msg
 
 

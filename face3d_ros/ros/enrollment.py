@@ -1,11 +1,13 @@
-"""Collecting the views of the EnrollFace service: a pure helper, no rclpy, tested without ROS.
+"""Collecting the views of the EnrollFace action: a pure helper, no rclpy, tested without ROS.
 
-The node creates one :class:`EnrollmentCollector` per service call and feeds it every processed
-frame (:meth:`EnrollmentCollector.offer`); the returned :class:`CollectorStatus` carries the
-guidance to log and draw on the debug image ("turn left", "turn right", "hold still", ...).
-When :attr:`CollectorStatus.finished` is True the node calls :meth:`EnrollmentCollector.finish`,
-which fuses the views (``core.enrollment``), writes the model file and its OBJ / glTF exports,
-and returns an :class:`EnrollmentOutcome` whose fields map one to one onto the service response.
+The people node creates one :class:`EnrollmentCollector` per accepted goal and feeds it every
+faces message paired with its image (:meth:`EnrollmentCollector.offer`); the returned
+:class:`CollectorStatus` carries the guidance to log and send as feedback ("turn left", "turn
+right", "hold still", ...). When :attr:`CollectorStatus.finished` is True the node calls
+:meth:`EnrollmentCollector.finish`, which fuses the views (``core.enrollment``), lets the caller
+give the model its final person id and name (``assign``: a re-enrolled person keeps theirs,
+and their file), writes the model file and its OBJ / glTF exports once, and returns an
+:class:`EnrollmentOutcome` whose fields map one to one onto the action result.
 
 Bins by head yaw (degrees, ``core.types`` signs: > 0 turned to the subject's left):
 front ``|yaw| < 12``, left ``yaw > 20``, right ``yaw < -20``. A view is taken once the head has
@@ -15,19 +17,25 @@ bin is the one nearest its target yaw (0, +30, -30) with the highest pose confid
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from face3d_ros.core.enrollment import EnrollmentView, enroll, largest_face
-from face3d_ros.core.model_io import export_glb, export_obj, save_model
+from face3d_ros.core.model_io import FaceModel, export_glb, export_obj, save_model
 from face3d_ros.core.types import FaceResult, FrameResult
 
 BINS = ("front", "left", "right")
 _TARGET_YAW = {"front": 0.0, "left": 30.0, "right": -30.0}
 _GUIDE = {"front": "look at the camera", "left": "turn left", "right": "turn right"}
+
+#: ``assign(model) -> (person id, name, path of the model file it replaces or "")``: called by
+#: :meth:`EnrollmentCollector.finish` after fusing, before writing. A path given is written
+#: over (the re-enrolled person's own file); "" writes ``<output_dir>/<name>.npz``.
+Assign = Callable[[FaceModel], Tuple[int, str, str]]
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,11 @@ class CollectorStatus:
 
 @dataclass(frozen=True)
 class EnrollmentOutcome:
-    """The service response: success, message, model_path (the .npz model file), obj_path,
+    """The action result: success, message, model_path (the .npz model file), obj_path,
     glb_path, view_names, view_coverage (fraction of the atlas each view saw), coverage (all
-    views together), coverage_by_source (seen / mirrored / filled)."""
+    views together), coverage_by_source (seen / mirrored / filled), person_id (the id written
+    into the model; -1 on failure), replaced (the re-enrolled person's model file this one
+    was written over, or ""), model (the written model; None on failure)."""
 
     success: bool
     message: str
@@ -82,6 +92,9 @@ class EnrollmentOutcome:
     view_coverage: Tuple[float, ...] = ()
     coverage: float = 0.0
     coverage_by_source: Dict[str, float] = field(default_factory=dict)
+    person_id: int = -1
+    replaced: str = ""
+    model: Optional[FaceModel] = None
 
 
 @dataclass
@@ -182,23 +195,32 @@ class EnrollmentCollector:
             self.face_id = face.track_id  # lock onto this person
         return face
 
-    def finish(self) -> EnrollmentOutcome:
-        """Fuse the collected views, write ``<name>.npz`` (+ OBJ/MTL/PNG, + .glb) and report.
+    def finish(self, assign: Optional[Assign] = None) -> EnrollmentOutcome:
+        """Fuse the collected views, write ``<name>.npz`` (+ OBJ/MTL/PNG, + .glb) once and
+        report.
 
-        Without a front view nothing is written (success False, the message says what to do);
-        with missing side views the model is built from what there is and the message names
-        them.
+        assign: gives the fused model its final person id and name before anything is written,
+        and the file of the enrolled person it replaces (then written over, with its exports:
+        no second file of one person); without it the model keeps the collector's ``name``
+        and the track id. Without a front view
+        nothing is written (success False, the message says what to do); with missing side
+        views the model is built from what there is and the message names them.
         """
         if "front" not in self._best:
             return EnrollmentOutcome(False, "no front view: look straight at the camera and "
-                                     "hold still, then call EnrollFace again")
+                                     "hold still, then send the EnrollFace goal again")
         views = [EnrollmentView(b, self._best[b].image, self._best[b].face) for b in self.covered]
         name = self.name or (f"face{self.face_id}" if self.face_id >= 0 else "face")
         result = enroll(views, name=name, face_id=self.face_id,
                         texture_size=self.config.texture_size)
-        model_path = save_model(self.output_dir / f"{name}.npz", result.model)
-        obj = export_obj(result.model, self.output_dir, name)
-        glb = export_glb(result.model, self.output_dir / f"{name}.glb") \
+        model, replaced = result.model, ""
+        if assign is not None:
+            pid, name, replaced = assign(model)
+            model = dataclasses.replace(model, name=name, face_id=int(pid))
+        target = Path(replaced) if replaced else self.output_dir / f"{name}.npz"
+        model_path = save_model(target, model)
+        obj = export_obj(model, model_path.parent, model_path.stem)
+        glb = export_glb(model, model_path.with_suffix(".glb")) \
             if self.config.export_glb else None
         missing = [b for b in BINS if b not in self._best]
         msg = f"enrolled '{name}' from {', '.join(self.covered)}; texture seen " \
@@ -206,7 +228,10 @@ class EnrollmentCollector:
               f"filled {result.coverage['filled']:.0%}"
         if missing:
             msg += "; missing " + ", ".join(f"{b} view ({_GUIDE[b]})" for b in missing)
+        if replaced:
+            msg += f"; replaced their model {replaced}"
         return EnrollmentOutcome(
             True, msg, str(model_path), str(obj), str(glb) if glb else "",
-            result.model.view_names, result.model.view_coverage,
-            float(result.coverage["seen"]), dict(result.coverage))
+            model.view_names, model.view_coverage,
+            float(result.coverage["seen"]), dict(result.coverage), int(model.face_id),
+            replaced, model)

@@ -1,13 +1,13 @@
-"""Enrolled people in the node: model files, person ids, re-identification, gallery markers.
+"""Enrolled people of the people node: model files, person ids, re-identification, the
+``people`` message and the gallery markers.
 
 A pure helper (messages, no node, no spinning), tested without ROS spinning.
 
-Person ids: a recognised face is published with its person's id, which lives in its own range
-from ``Face3D.PERSON_ID_BASE`` (:data:`PERSON_ID_BASE`, one thousand million) up; live track ids
-count from 1 below it (and untracked markers use ``markers.UNTRACKED_ID_BASE`` + index, also
-below it). The id comes from the model file's ``face_id`` (:func:`person_id`), so it stays the
-same across restarts: models the node enrols store their person id itself; a model enrolled
-with a small id (``face3d-enroll --id 7``) is published as ``PERSON_ID_BASE + 7``.
+Person ids: a recognised face is published on ``people`` (face3d_msgs/RecognisedPeople) with
+its track id (``face_id``) and its person's id (``person_id``): two separate numbers, never
+mixed in one field. The person id is the model file's ``face_id`` (:func:`person_id`), so it
+stays the same across restarts: models the node enrols store their person id itself; a model
+enrolled with ``face3d-enroll --id 7`` is person 7.
 
 The gallery markers (:func:`gallery_markers`) show every enrolled model in one frame of its own
 (``frame_id``, default ``face3d_enrolled``), side by side along -y, 0.25 m apart, each a
@@ -18,22 +18,21 @@ the frame.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from face3d_msgs.msg import Face3DArray, RecognisedPeople, RecognisedPerson
 from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from face3d_ros.core.identity import Match, Reidentifier
 from face3d_ros.core.model_io import FaceModel, ModelFileError, load_model, triangle_list
-from face3d_ros.core.types import FrameResult
+from face3d_ros.core.types import CameraIntrinsics, FrameResult
+from face3d_ros.ros.conversions import face_from_msg, stamp_to_seconds
 
-#: First id of enrolled people (``face3d_msgs/Face3D.PERSON_ID_BASE``).
-PERSON_ID_BASE = 1_000_000_000
 #: Largest person id (int32).
 PERSON_ID_MAX = 2**31 - 1
 NS_ENROLLED_MESH = "enrolled_mesh"
@@ -43,11 +42,11 @@ GALLERY_SPACING_M = 0.25
 
 
 def person_id(face_id: int) -> Optional[int]:
-    """The published id of a model whose file holds ``face_id``; None for -1 (no id)."""
-    if face_id < 0:
+    """The person id of a model whose file holds ``face_id``: that id; None for -1 (no id)
+    or one beyond int32."""
+    if face_id < 0 or face_id > PERSON_ID_MAX:
         return None
-    pid = int(face_id) if face_id >= PERSON_ID_BASE else PERSON_ID_BASE + int(face_id)
-    return pid if pid <= PERSON_ID_MAX else None
+    return int(face_id)
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,8 @@ def load_folder(folder: str | Path) -> Tuple[List[Person], List[str]]:
 
 
 def next_person_id(people: List[Person]) -> int:
-    """The next free person id: one above the largest, from PERSON_ID_BASE + 1."""
-    return max([p.person_id for p in people] + [PERSON_ID_BASE]) + 1
+    """The next free person id: one above the largest, from 1."""
+    return max([p.person_id for p in people] + [0]) + 1
 
 
 class Gallery:
@@ -132,17 +131,32 @@ class Gallery:
         self._people[person.person_id] = person
         self.reid.add(person.person_id, person.name, person.model.vertices)
 
+    def person(self, pid: int) -> Optional[Person]:
+        """The enrolled person with id ``pid``, or None."""
+        return self._people.get(pid)
+
     def match_model(self, model: FaceModel) -> Match:
         """Whether a freshly enrolled model is somebody already enrolled (a re-enrolment)."""
         return self.reid.decide(model.vertices.astype(np.float64), self.reid.min_frames)
 
+    def identify(self, model: FaceModel) -> Tuple[int, str, str]:
+        """(person id, name, path of the model file it replaces or "") for a freshly fused
+        model, before it is written: an enrolled person's own id, name and file when the model
+        is them (a re-enrolment: the new model is written over their file), else the next free
+        id and the name ``person<ID>``."""
+        again = self.match_model(model)
+        if again.known:
+            old = self._people.get(again.person_id)
+            return again.person_id, again.name, old.path if old is not None else ""
+        pid = next_person_id(self.people)
+        return pid, f"person{pid}", ""
+
     def recognise(self, frame: FrameResult,
-                  alive: Optional[List[int]] = None) -> Tuple[FrameResult, Dict[int, str]]:
-        """The frame with every recognised face's ``track_id`` replaced by its person id, and
-        person id -> name of those faces.
+                  alive: Optional[List[int]] = None) -> Dict[int, Match]:
+        """Track id -> :class:`Match` of every recognised face of ``frame``.
 
         Each tracked face (track id >= 0) updates its track's running identity. When two faces
-        of one frame match one person, the nearer keeps the person, the other its track id.
+        of one frame match one person, the nearer keeps the person, the other is not listed.
         alive: track ids still tracked (briefly missed ones included); the others are forgotten.
         """
         matches: Dict[int, Match] = {}
@@ -163,12 +177,39 @@ class Gallery:
                 matches[i] = m
         self.reid.prune(alive if alive is not None else
                         [f.track_id for f in frame.faces if f.track_id >= 0])
-        if not matches:
-            return frame, {}
-        faces = tuple(dataclasses.replace(f, track_id=matches[i].person_id) if i in matches
-                      else f for i, f in enumerate(frame.faces))
-        names = {m.person_id: m.name for m in matches.values()}
-        return dataclasses.replace(frame, faces=faces), names
+        return {frame.faces[i].track_id: m for i, m in sorted(matches.items())}
+
+
+def frame_from_msg(msg: Face3DArray) -> FrameResult:
+    """The :class:`FrameResult` of a ``face3d_msgs/Face3DArray`` (faces by
+    :func:`conversions.face_from_msg`, image size and intrinsics from the message, stamp in
+    seconds from its header)."""
+    w, h = int(msg.image_width), int(msg.image_height)
+    intr = CameraIntrinsics(float(msg.fx), float(msg.fy), float(msg.cx), float(msg.cy), w, h,
+                            assumed=bool(msg.intrinsics_assumed))
+    return FrameResult(faces=tuple(face_from_msg(f) for f in msg.faces), image_size=(w, h),
+                       intrinsics=intr, stamp=stamp_to_seconds(msg.header))
+
+
+def match_confidence(distance: float, threshold: float) -> float:
+    """Confidence in [0, 1] of a match at shape ``distance``: 1 - distance / threshold."""
+    if not (np.isfinite(distance) and threshold > 0.0):
+        return 0.0
+    return float(np.clip(1.0 - float(distance) / float(threshold), 0.0, 1.0))
+
+
+def people_msg(header: Header, matches: Dict[int, Match],
+               threshold: float) -> RecognisedPeople:
+    """``face3d_msgs/RecognisedPeople`` of one faces message: its ``header`` and, per
+    recognised face (track id -> :class:`Match`, as :meth:`Gallery.recognise` gives), the
+    track id, person id, name, confidence (:func:`match_confidence`) and shape distance."""
+    msg = RecognisedPeople(header=header)
+    msg.people = [RecognisedPerson(face_id=int(tid), person_id=int(m.person_id),
+                                   name=str(m.name),
+                                   confidence=match_confidence(m.distance, threshold),
+                                   shape_distance=float(m.distance))
+                  for tid, m in sorted(matches.items())]
+    return msg
 
 
 def gallery_markers(people: List[Person], frame_id: str) -> MarkerArray:

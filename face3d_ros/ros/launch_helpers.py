@@ -2,7 +2,9 @@
 
 * Which parameters the launch passes besides the params file: only ``autostart: false`` and
   the launch arguments the user actually gave (an argument left at its empty default must not
-  override the YAML, the one source of defaults).
+  override the YAML, the one source of defaults); the people node gets ``autostart: false``
+  only (the switches are the perception node's).
+* Whether the people node starts (launch argument ``people``).
 * Whether an executable of another package (RViz) can be started, without starting it.
 * The RViz config for a node pushed into a namespace: the shipped file names the topics of a
   node in ``/``; they are rewritten to ``<namespace>/<topic>``.
@@ -14,8 +16,8 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
-#: Topics shown by rviz/face3d.rviz (the node's relative output names).
-RVIZ_TOPICS = ("debug_image", "face_markers", "gaze")
+#: Topics shown by rviz/face3d.rviz (the nodes' relative output names).
+RVIZ_TOPICS = ("debug_image", "face_markers", "gaze", "enrolled_faces")
 
 
 #: Launch argument text read as a boolean parameter value.
@@ -36,12 +38,23 @@ def node_parameters(params_file: str, device: str = "", hri: str = "",
     if device:
         overrides["device"] = device
     for name, text in (("hri", hri), ("publish_tf", publish_tf)):
-        text = text.strip().lower()
-        if text:
-            if text not in _BOOL_WORDS:
-                raise ValueError(f"launch argument {name} must be true or false, got {text!r}")
-            overrides[name] = _BOOL_WORDS[text]
+        if text.strip():
+            overrides[name] = launch_switch(name, text)
     return [params_file, overrides]
+
+
+def people_parameters(params_file: str) -> List[Any]:
+    """The ``parameters`` of the face3d_people LifecycleNode: the params file (its ``/**``
+    section holds both nodes' parameters; each takes its own), then ``autostart: false``."""
+    return [params_file, {"autostart": False}]
+
+
+def launch_switch(name: str, text: str) -> bool:
+    """A boolean launch argument (true/false, 1/0, yes/no, on/off); ValueError naming it."""
+    word = text.strip().lower()
+    if word not in _BOOL_WORDS:
+        raise ValueError(f"launch argument {name} must be true or false, got {word!r}")
+    return _BOOL_WORDS[word]
 
 
 def find_executable(package: str, executable: str) -> Optional[str]:

@@ -1,4 +1,4 @@
-"""The face3d lifecycle node: camera images in, faces, markers, gaze and diagnostics out.
+"""The face3d perception node: camera images in, faces, markers, gaze and diagnostics out.
 
 Topics (relative, remap them; see docs/ros.md):
 
@@ -8,15 +8,12 @@ Topics (relative, remap them; see docs/ros.md):
 * out (reliable): ``faces`` (face3d_msgs/Face3DArray), ``gaze`` (geometry_msgs/PoseArray),
   ``face_markers`` (visualization_msgs/MarkerArray, built only while subscribed),
   ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``face_mesh_topology``
-  (face3d_msgs/FaceMeshTopology, transient local: latched), ``enrolled_faces``
-  (visualization_msgs/MarkerArray, latched: the enrolled models) and ``/diagnostics``.
-* service: ``~/enroll_face`` (face3d_msgs/EnrollFace).
+  (face3d_msgs/FaceMeshTopology, transient local: latched) and ``/diagnostics``; with ``hri``
+  / ``publish_tf`` the ROS4HRI topics and TF frames (``ros/hri_bridge.py``).
 
-Enrolled people: configure loads every model file in ``enrollment_dir`` (a bad file is skipped
-with one warning naming it and why); a successful ``enroll_face`` adds its model. With
-``reidentify`` each tracked face is matched to them by identity shape (``core.identity``): a
-recognised face is published with its person's id (from ``Face3D.PERSON_ID_BASE`` up, stable
-across restarts; ``ros/gallery.py``) and name.
+Nothing here is about identities: ``Face3D.id`` is the track id. Who a face is (enrolled people,
+re-identification, enrolment) is the people node's business (``ros/people_node.py``), which
+subscribes to ``faces``.
 
 Lifecycle: configure loads the models (FAILURE naming the fix when they are missing), activate
 subscribes and starts the processing thread, deactivate stops both, cleanup frees the models.
@@ -31,10 +28,8 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import dataclasses
 import functools
 import gc
-import math
 import os
 import signal
 import sys
@@ -44,11 +39,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-import cv2
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from face3d_msgs.msg import Face3DArray, FaceMeshTopology
-from face3d_msgs.srv import EnrollFace
 from geometry_msgs.msg import PoseArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -60,8 +53,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.identity import Reidentifier
-from face3d_ros.core.model_io import ModelFileError, export_obj, load_model, save_model
 from face3d_ros.core.model_store import ModelHashError, ModelNotFoundError
 from face3d_ros.core.overlay import draw_overlay
 from face3d_ros.core.topology import load_topology
@@ -79,16 +70,15 @@ from face3d_ros.ros.conversions import (
     stamp_to_seconds,
     topology_to_msg,
 )
-from face3d_ros.ros.enrollment import EnrollmentCollector
 from face3d_ros.ros.input_size import (downscale, processing_scale, scale_intrinsics,
                                        to_original_pixels)
 from face3d_ros.ros.hri_bridge import HriBridge
-from face3d_ros.ros.gallery import (PERSON_ID_BASE, Gallery, Person, gallery_markers,
-                                    load_folder, next_person_id)
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
 from face3d_ros.ros.params import (
     PARAMETERS,
     Face3DConfig,
+    ParameterStartupError,
+    SpecParameters,
     declare_parameters,
     read_configs,
     startup_problems,
@@ -128,7 +118,6 @@ def _trim_heap() -> None:
 
 
 NODE_NAME = "face3d"
-SPECS_NAMES = frozenset(s.name for s in PARAMETERS)
 #: Seconds between repeated warnings about the same ongoing problem.
 REWARN_S = 60.0
 #: Processing stops (FATAL, diagnostics ERROR) after this many frames in a row fail unexpectedly.
@@ -140,22 +129,11 @@ CAMERA_INFO_DEPTH = 10
 #: Waits in vain in a row after which images no longer wait for their camera_info (until an
 #: info carries an image's stamp again, also one that arrives after its image).
 CAMERA_INFO_MISSES_OFF = 3
-#: Longest time a lifecycle transition waits for a running enroll_face call to answer.
-ENROLL_CANCEL_WAIT_S = 30.0
 #: Seconds between checks for another node with this node's fully qualified name.
 DUPLICATE_CHECK_S = 5.0
 #: Whether this rclpy gives subscription callbacks the message info (publication sequence
 #: numbers: frames lost before the node took them). Iron and newer.
 _HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")
-
-
-class ParameterStartupError(ValueError):
-    """Parameter values the node cannot start with (params file or ``-p``); one problem per
-    parameter, each naming it, its value and the accepted range or choices."""
-
-    def __init__(self, problems) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = list(problems)
 
 
 def _logged_transition(method):
@@ -204,7 +182,7 @@ class _Stats:
         self.latency_ms[stage] = ms if old is None else (1 - alpha) * old + alpha * ms
 
 
-class Face3DNode(LifecycleNode):
+class Face3DNode(SpecParameters, LifecycleNode):
     """Lifecycle node ``face3d`` (see the module docstring for topics and behaviour)."""
 
     def __init__(self, **kwargs) -> None:
@@ -237,20 +215,9 @@ class Face3DNode(LifecycleNode):
         self._activated_t = 0.0
         self._image_topic = ""
         self._info_topic = ""
-        # Enrolment: the service thread waits while the processing thread offers it frames.
-        # The service lives as long as the node (a call in flight must be able to answer when
-        # the node is cleaned up under it); unless active it answers that it is not.
-        self._enroll_group = MutuallyExclusiveCallbackGroup()
         # camera_info in a group of its own: a processing thread waiting for an image's info
         # must not wait behind the image callback, timers or services of the default group.
         self._info_group = MutuallyExclusiveCallbackGroup()
-        self._collector: Optional[EnrollmentCollector] = None
-        self._collector_done = threading.Event()
-        self._enroll_cancel: Optional[str] = None
-        self._enroll_idle = threading.Event()
-        self._enroll_idle.set()
-        self._guidance = ""
-        self._gallery: Optional[Gallery] = None
         #: Set by the shutdown transition: :func:`main` then stops spinning and exits.
         self.finished = threading.Event()
 
@@ -275,45 +242,12 @@ class Face3DNode(LifecycleNode):
         self._silence_warned_t: Optional[float] = None
         self._duplicate_check_t = 0.0
         self._duplicate_warned = False
-        self._enroll_srv = self.create_service(EnrollFace, "~/enroll_face", self._on_enroll,
-                                               callback_group=self._enroll_group)
 
     # -- parameters ----------------------------------------------------------------------
     @property
     def autostart(self) -> bool:
         """Whether :func:`main` configures and activates the node at start."""
         return self._cfg.node.autostart
-
-    def _prevalidate(self, params) -> Optional[object]:
-        """Our own check before rclpy's: rclpy rejects a value outside a descriptor's range, or
-        a read-only change, without calling the set-parameters callback, so such a rejection
-        was neither logged nor worded as documented. None when the request may proceed."""
-        ours = [p for p in params if p.name in SPECS_NAMES]
-        if not ours:
-            return None
-        current = {s.name: self.get_parameter(s.name).value for s in PARAMETERS}
-        result, _ = validate_update(current, ours)
-        if result.successful:
-            return None
-        self.get_logger().warning(f"Rejected parameter change: {result.reason}")
-        return result
-
-    def set_parameters(self, parameter_list):
-        """rclpy's ``set_parameters``, each value first checked and a rejection logged."""
-        results = []
-        for param in parameter_list:
-            rejected = self._prevalidate([param])
-            results.append(rejected if rejected is not None
-                           else super().set_parameters([param])[0])
-        return results
-
-    def set_parameters_atomically(self, parameter_list):
-        """rclpy's ``set_parameters_atomically`` (what ``ros2 param set`` calls), the values
-        first checked and a rejection logged."""
-        rejected = self._prevalidate(parameter_list)
-        if rejected is not None:
-            return rejected
-        return super().set_parameters_atomically(parameter_list)
 
     def _on_set_parameters(self, params):
         current = {s.name: self.get_parameter(s.name).value for s in PARAMETERS}
@@ -385,11 +319,9 @@ class Face3DNode(LifecycleNode):
             "debug": self.create_publisher(Image, "debug_image", QoSProfile(depth=2),
                                            event_callbacks=events("debug_image")),
             "topology": self.create_publisher(FaceMeshTopology, "face_mesh_topology", latched),
-            "enrolled": self.create_publisher(MarkerArray, "enrolled_faces", latched),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         self._pub["topology"].publish(topology_to_msg(topology.triangles, topology.uv))
-        self._load_gallery()
         self._stats = _Stats(last_report_t=time.monotonic())
         self._diag_timer = self.create_timer(cfg.node.diagnostics_period_s,
                                              self._publish_diagnostics)
@@ -459,8 +391,7 @@ class Face3DNode(LifecycleNode):
 
     @_logged_transition
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Answer a running enrolment, stop the processing thread and unsubscribe."""
-        self._cancel_enrollment("the node was deactivated")
+        """Stop the processing thread and unsubscribe."""
         self._stop_processing()
         for sub in self._subs:
             self.destroy_subscription(sub)
@@ -474,15 +405,13 @@ class Face3DNode(LifecycleNode):
 
     @_logged_transition
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        """Answer a running enrolment, free the models and destroy the publishers."""
-        self._cancel_enrollment("the node was cleaned up")
+        """Free the models and destroy the publishers."""
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
     @_logged_transition
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         """Stop everything from any state; :func:`main` then ends the process."""
-        self._cancel_enrollment("the node is shutting down")
         self._stop_processing()
         for sub in self._subs:
             self.destroy_subscription(sub)
@@ -494,7 +423,6 @@ class Face3DNode(LifecycleNode):
     @_logged_transition
     def on_error(self, state: State) -> TransitionCallbackReturn:
         """After a failed transition: stop and free everything (back to unconfigured)."""
-        self._cancel_enrollment("a lifecycle transition failed")
         self._stop_processing()
         for sub in self._subs:
             self.destroy_subscription(sub)
@@ -514,7 +442,6 @@ class Face3DNode(LifecycleNode):
         self._tracker = None
         self._engine = None
         self._markers = None
-        self._gallery = None
         self._intr_key, self._intr = None, (None, None)
         # Configure froze the models out of the collector's view; without this they (and
         # every object they reach) would stay for good, ~13 MB per configure/cleanup cycle.
@@ -539,23 +466,9 @@ class Face3DNode(LifecycleNode):
             self._hri = None
 
     def shutdown_processing(self) -> None:
-        """Answer a running enrolment and stop the processing thread (before the node is
-        destroyed, while the context is still valid: nothing publishes into a dead one)."""
-        self._cancel_enrollment("the node is shutting down")
+        """Stop the processing thread (before the node is destroyed, while the context is
+        still valid: nothing publishes into a dead one)."""
         self._stop_processing()
-
-    def _cancel_enrollment(self, why: str) -> None:
-        """Make a running ``enroll_face`` call answer (unsuccessfully, nothing saved) and wait
-        until it has, so that no transition frees what the call still uses."""
-        with self._lock:
-            if self._collector is None and self._enroll_idle.is_set():
-                return
-            self._enroll_cancel = why
-            self._collector_done.set()
-        if not self._enroll_idle.wait(ENROLL_CANCEL_WAIT_S):
-            self.get_logger().error(
-                f"The running enroll_face call did not finish within {ENROLL_CANCEL_WAIT_S:g} s "
-                f"({why}); going on without it")
 
     # -- input ---------------------------------------------------------------------------
     def _compressed_topic(self) -> str:
@@ -840,23 +753,11 @@ class Face3DNode(LifecycleNode):
                             f"beyond max_faces were not processed; raise max_faces")
         for stage, ms in result.timings_ms.items():
             timings["engine_" + stage] = ms
-        collector = self._collector
-        if collector is not None:
-            self._offer_enrollment(collector, result, rgb, stamp)
-        tracked = result  # track ids: the REP-155 face ids stay with the track
-        names: Dict[int, str] = {}
-        gallery = self._gallery
-        if gallery is not None and self._cfg.node.reidentify:
-            t_reid = time.perf_counter()
-            with self._lock:  # the service thread adds people
-                self._apply_reid_settings(gallery)
-                result, names = gallery.recognise(result, tracker.active_ids)
-            timings["reidentify"] = (time.perf_counter() - t_reid) * 1e3
-        self._publish(result, msg.header, rgb, timings, names,
+        self._publish(result, msg.header, rgb, timings,
                       small=None if scale >= 1.0 else (work, work_intr, sx, sy))
         if self._hri is not None:
             t_hri = time.perf_counter()
-            self._hri.publish(tracked, msg.header, rgb)
+            self._hri.publish(result, msg.header, rgb)
             timings["hri"] = (time.perf_counter() - t_hri) * 1e3
         t_end = time.perf_counter()
         timings["total"] = (t_end - t_recv) * 1e3
@@ -871,13 +772,13 @@ class Face3DNode(LifecycleNode):
                 st.add_latency(stage, ms)
 
     def _publish(self, result: FrameResult, header, rgb, timings: Dict[str, float],
-                 names: Optional[Dict[int, str]] = None, small=None) -> None:
+                 small=None) -> None:
         """Publish one frame's outputs. small: (image, intrinsics, sx, sy) of a downscaled
         frame; the debug overlay is then drawn at that size."""
         cfg = self._cfg.node
         pubs = self._pub
         t0 = time.perf_counter()
-        pubs["faces"].publish(frame_to_msg(result, header, names))
+        pubs["faces"].publish(frame_to_msg(result, header))
         if cfg.publish_gaze:
             pubs["gaze"].publish(gaze_pose_array(result, header))
         t1 = time.perf_counter()
@@ -897,9 +798,6 @@ class Face3DNode(LifecycleNode):
                 overlay = draw_overlay(image, shown, self._triangles)
             else:
                 overlay = draw_overlay(rgb, result, self._triangles)
-            if self._collector is not None and self._guidance:
-                cv2.putText(overlay, f"enrolment: {self._guidance}", (10, 30),
-                            cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 0), 2, cv2.LINE_AA)
             pubs["debug"].publish(rgb_to_image_msg(overlay, header))
             timings["debug_image"] = (time.perf_counter() - t1) * 1e3
 
@@ -918,165 +816,6 @@ class Face3DNode(LifecycleNode):
                 self.get_logger().warning(
                     f"Markers are published as plain messages (slower): {exc}")
         self._pub["markers"].publish(marker_cdr.to_marker_array(parts))
-
-    # -- enrolment -----------------------------------------------------------------------
-    def _offer_enrollment(self, collector: EnrollmentCollector, result: FrameResult, rgb,
-                          stamp: float) -> None:
-        """Give one processed frame to the running enrolment; log its guidance as it changes."""
-        status = collector.offer(result, rgb, stamp)
-        if status.guidance != self._guidance:
-            self._guidance = status.guidance
-            covered = ", ".join(status.covered) or "none"
-            self.get_logger().info(f"Enrolment of face {status.face_id}: {status.guidance} "
-                                   f"(views so far: {covered})")
-        if status.finished:
-            self._collector_done.set()
-
-    def _on_enroll(self, request, response):
-        """EnrollFace: collect front/left/right views of a tracked face, fuse and save them."""
-        timeout = float(request.timeout_s)
-        if not (math.isfinite(timeout) and timeout > 0.0):
-            response.success = False
-            response.message = f"timeout_s must be a positive number of seconds, got {timeout}"
-            return response
-        folder = request.output_dir or self._enrollment_dir()
-        face_id = int(request.face_id)
-        with self._lock:
-            gallery = self._gallery
-            if face_id >= PERSON_ID_BASE and gallery is not None:
-                # A recognised person's id: enrol the track that carries it now.
-                track = gallery.reid.track_of(face_id)
-                if track is None:
-                    response.success = False
-                    response.message = (f"person {face_id} is not in view: call again while "
-                                        "they are recognised, or give their track id or -1")
-                    return response
-                face_id = track
-            new_id = next_person_id(gallery.people if gallery is not None else [])
-            busy = self._collector is not None or not self._enroll_idle.is_set()
-            running = self._running
-            if not busy and running:
-                collector = EnrollmentCollector(face_id, timeout, os.path.expanduser(folder),
-                                                name=f"person{new_id - PERSON_ID_BASE}")
-                self._collector_done.clear()
-                self._guidance = ""
-                self._enroll_cancel = None
-                self._enroll_idle.clear()
-                self._collector = collector
-        if busy or not running:
-            response.success = False
-            response.message = ("another enrolment is running; wait for it to finish" if busy
-                                else "the node is not active: activate it, then call again")
-            return response
-        try:
-            return self._enroll(request, response, collector, folder, timeout, new_id)
-        finally:
-            self._enroll_idle.set()  # a transition waiting in _cancel_enrollment goes on
-
-    def _enroll(self, request, response, collector: EnrollmentCollector, folder: str,
-                timeout: float, new_id: int):
-        """The body of an accepted EnrollFace call: collect, then fuse and save unless a
-        lifecycle transition cancelled it (then nothing is written)."""
-        log = self.get_logger()
-        log.info(f"Enrolling face {request.face_id} into {folder}: look at the camera, then "
-                 f"turn the head slowly left and right (up to {timeout:g} s)")
-        # The collector ends on image stamps; the wall clock ends a wait without images.
-        self._collector_done.wait(timeout + 5.0)
-        with self._lock:
-            self._collector = None
-            cancelled = self._enroll_cancel
-        if cancelled is not None:
-            response.success = False
-            response.message = (f"enrolment cancelled: {cancelled} before the views were "
-                                "fused; nothing was saved. Call again while the node is "
-                                "active")
-            log.warning(response.message)
-            return response
-        try:
-            outcome = collector.finish()
-        except (OSError, RuntimeError, ValueError) as exc:
-            response.success = False
-            response.message = f"enrolment failed: {exc}"
-            log.error(response.message)
-            return response
-        response.success = outcome.success
-        response.message = outcome.message
-        response.model_path = outcome.model_path
-        response.view_names = list(outcome.view_names)
-        response.view_coverage = [float(c) for c in outcome.view_coverage]
-        response.coverage = float(outcome.coverage)
-        if outcome.success:
-            log.info(f"Enrolment done: {outcome.message}")
-            self._add_enrolled(outcome.model_path, new_id)
-        else:
-            log.warning(f"Enrolment failed: {outcome.message}")
-        return response
-
-    # -- enrolled people ------------------------------------------------------------------
-    def _enrollment_dir(self) -> str:
-        return os.path.expanduser(self._cfg.node.enrollment_dir or os.path.join(
-            "~", ".local", "share", "face3d", "enrolled"))
-
-    def _apply_reid_settings(self, gallery: Gallery) -> None:
-        """Live parameter values into the matcher (under the node's lock)."""
-        cfg = self._cfg.node
-        reid = gallery.reid
-        reid.threshold, reid.margin = cfg.reid_threshold, cfg.reid_margin
-        reid.min_frames = cfg.reid_min_frames
-
-    def _load_gallery(self) -> None:
-        """Load every model of ``enrollment_dir`` (configure); publish the gallery markers."""
-        cfg = self._cfg.node
-        folder = self._enrollment_dir()
-        gallery = Gallery(Reidentifier(cfg.reid_threshold, cfg.reid_margin,
-                                       cfg.reid_min_frames))
-        people, problems = load_folder(folder)
-        for problem in problems:
-            self.get_logger().warning(problem)
-        for person in people:
-            gallery.add(person)
-        with self._lock:
-            self._gallery = gallery
-        listed = ", ".join(f"{p.name} (id {p.person_id})" for p in people) or "none"
-        self.get_logger().info(f"Enrolled people from {folder}: {listed}")
-        self._publish_gallery()
-
-    def _publish_gallery(self) -> None:
-        pub = self._pub.get("enrolled")
-        if pub is None or self._gallery is None:
-            return
-        with self._lock:
-            people = self._gallery.people
-        pub.publish(gallery_markers(people, self._cfg.node.enrolled_frame_id))
-
-    def _add_enrolled(self, model_path: str, new_id: int) -> None:
-        """After a successful enrolment: give the model its person id (an enrolled person's
-        own when it re-enrols them), store that in the file and add the model."""
-        log = self.get_logger()
-        gallery = self._gallery
-        if gallery is None:
-            return
-        try:
-            model = load_model(model_path)
-            with self._lock:
-                again = gallery.match_model(model)
-            if again.known:
-                new_id, name = again.person_id, again.name
-                log.info(f"The enrolled face is {name} (id {new_id}, shape distance "
-                         f"{again.distance:.4f}): their model is replaced")
-            else:
-                name = model.name
-            model = dataclasses.replace(model, name=name, face_id=new_id)
-            save_model(model_path, model)
-            export_obj(model, os.path.dirname(model_path),
-                       os.path.splitext(os.path.basename(model_path))[0])
-        except (ModelFileError, OSError, ValueError) as exc:
-            log.error(f"The enrolled model {model_path} could not be added: {exc}")
-            return
-        with self._lock:
-            gallery.add(Person(new_id, model, model_path))
-        log.info(f"Added enrolled person {name} (id {new_id}) from {model_path}")
-        self._publish_gallery()
 
     def _marker_options(self) -> MarkerOptions:
         return MarkerOptions(lifetime_s=self._cfg.node.marker_lifetime_s)
@@ -1180,7 +919,7 @@ def main(args=None) -> int:
     at start is invalid (one FATAL line per parameter, naming it, its value and the range).
 
     Signals: SIGINT and SIGTERM only end the wait of the main thread; the processing thread is
-    stopped, a running enrolment answered, the executor stopped and the node destroyed while
+    stopped, the executor stopped and the node destroyed while
     the ROS context is still valid (rclpy's own handlers shut the context down first, so a
     frame being published then ended in an ERROR traceback).
     """
@@ -1220,8 +959,9 @@ def main(args=None) -> int:
                 log.fatal("Activate failed (see the error above); exiting")
                 code = 1
         if code == 0:
-            # Three threads: the enroll_face service waits for views in its own callback group
-            # while images and timers keep flowing. The executor spins in its own thread; this
+            # Three threads: camera_info has its own callback group (the processing thread
+            # may wait for an image's info) beside images, timers and services. The executor
+            # spins in its own thread; this
             # (main) thread waits for a signal (handled at once: waiting on an Event is
             # interruptible, a spin blocked in rcl_wait is not) or the shutdown transition.
             executor = MultiThreadedExecutor(num_threads=3)

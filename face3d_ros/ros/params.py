@@ -1,11 +1,17 @@
-"""Parameters of the face3d node: declaration with descriptors, validation, typed configs.
+"""Parameters of the face3d nodes: declaration with descriptors, validation, typed configs.
 
-Every parameter is described once in :data:`PARAMETERS` (name, description, range or choices,
-whether it may change while the node runs, and which config it feeds). Defaults of the engine
-and tracker parameters are the defaults of :class:`EngineConfig` and :class:`TrackerConfig`;
-those of the node's own parameters are the defaults of :class:`NodeConfig`. The shipped
-``config/face3d.yaml`` holds exactly these values (a test checks that they agree), so it is the
-one file a user edits.
+Two nodes, one spec style. Every parameter of the perception node ``face3d`` is described once
+in :data:`PARAMETERS`, every parameter of the people node ``face3d_people`` in
+:data:`PEOPLE_PARAMETERS` (name, description, range or choices, whether it may change while the
+node runs, and which config it feeds). Defaults of the engine and tracker parameters are the
+defaults of :class:`EngineConfig` and :class:`TrackerConfig`; those of the perception node's own
+parameters the defaults of :class:`NodeConfig`, those of the people node the defaults of
+:class:`PeopleConfig`. A few names (``autostart``, ``use_compressed``, ``input_reliability``)
+belong to both nodes with one meaning, one description and one default.
+
+The shipped ``config/face3d.yaml`` holds exactly these values in one ``/**`` section (each node
+takes the names it declares; a test checks that file and specs agree), so it is the one file a
+user edits. The functions take the node's spec list (``specs``, default :data:`PARAMETERS`).
 """
 
 from __future__ import annotations
@@ -27,10 +33,17 @@ from rclpy.parameter import Parameter
 from face3d_ros.core.config import EngineConfig, TrackerConfig, check_range
 from face3d_ros.core.identity import REID_MARGIN, REID_MIN_FRAMES, REID_THRESHOLD
 
+_RELIABILITIES = ("best_effort", "reliable")
+
+
+def _check_reliability(value: str) -> None:
+    if value not in _RELIABILITIES:
+        raise ValueError(f"input_reliability must be 'best_effort' or 'reliable', got {value!r}")
+
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Settings of the ROS node itself (the engine and tracker have their own configs).
+    """Settings of the perception node itself (the engine and tracker have their own configs).
 
     autostart: configure and activate at start when no lifecycle manager does it.
     use_compressed: subscribe to ``image/compressed`` (sensor_msgs/CompressedImage) instead of
@@ -44,14 +57,6 @@ class NodeConfig:
     marker_lifetime_s: lifetime of RViz markers, seconds (0 = forever).
     no_image_warn_s: warn when no image arrived for this long, seconds.
     diagnostics_period_s: period of ``/diagnostics`` messages, seconds.
-    enrollment_dir: where the ``enroll_face`` service writes models when its request names no
-        folder, and where configure loads the enrolled models from; "" uses
-        ``~/.local/share/face3d/enrolled``.
-    reidentify: match tracked faces to the enrolled models by identity shape.
-    reid_threshold: largest shape distance (unitless, fraction of the face size) of a match.
-    reid_margin: least gap between the second-best and the best distance of a match.
-    reid_min_frames: frames a track must have before it can be recognised.
-    enrolled_frame_id: frame of the ``enrolled_faces`` gallery markers.
     max_image_side: frames whose longer side exceeds this many pixels are downscaled to it
         for processing; results are given in the original frame's pixels.
     hri: publish the ROS4HRI (REP-155) face topics under ``/humans/faces`` (needs hri_msgs).
@@ -69,30 +74,53 @@ class NodeConfig:
     marker_lifetime_s: float = 0.5
     no_image_warn_s: float = 5.0
     diagnostics_period_s: float = 1.0
-    enrollment_dir: str = ""
-    reidentify: bool = True
-    reid_threshold: float = REID_THRESHOLD
-    reid_margin: float = REID_MARGIN
-    reid_min_frames: int = REID_MIN_FRAMES
-    enrolled_frame_id: str = "face3d_enrolled"
     max_image_side: int = 1920
     hri: bool = False
     publish_tf: bool = False
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming the field and the accepted values."""
-        if self.input_reliability not in ("best_effort", "reliable"):
-            raise ValueError(
-                "input_reliability must be 'best_effort' or 'reliable', "
-                f"got {self.input_reliability!r}"
-            )
+        _check_reliability(self.input_reliability)
         check_range("marker_lifetime_s", self.marker_lifetime_s, 0.0, 60.0)
         check_range("no_image_warn_s", self.no_image_warn_s, 0.5, 3600.0)
         check_range("diagnostics_period_s", self.diagnostics_period_s, 0.1, 60.0)
+        check_range("max_image_side", self.max_image_side, 160, 16384)
+
+
+@dataclass(frozen=True)
+class PeopleConfig:
+    """Settings of the people node ``face3d_people`` (gallery, re-identification, enrolment).
+
+    autostart: configure and activate at start when no lifecycle manager does it.
+    use_compressed: while enrolling, subscribe to ``image/compressed`` instead of ``image``.
+    input_reliability: QoS reliability of the image subscription (only while enrolling),
+        "best_effort" or "reliable"; the ``faces`` subscription is always reliable.
+    enrollment_dir: where the ``enroll_face`` action writes models when its goal names no
+        folder, and where configure loads the enrolled models from; "" uses
+        ``~/.local/share/face3d/enrolled``.
+    reidentify: match tracked faces to the enrolled models by identity shape.
+    reid_threshold: largest shape distance (unitless, fraction of the face size) of a match.
+    reid_margin: least gap between the second-best and the best distance of a match.
+    reid_min_frames: frames a track must have before it can be recognised.
+    enrolled_frame_id: frame of the ``enrolled_faces`` gallery markers.
+    """
+
+    autostart: bool = True
+    use_compressed: bool = False
+    input_reliability: str = "best_effort"
+    enrollment_dir: str = ""
+    reidentify: bool = True
+    reid_threshold: float = REID_THRESHOLD
+    reid_margin: float = REID_MARGIN
+    reid_min_frames: int = REID_MIN_FRAMES
+    enrolled_frame_id: str = "face3d_enrolled"
+
+    def __post_init__(self) -> None:
+        """Reject values that cannot work, naming the field and the accepted values."""
+        _check_reliability(self.input_reliability)
         check_range("reid_threshold", self.reid_threshold, 0.001, 0.2)
         check_range("reid_margin", self.reid_margin, 0.0, 0.1)
         check_range("reid_min_frames", self.reid_min_frames, 1, 100)
-        check_range("max_image_side", self.max_image_side, 160, 16384)
         if not self.enrolled_frame_id:
             raise ValueError("enrolled_frame_id must not be empty (e.g. face3d_enrolled)")
 
@@ -101,7 +129,8 @@ class NodeConfig:
 class ParamSpec:
     """One node parameter.
 
-    target: "engine", "tracker" or "node" (the config dataclass the value goes to).
+    target: "engine", "tracker", "node" (the perception node's configs) or "people" (the
+    people node's): the config dataclass the value goes to.
     limits: (lo, hi) inclusive range for numbers, or None. choices: allowed strings, or None.
     read_only: True when the value cannot change while the node runs (set it in the params
     file or on the command line instead).
@@ -121,9 +150,10 @@ class ParamSpec:
         return "" if value is None else value
 
 
-_DEFAULTS = {"engine": EngineConfig(), "tracker": TrackerConfig(), "node": NodeConfig()}
+_DEFAULTS = {"engine": EngineConfig(), "tracker": TrackerConfig(), "node": NodeConfig(),
+             "people": PeopleConfig()}
 
-#: Every parameter of the node, in the order of config/face3d.yaml.
+#: Every parameter of the perception node ``face3d``, in the order of config/face3d.yaml.
 PARAMETERS: Tuple[ParamSpec, ...] = (
     # Engine.
     ParamSpec("device", "engine",
@@ -205,24 +235,6 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               "Warn when no image arrived for this many seconds.", limits=(0.5, 3600.0)),
     ParamSpec("diagnostics_period_s", "node", "Period of /diagnostics messages, seconds.",
               limits=(0.1, 60.0), read_only=True),
-    ParamSpec("enrollment_dir", "node",
-              "Folder of the enrolled models: loaded at configure, and where the enroll_face "
-              "service writes when the request names none; empty uses "
-              "~/.local/share/face3d/enrolled.", read_only=True),
-    ParamSpec("reidentify", "node",
-              "Match tracked faces to the enrolled models by identity shape; a recognised "
-              "face gets its person's id and name."),
-    ParamSpec("reid_threshold", "node",
-              "Largest identity-shape distance of a match (fraction of the face size).",
-              limits=(0.001, 0.2)),
-    ParamSpec("reid_margin", "node",
-              "Least gap between the second-best and the best distance of a match.",
-              limits=(0.0, 0.1)),
-    ParamSpec("reid_min_frames", "node",
-              "Frames a track must have before it can be recognised.", limits=(1, 100)),
-    ParamSpec("enrolled_frame_id", "node",
-              "Frame of the enrolled_faces gallery markers (set it as RViz's fixed frame, or "
-              "place it with a static transform).", read_only=True),
     ParamSpec("max_image_side", "node",
               "Frames whose longer side exceeds this many pixels are downscaled to it for "
               "processing (bounded memory and time); results are in the original pixels.",
@@ -235,7 +247,44 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               "or tf2_msgs).", read_only=True),
 )
 
+#: Names both nodes declare, with one meaning (the people node's copies of these specs).
+SHARED_NAMES = ("autostart", "use_compressed", "input_reliability")
+
+#: Every parameter of the people node ``face3d_people``, in the order of config/face3d.yaml
+#: (the shared names first, where the perception node's section has them).
+PEOPLE_PARAMETERS: Tuple[ParamSpec, ...] = tuple(
+    replace(s, target="people") for s in PARAMETERS if s.name in SHARED_NAMES) + (
+    ParamSpec("enrollment_dir", "people",
+              "Folder of the enrolled models: loaded at configure, and where the enroll_face "
+              "action writes when the goal names none; empty uses "
+              "~/.local/share/face3d/enrolled.", read_only=True),
+    ParamSpec("reidentify", "people",
+              "Match tracked faces to the enrolled models by identity shape and publish the "
+              "recognised ones on people."),
+    ParamSpec("reid_threshold", "people",
+              "Largest identity-shape distance of a match (fraction of the face size).",
+              limits=(0.001, 0.2)),
+    ParamSpec("reid_margin", "people",
+              "Least gap between the second-best and the best distance of a match.",
+              limits=(0.0, 0.1)),
+    ParamSpec("reid_min_frames", "people",
+              "Frames a track must have before it can be recognised.", limits=(1, 100)),
+    ParamSpec("enrolled_frame_id", "people",
+              "Frame of the enrolled_faces gallery markers (set it as RViz's fixed frame, or "
+              "place it with a static transform).", read_only=True),
+)
+
 SPECS: Dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}
+PEOPLE_SPECS: Dict[str, ParamSpec] = {s.name: s for s in PEOPLE_PARAMETERS}
+
+
+def _by_name(specs: Sequence[ParamSpec]) -> Dict[str, ParamSpec]:
+    if specs is PARAMETERS:
+        return SPECS
+    if specs is PEOPLE_PARAMETERS:
+        return PEOPLE_SPECS
+    return {s.name: s for s in specs}
+
 
 _PY_TO_ROS = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -270,10 +319,10 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return desc
 
 
-def declare_parameters(node) -> None:
-    """Declare every parameter of :data:`PARAMETERS` on ``node`` with its descriptor."""
+def declare_parameters(node, specs: Sequence[ParamSpec] = PARAMETERS) -> None:
+    """Declare every parameter of ``specs`` on ``node`` with its descriptor."""
     node.declare_parameters(
-        "", [(s.name, s.default, descriptor(s)) for s in PARAMETERS]
+        "", [(s.name, s.default, descriptor(s)) for s in specs]
     )
 
 
@@ -303,14 +352,13 @@ class Face3DConfig:
     node: NodeConfig
 
 
-def configs_from_values(values: Mapping[str, Any]) -> Face3DConfig:
-    """Build the typed configs from parameter name -> value (missing names keep defaults).
-
-    Raises ``ValueError`` naming the parameter when a value or a combination is invalid.
-    """
-    groups: Dict[str, Dict[str, Any]] = {"engine": {}, "tracker": {}, "node": {}}
+def _grouped(values: Mapping[str, Any],
+             specs: Sequence[ParamSpec]) -> Dict[str, Dict[str, Any]]:
+    """Checked values by config target; ``ValueError`` naming an unknown or bad one."""
+    by_name = _by_name(specs)
+    groups: Dict[str, Dict[str, Any]] = {t: {} for t in _DEFAULTS}
     for name, value in values.items():
-        spec = SPECS.get(name)
+        spec = by_name.get(name)
         if spec is None:
             raise ValueError(f"unknown parameter {name!r}")
         problem = check_value(spec, value)
@@ -321,6 +369,16 @@ def configs_from_values(values: Mapping[str, Any]) -> Face3DConfig:
         if spec.name == "model_dir" and value == "":
             value = None
         groups[spec.target][name] = value
+    return groups
+
+
+def configs_from_values(values: Mapping[str, Any]) -> Face3DConfig:
+    """The perception node's typed configs from parameter name -> value (missing names keep
+    defaults).
+
+    Raises ``ValueError`` naming the parameter when a value or a combination is invalid.
+    """
+    groups = _grouped(values, PARAMETERS)
     return Face3DConfig(
         engine=replace(_DEFAULTS["engine"], **groups["engine"]),
         tracker=replace(_DEFAULTS["tracker"], **groups["tracker"]),
@@ -328,25 +386,40 @@ def configs_from_values(values: Mapping[str, Any]) -> Face3DConfig:
     )
 
 
-def read_configs(node) -> Face3DConfig:
-    """The typed configs from the node's current parameter values."""
-    return configs_from_values(
-        {s.name: node.get_parameter(s.name).value for s in PARAMETERS}
-    )
+def people_config_from_values(values: Mapping[str, Any]) -> PeopleConfig:
+    """The people node's :class:`PeopleConfig` from parameter name -> value (missing names
+    keep defaults). Raises ``ValueError`` naming the parameter when a value is invalid."""
+    return replace(_DEFAULTS["people"], **_grouped(values, PEOPLE_PARAMETERS)["people"])
+
+
+def config_from_values(values: Mapping[str, Any], specs: Sequence[ParamSpec] = PARAMETERS):
+    """:func:`configs_from_values` or :func:`people_config_from_values`, by ``specs``."""
+    if specs is PEOPLE_PARAMETERS:
+        return people_config_from_values(values)
+    return configs_from_values(values)
+
+
+def read_configs(node, specs: Sequence[ParamSpec] = PARAMETERS):
+    """The typed config(s) of ``specs`` from the node's current parameter values."""
+    return config_from_values(
+        {s.name: node.get_parameter(s.name).value for s in specs}, specs)
 
 
 def validate_update(
-    current: Mapping[str, Any], params: Sequence[Parameter]
-) -> Tuple[SetParametersResult, Optional[Face3DConfig]]:
+    current: Mapping[str, Any], params: Sequence[Parameter],
+    specs: Sequence[ParamSpec] = PARAMETERS,
+) -> Tuple[SetParametersResult, Optional[Any]]:
     """Check a set-parameters request against the specs and the configs' own rules.
 
     ``current``: the node's parameter values before the request. Returns the result to give
     back to rclpy (``successful=False`` with the reason when rejected) and, when accepted, the
-    configs with the new values applied.
+    config(s) with the new values applied (:class:`Face3DConfig` for :data:`PARAMETERS`,
+    :class:`PeopleConfig` for :data:`PEOPLE_PARAMETERS`).
     """
+    by_name = _by_name(specs)
     merged = dict(current)
     for p in params:
-        spec = SPECS.get(p.name)
+        spec = by_name.get(p.name)
         if spec is None:
             continue  # parameters this module does not own (e.g. use_sim_time)
         if spec.read_only and p.value != current.get(p.name):
@@ -359,30 +432,27 @@ def validate_update(
             return SetParametersResult(successful=False, reason=problem), None
         merged[p.name] = p.value
     try:
-        cfg = configs_from_values({k: v for k, v in merged.items() if k in SPECS})
+        cfg = config_from_values({k: v for k, v in merged.items() if k in by_name}, specs)
     except ValueError as exc:
         return SetParametersResult(successful=False, reason=str(exc)), None
     return SetParametersResult(successful=True), cfg
 
 
-def changed_targets(old: Face3DConfig, new: Face3DConfig) -> Tuple[str, ...]:
-    """Which of "engine", "tracker", "node" differ between two configs."""
-    return tuple(t for t in ("engine", "tracker", "node") if getattr(old, t) != getattr(new, t))
-
-
-def startup_problems(values: Mapping[str, Any]) -> List[str]:
+def startup_problems(values: Mapping[str, Any],
+                     specs: Sequence[ParamSpec] = PARAMETERS) -> List[str]:
     """What is wrong with the parameter values a node starts with (params file and ``-p``).
 
     ``values``: parameter name -> value for the names given at start. Each problem names the
     parameter, the value and the accepted range or choices, in the words a rejected
     ``ros2 param set`` uses. Empty when the values can start the node.
     """
+    by_name = _by_name(specs)
     problems = []
     known = {}
     for name, value in values.items():
-        spec = SPECS.get(name)
+        spec = by_name.get(name)
         if spec is None:
-            continue  # parameters this module does not own (use_sim_time, other nodes')
+            continue  # parameters this node does not own (use_sim_time, the other node's)
         problem = check_value(spec, value)
         if problem:
             problems.append(problem)
@@ -390,7 +460,7 @@ def startup_problems(values: Mapping[str, Any]) -> List[str]:
             known[name] = value
     if not problems:
         try:
-            configs_from_values(known)
+            config_from_values(known, specs)
         except ValueError as exc:
             problems.append(str(exc))
     return problems
@@ -423,12 +493,14 @@ def cli_parameter_values(argv: Sequence[str]) -> Dict[str, Tuple[str, Any]]:
     return found
 
 
-def unapplied_cli_values(argv: Sequence[str], actual: Mapping[str, Any]) -> List[str]:
+def unapplied_cli_values(argv: Sequence[str], actual: Mapping[str, Any],
+                         specs: Sequence[ParamSpec] = PARAMETERS) -> List[str]:
     """``-p`` values the node did not get (rcl drops a ``-p`` whose type differs from the
     params file's value for the same name, silently): one problem per such argument."""
+    by_name = _by_name(specs)
     problems = []
     for name, (text, value) in cli_parameter_values(argv).items():
-        spec = SPECS.get(name)
+        spec = by_name.get(name)
         if spec is None or name not in actual:
             continue
         have = actual[name]
@@ -441,3 +513,57 @@ def unapplied_cli_values(argv: Sequence[str], actual: Mapping[str, Any]) -> List
         problems.append(f"-p {name}:={text} was not applied ({why}); the node has "
                         f"{name} = {have!r}")
     return problems
+
+
+class ParameterStartupError(ValueError):
+    """Parameter values a node cannot start with (params file or ``-p``); one problem per
+    parameter, each naming it, its value and the accepted range or choices."""
+
+    def __init__(self, problems) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+class SpecParameters:
+    """Mixin of a node whose parameters are declared from a spec list (``PARAM_SPECS``,
+    default :data:`PARAMETERS`): every set-parameters request is checked against the specs
+    first, and a rejection is logged.
+
+    rclpy rejects a value outside a descriptor's range, or a read-only change, without
+    calling the set-parameters callback, so such a rejection was neither logged nor worded as
+    documented. Put it before the rclpy node class: ``class N(SpecParameters, LifecycleNode)``.
+    """
+
+    PARAM_SPECS: Sequence[ParamSpec] = PARAMETERS
+
+    def _prevalidate(self, params) -> Optional[SetParametersResult]:
+        """Our own check before rclpy's; None when the request may proceed."""
+        by_name = _by_name(self.PARAM_SPECS)
+        ours = [p for p in params if p.name in by_name]
+        if not ours:
+            return None
+        current = {s.name: self.get_parameter(s.name).value  # type: ignore[attr-defined]
+                   for s in self.PARAM_SPECS}
+        result, _ = validate_update(current, ours, self.PARAM_SPECS)
+        if result.successful:
+            return None
+        self.get_logger().warning(  # type: ignore[attr-defined]
+            f"Rejected parameter change: {result.reason}")
+        return result
+
+    def set_parameters(self, parameter_list):
+        """rclpy's ``set_parameters``, each value first checked and a rejection logged."""
+        results = []
+        for param in parameter_list:
+            rejected = self._prevalidate([param])
+            results.append(rejected if rejected is not None
+                           else super().set_parameters([param])[0])  # type: ignore[misc]
+        return results
+
+    def set_parameters_atomically(self, parameter_list):
+        """rclpy's ``set_parameters_atomically`` (what ``ros2 param set`` calls), the values
+        first checked and a rejection logged."""
+        rejected = self._prevalidate(parameter_list)
+        if rejected is not None:
+            return rejected
+        return super().set_parameters_atomically(parameter_list)  # type: ignore[misc]
