@@ -388,3 +388,22 @@ def test_enrolled_person_recognised_and_gallery_latched(client, people_node, mod
     warned = log_lines(log, "broken.npz")
     assert len(warned) == 1 and "WARN" in warned[0], warned
     assert log_lines(log, re.escape("eileen (id 3)"))
+
+
+def test_no_faces_is_warned_about_with_the_topic(tmp_path):
+    """A people node whose ``faces`` nobody publishes (the perception node in another
+    namespace) says so, naming the topic, instead of staying silent."""
+    log = tmp_path / "alone.log"
+    proc = start(people_command() + [
+        "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
+        "-r", "__ns:=/pp_alone", "-p", f"enrollment_dir:={tmp_path / 'enrolled'}"], log)
+    try:
+        deadline = time.monotonic() + 60.0
+        while (not log_lines(log, "No faces received") and proc.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.5)
+        lines = log_lines(log, "No faces received")
+        assert lines, log.read_text(errors="replace")[-3000:]
+        assert "WARN" in lines[0] and "nobody publishes /pp_alone/faces" in lines[0]
+    finally:
+        assert stop_node(proc) == 0, log.read_text(errors="replace")[-3000:]

@@ -83,8 +83,15 @@ NODE_NAME = "face3d_people"
 #: A track not seen for this many seconds of faces-message time is forgotten (it left the view;
 #: the perception node drops a track after max_missed frames).
 TRACK_FORGET_S = 2.0
-#: Images and faces messages kept while waiting for their partner (same stamp).
-PAIR_DEPTH = 8
+#: Images kept while waiting for their faces message (same stamp): those of the last
+#: IMAGE_KEEP_S seconds of image time, at most IMAGE_DEPTH (the perception node answers an image
+#: after its processing time and skips images while busy: latest frame wins).
+IMAGE_KEEP_S = 1.5
+IMAGE_DEPTH = 64
+#: Faces messages kept while waiting for their image (they rarely come first).
+FACES_DEPTH = 8
+#: Warn when no faces message arrived for this long while active, seconds (again every minute).
+NO_FACES_WARN_S = 10.0
 #: The wall clock ends a goal this long after its timeout_s when no frames come to end it.
 ENROLL_WALL_GRACE_S = 5.0
 #: Longest time a lifecycle transition waits for a running goal to end.
@@ -157,6 +164,8 @@ class PeopleNode(SpecParameters, LifecycleNode):
         self._seen: Dict[int, float] = {}
         self._last_stamp: Optional[float] = None
         self._warned: Dict[str, float] = {}
+        self._faces_t = 0.0
+        self._input_timer = None
         self._enrol: Optional[_Enrolment] = None
         self._enroll_idle = threading.Event()
         self._enroll_idle.set()
@@ -221,6 +230,9 @@ class PeopleNode(SpecParameters, LifecycleNode):
         with self._lock:
             self._active = True
             self._seen, self._last_stamp = {}, None
+            self._faces_t = time.monotonic()
+        self._input_timer = self.create_timer(1.0, self._check_faces,
+                                              callback_group=self._data_group)
         topic = getattr(self._faces_sub, "topic_name", "faces")
         self.get_logger().info(f"Active: recognising the faces on {topic}"
                                + ("" if self._cfg.reidentify else " (reidentify is off)"))
@@ -258,6 +270,9 @@ class PeopleNode(SpecParameters, LifecycleNode):
         """End a running goal (aborted, nothing written) and unsubscribe from everything."""
         with self._lock:
             self._active = False
+        if self._input_timer is not None:
+            self.destroy_timer(self._input_timer)
+            self._input_timer = None
         self._abort_enrolment(why)
         for sub in (self._faces_sub, self._image_sub):
             if sub is not None:
@@ -348,10 +363,10 @@ class PeopleNode(SpecParameters, LifecycleNode):
         with self._lock:
             if not self._active:
                 return
+            self._faces_t = time.monotonic()
             gallery, cfg = self._gallery, self._cfg
             people = None
             if gallery is not None and cfg.reidentify:
-                self._apply_reid_settings(gallery)
                 matches = gallery.recognise(frame, self._alive(frame))
                 people = people_msg(msg.header, matches, cfg.reid_threshold)
             enrol = self._enrol
@@ -373,9 +388,15 @@ class PeopleNode(SpecParameters, LifecycleNode):
 
     @staticmethod
     def _queue(enrol: _Enrolment, which: str, key, item) -> None:
+        """Keep ``item`` under its stamp ``key`` (under the node's lock), dropping the oldest
+        beyond the bounds of ``which`` ("images" or "frames")."""
         box = getattr(enrol, which)
         box[key] = item
-        while len(box) > PAIR_DEPTH:
+        if which == "images":
+            newest = key[0] + 1e-9 * key[1]
+            for old in [k for k in box if newest - (k[0] + 1e-9 * k[1]) > IMAGE_KEEP_S]:
+                del box[old]
+        while len(box) > (IMAGE_DEPTH if which == "images" else FACES_DEPTH):
             box.popitem(last=False)
 
     def _pair(self, enrol: _Enrolment) -> None:
@@ -410,6 +431,20 @@ class PeopleNode(SpecParameters, LifecycleNode):
                                        f" (views so far: {covered})")
             if status.finished:
                 enrol.done.set()
+
+    def _check_faces(self) -> None:
+        """Warn when no faces message arrived for NO_FACES_WARN_S, naming the topic and its
+        publishers (launched and nothing happens: a perception node in another namespace)."""
+        with self._lock:
+            since = time.monotonic() - self._faces_t
+        if since < NO_FACES_WARN_S or self._faces_sub is None:
+            return
+        topic = getattr(self._faces_sub, "topic_name", "faces")
+        count = self.count_publishers(topic)
+        why = (f"nobody publishes {topic}: start face3d_node in this namespace or remap "
+               "'faces' to its topic" if count == 0 else
+               f"{count} publisher(s) on {topic}, but nothing arrived (is the camera running?)")
+        self._warn_once("no_faces", f"No faces received for {since:.0f} s; {why}")
 
     def _warn_once(self, key: str, text: str) -> None:
         now = time.monotonic()
