@@ -27,14 +27,20 @@ FRONTAL_OFFSET_LPS_DEG = 1.5
 FRONTAL_OFFSET_FACECAP_DEG = 5.5
 # Head pose MAE per angle (yaw, pitch, roll) over POSE_SET on the head scan: target <= 3 (met).
 POSE_MAE_DEG = 3.0
-# Combined-gaze MAE over GAZE_EYES at head yaw 0: target <= 5; measured 6.8, + 20 %.
-GAZE_MAE_HEAD_FRONTAL_DEG = 8.2
+# Combined-gaze MAE over GAZE_EYES at head yaw 0: target <= 5 (met since the eyeball centres
+# are placed without the networks' follow of the eyes: 2.9; before it 6.8).
+GAZE_MAE_HEAD_FRONTAL_DEG = 5.0
+# The same at head yaw +30: target <= 5; measured 6.3 (before the follow model 10.5), + 20 %.
+GAZE_MAE_HEAD_TURNED_DEG = 7.6
 # Photo mirror bias |(gaze yaw + mirrored gaze yaw) / 2| (combined, each photo): target <= 1
 # (met with mesh_flip: 0.3 astronaut, 0.5 Grace Hopper; before it 3.3 and 4.0).
 PHOTO_MIRROR_BIAS_DEG = 1.0
 # Astronaut eye contact, combined gaze against the ray to the camera: target <= 5; measured
 # 12.2, + 20 % (12.9 with mesh_flip, which brings Grace Hopper from 4.3 to 1.4).
 EYE_CONTACT_ASTRONAUT_DEG = 14.6
+# Grace Hopper eye contact: target <= 5 (met: 3.5; 1.4 before the follow model, whose gain of
+# ~1 no longer shrinks her small offsets).
+EYE_CONTACT_HOPPER_DEG = 5.0
 # Blink of a fully closed eye (eyeBlink = 1), each eye, lower bound: target >= 0.8 (met since
 # the lid-pair openness measure: 0.84 left, 1.00 right; before it 0.55 / 0.70).
 CLOSED_EYE_BLINK_MIN = 0.8
@@ -112,6 +118,16 @@ def test_gaze_mae_head_frontal(acc, heads):
     assert mae <= GAZE_MAE_HEAD_FRONTAL_DEG
 
 
+def test_gaze_mae_head_turned(acc, heads):
+    """Combined-gaze angular error over the same eye grid with the head turned by 30 deg
+    (the eyeball centres' depth matters only here)."""
+    errs = [A.gaze_errors(_found(acc, A.Spec("facecap", yaw=30.0, eye_yaw=y, eye_pitch=p)))
+            for y, p in GAZE_EYES]
+    mae = float(np.mean([e["combined"] for e in errs]))
+    print(f"\ngaze MAE head yaw +30: combined {mae:.2f} deg (limit {GAZE_MAE_HEAD_TURNED_DEG})")
+    assert mae <= GAZE_MAE_HEAD_TURNED_DEG
+
+
 @pytest.mark.parametrize("photo", ["astronaut", "grace_hopper"])
 def test_photo_mirror_bias(acc, photo):
     """A photo and its mirror image give opposite gaze yaw."""
@@ -131,6 +147,16 @@ def test_eye_contact_astronaut(acc):
     print(f"\neye contact astronaut: yaw {c['yaw']:+.2f} pitch {c['pitch']:+.2f} angle "
           f"{c['angle']:.2f} deg (limit {EYE_CONTACT_ASTRONAUT_DEG})")
     assert c["angle"] <= EYE_CONTACT_ASTRONAUT_DEG
+
+
+def test_eye_contact_grace_hopper(acc):
+    """Grace Hopper looks into the lens."""
+    a, _ = acc.photo("grace_hopper")
+    assert a.found
+    c = A.eye_contact(a)
+    print(f"\neye contact grace_hopper: yaw {c['yaw']:+.2f} pitch {c['pitch']:+.2f} angle "
+          f"{c['angle']:.2f} deg (limit {EYE_CONTACT_HOPPER_DEG})")
+    assert c["angle"] <= EYE_CONTACT_HOPPER_DEG
 
 
 @pytest.mark.parametrize("blend, coef, eye", [("eyeBlink_L", "eye_blink_left", 1),

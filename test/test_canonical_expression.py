@@ -19,7 +19,22 @@ def test_stored_canonical_matches_a_rebuild():
     rebuilt = make()
     assert np.abs(rebuilt.vertices - stored.vertices).max() < 1e-4  # 0.1 mm
     assert np.abs(rebuilt.eyeball_centres - stored.eyeball_centres).max() < 1e-4
+    assert np.abs(rebuilt.gaze_follow - stored.gaze_follow).max() < 1e-3
     assert np.array_equal(rebuilt.mirror, stored.mirror)
+
+
+def test_gaze_follow_is_symmetric_and_where_measured():
+    """The landmark networks' follow of the eyes (geometry.eye_fit): mirror-symmetric, none on
+    the irises, about half the iris's motion on the forehead and the eye corners in pitch,
+    little on the nose tip and the mouth."""
+    can = load_canonical()
+    f = can.gaze_follow.astype(np.float64)  # (478, 2 iris x/y, 3 landmark x/y/z)
+    flip_in, flip_out = np.array([-1.0, 1.0]), np.array([-1.0, 1.0, 1.0])
+    assert np.allclose(f[can.mirror] * flip_in[None, :, None] * flip_out[None, None, :], f,
+                       atol=1e-6)
+    assert np.all(f[468:] == 0.0)
+    assert 0.3 < f[10, 1, 1] < 0.8 and 0.3 < f[33, 1, 1] < 0.9  # forehead, outer eye corner
+    assert abs(f[1, 1, 1]) < 0.15 and abs(f[0, 1, 1]) < 0.15  # nose tip, upper lip
 
 
 def test_canonical_is_metric_symmetric_and_frontal():

@@ -8,14 +8,16 @@ registry packages) by :func:`build_canonical`. Its *frame* and its *eyeball cent
 renders of real head models with exact truth (``tools.head_render``): the pitch of the frame is
 the one that makes the pose fit read the heads' true poses (:func:`frame_pitch`), and the
 eyeball centres are the heads' true centres of eye rotation carried into the canonical frame
-by the fit (:func:`eyeballs_from_truth`). The result is stored in
+by the fit (:func:`eyeballs_from_truth`). The same renders measure how far the landmark
+networks move the rest of the face with the eyes (the gaze follow, :func:`follow_from_renders`,
+used by ``geometry.eye_fit``). The result is stored in
 ``core/data/canonical_face.npz``; ``python -m face3d_ros.tools.make_canonical`` rebuilds it
 and a test checks the stored file against a rebuild.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .geometry import EYEBALL_TO_IRIS_M, anatomical_frame, iris_diameter_px
+from .geometry import EYEBALL_TO_IRIS_M, FOLLOW_SOURCE, anatomical_frame, iris_diameter_px
 from .types import LEFT_IRIS_CENTER, NUM_LANDMARKS, RIGHT_IRIS_CENTER
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "canonical_face.npz"
@@ -34,12 +36,16 @@ class CanonicalFace:
     """vertices: (478, 3) metres in the face frame (x out of the face, y left, z up, origin
     between the eyes). mirror: (478,) index of each point's mirror image (left <-> right).
     eyeball_centres: (2, 3) metres, subject's right then left eye. uv: (478, 2) in [0, 1],
-    the frontal orthographic projection (OBJ convention: v up)."""
+    the frontal orthographic projection (OBJ convention: v up). gaze_follow: (478, 2, 3) each
+    landmark's x, y px and relative depth px per x, y px of its iris's displacement from
+    straight ahead (``geometry.eye_fit``); zeros until measured."""
 
     vertices: np.ndarray
     mirror: np.ndarray
     eyeball_centres: np.ndarray
     uv: np.ndarray
+    gaze_follow: np.ndarray = field(
+        default_factory=lambda: np.zeros((NUM_LANDMARKS, 2, 3), np.float32))
 
 
 def _uv_from_vertices(vertices: np.ndarray, margin: float = 0.02) -> np.ndarray:
@@ -77,19 +83,66 @@ def frame_pitch(fitted: np.ndarray, true: np.ndarray) -> float:
 
 
 def eyeballs_from_truth(centres: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
-                        scale: np.ndarray) -> np.ndarray:
+                        scale: np.ndarray, view: np.ndarray | None = None,
+                        depth_only: np.ndarray | None = None) -> np.ndarray:
     """(2, 3) symmetric canonical eyeball centres (right, left; metres, face frame).
 
-    centres: (K, 2, 3) true centres of eye rotation in the camera frame of K renders;
-    rotation (K, 3, 3), translation (K, 3), scale (K,): the pose fit of the canonical face to
-    each render. Each centre is carried into the canonical frame, then averaged with the
-    mirror image of the other eye's.
+    centres: (K, 2, 3) true centres of eye rotation of K renders, in the frame of the fit;
+    rotation (K, 3, 3), translation (K, 3), scale (K,): the fit of the canonical face to each
+    render (``geometry.eye_fit``). Each centre is carried into the canonical frame by least
+    squares over the renders, then averaged with the mirror image of the other eye's.
+
+    view: (K, 3) unit rays to the faces; with it only the components across the ray count
+    (the gaze depends only on where the centre is seen; seen from the front its depth does
+    not show). depth_only: (2, 3) centres whose y and z are kept, only x (the depth along the
+    face's x axis, measured on turned heads) being solved.
     """
-    rel = np.asarray(centres, np.float64) - np.asarray(translation, np.float64)[:, None]
-    local = np.einsum("kji,kej->kei", rotation, rel) / np.asarray(scale)[:, None, None]
-    mean = local.mean(axis=0)  # (2, 3)
+    rot = np.asarray(rotation, np.float64)
+    s = np.asarray(scale, np.float64)[:, None, None]
+    proj = np.broadcast_to(np.eye(3), rot.shape).copy()
+    if view is not None:
+        v = np.asarray(view, np.float64)
+        proj -= v[:, :, None] * v[:, None, :]
+    a = proj @ (s * rot)  # (K, 3, 3)
+    out = []
+    for e in range(2):
+        b = np.einsum("kij,kj->ki", proj, np.asarray(centres, np.float64)[:, e]
+                      - np.asarray(translation, np.float64))
+        if depth_only is None:
+            out.append(np.linalg.lstsq(a.reshape(-1, 3), b.reshape(-1), rcond=None)[0])
+        else:
+            keep = np.asarray(depth_only, np.float64)[e]
+            b = b - a[:, :, 1:] @ keep[1:]
+            x = np.linalg.lstsq(a[:, :, :1].reshape(-1, 1), b.reshape(-1), rcond=None)[0]
+            out.append(np.concatenate((x, keep[1:])))
+    mean = np.array(out)
     flip = np.array([1.0, -1.0, 1.0])
     return 0.5 * (mean + (mean * flip)[::-1])
+
+
+def follow_from_renders(landmarks: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """(478, 2, 3) the landmark networks' follow of the eyes (``geometry.eye_fit``), left/right
+    symmetric.
+
+    landmarks: (K, 478, 3) px of K renders of one head in one pose with its eyes turned by
+    different angles, the first looking straight ahead; its skin must not move with the eyes.
+    Each landmark's displacement from the first render is regressed on the displacement of its
+    iris (``geometry.FOLLOW_SOURCE``: both irises' mean, or its own eye's), then averaged with
+    its mirror point's mirrored coefficients (``mirror``: (478,) permutation).
+    """
+    lm = np.asarray(landmarks, np.float64)
+    moved = lm - lm[:1]  # (K, 478, 3)
+    iris = moved[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER], :2]  # (K, 2, 2)
+    inputs = (iris.mean(1), iris[:, 0], iris[:, 1])
+    source = FOLLOW_SOURCE.numpy()
+    follow = np.zeros((NUM_LANDMARKS, 2, 3))
+    for src, x in enumerate(inputs):
+        idx = np.where(source == src)[0]
+        follow[idx] = np.einsum("kn,npc->pkc", np.linalg.pinv(x), moved[:, idx])
+    follow[RIGHT_IRIS_CENTER:] = 0.0  # the irises are what is read, not corrected
+    flip_in, flip_out = np.array([-1.0, 1.0]), np.array([-1.0, 1.0, 1.0])
+    mirrored = follow[mirror] * flip_in[None, :, None] * flip_out[None, None, :]
+    return (0.5 * (follow + mirrored)).astype(np.float32)
 
 
 def to_face_frame(landmarks: np.ndarray, iris_diameter_m: float = 0.0117) -> np.ndarray:
@@ -133,19 +186,24 @@ def build_canonical(landmark_sets: Sequence[np.ndarray],
 
 
 def with_frame(face: CanonicalFace, pitch_deg: float = 0.0,
-               eyeball_centres: np.ndarray | None = None) -> CanonicalFace:
+               eyeball_centres: np.ndarray | None = None,
+               gaze_follow: np.ndarray | None = None) -> CanonicalFace:
     """``face`` turned by ``pitch_deg`` about its y axis (see :func:`frame_pitch`), with the
-    given (2, 3) eyeball centres in the turned frame (else the anatomical ones)."""
+    given (2, 3) eyeball centres in the turned frame (else the anatomical ones) and the given
+    gaze follow (else ``face``'s; it is in image terms and does not turn)."""
     v = (face.vertices.astype(np.float64) @ pitch_rotation(pitch_deg).T).astype(np.float32)
     eyes = _eyeballs(v) if eyeball_centres is None else np.asarray(eyeball_centres)
+    follow = face.gaze_follow if gaze_follow is None else np.asarray(gaze_follow, np.float32)
     return CanonicalFace(vertices=v, mirror=face.mirror, eyeball_centres=eyes.astype(np.float32),
-                         uv=_uv_from_vertices(v))
+                         uv=_uv_from_vertices(v), gaze_follow=follow)
 
 
 def save_canonical(face: CanonicalFace, path: Path = DATA_FILE, source: str = "") -> None:
-    """Write ``face`` to an .npz file (vertices, mirror, eyeball centres; UVs are derived)."""
+    """Write ``face`` to an .npz file (vertices, mirror, eyeball centres, gaze follow; UVs are
+    derived)."""
     np.savez(path, vertices=face.vertices, mirror=face.mirror,
-             eyeball_centres=face.eyeball_centres, source=np.array(source))
+             eyeball_centres=face.eyeball_centres, gaze_follow=face.gaze_follow,
+             source=np.array(source))
 
 
 @lru_cache(maxsize=4)
@@ -160,8 +218,12 @@ def load_canonical(path: Path = DATA_FILE) -> CanonicalFace:
         mirror = data["mirror"].astype(np.int64)
         eyes = (data["eyeball_centres"].astype(np.float32) if "eyeball_centres" in data.files
                 else _eyeballs(vertices).astype(np.float32))
+        follow = (data["gaze_follow"].astype(np.float32) if "gaze_follow" in data.files
+                  else np.zeros((NUM_LANDMARKS, 2, 3), np.float32))
     if vertices.shape != (NUM_LANDMARKS, 3) or mirror.shape != (NUM_LANDMARKS,):
         raise ValueError(f"{path}: expected vertices (478, 3) and mirror (478,), got "
                          f"{vertices.shape} and {mirror.shape}")
+    if follow.shape != (NUM_LANDMARKS, 2, 3):
+        raise ValueError(f"{path}: expected gaze_follow (478, 2, 3), got {follow.shape}")
     return CanonicalFace(vertices=vertices, mirror=mirror, eyeball_centres=eyes,
-                         uv=_uv_from_vertices(vertices))
+                         uv=_uv_from_vertices(vertices), gaze_follow=follow)

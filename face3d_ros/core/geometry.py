@@ -11,20 +11,29 @@ Pipeline for one batch (:func:`solve_faces`):
 2. lift the landmarks to metric 3D in the camera optical frame (weak perspective along the
    ray through the face, the network's relative depth scaled by the same metres per pixel);
 3. head pose by weighted Procrustes (Umeyama, with scale) of the canonical face onto them;
-4. gaze per eye: the line of sight through the 2D iris centre intersected with the eyeball
-   sphere placed by the head pose; combined gaze from both eyes weighted by their confidence.
+4. gaze per eye: the camera ray through the 2D iris centre intersected with the eyeball sphere.
+   The eyeball centres are placed by a second pose fit to the landmarks with the networks'
+   measured follow of the eyes removed (:func:`eye_fit`): the mesh network moves the upper face
+   and the iris network the eye corners by a fixed fraction of the iris's own motion, which a
+   plain fit passes on to the eyeball centres (the gaze is then under-read). Both the centres
+   and the irises are then taken from the face's weak perspective to true perspective
+   (:func:`perspective_points`); the combined gaze weights both eyes by their confidence.
+
+One module (over 400 lines): the lift, the pose fit, the eye fit and the gaze work on the same
+frames and batch layout, and :func:`solve_faces` runs them as one pass on the device.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 
 from .landmarks import LEFT_EYE_CONTOUR_INDEX, RIGHT_EYE_CONTOUR_INDEX
-from .types import FRONTAL_R, LEFT_IRIS, LEFT_IRIS_CENTER, NUM_MESH, RIGHT_IRIS, RIGHT_IRIS_CENTER
+from .types import (FRONTAL_R, LEFT_IRIS, LEFT_IRIS_CENTER, NUM_LANDMARKS, NUM_MESH, RIGHT_IRIS,
+                    RIGHT_IRIS_CENTER)
 
 # Mesh indices (MediaPipe topology; "right"/"left" are the subject's own).
 RIGHT_EYE_OUTER, RIGHT_EYE_INNER = 33, 133
@@ -69,6 +78,25 @@ FIVE_POINT_INDICES = (RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER, NOSE_TIP, 61, 291)
 #: Distance from the eyeball centre to the iris centre (metres): eyeball radius ~12 mm, iris
 #: plane ~5.9 mm off axis -> ~10.5 mm.
 EYEBALL_TO_IRIS_M = 0.0105
+
+#: Which iris each landmark's follow responds to (see :func:`eye_fit`): 0 both (the mesh
+#: network sees both eyes; their mean), 1 the subject's right, 2 the left (the iris network's
+#: eye contour points, one crop per eye; irises themselves are not corrected).
+FOLLOW_SOURCE = torch.zeros(NUM_LANDMARKS, dtype=torch.long)
+FOLLOW_SOURCE[list(RIGHT_EYE_CONTOUR_INDEX)] = 1
+FOLLOW_SOURCE[list(LEFT_EYE_CONTOUR_INDEX)] = 2
+#: Share of the eye corners (33, 133, 362, 263) in the height (face z) of the eyeball centres
+#: placed by :func:`eye_fit`, the whole face's fit having the rest. The corners lie at about
+#: the height of the eyeball centres and near them, so a misread head pitch moves them less
+#: than it moves the whole face's (its points lie 2-8 cm in front of and below the eyes); the
+#: whole face averages more points. Half each: on facecap renders MAE 3.5 / 7.5 deg at head
+#: yaw 0 / 30 against 3.3 / 8.4 (whole face) and 4.9 / 6.9 (corners); on the two photos of
+#: people looking into the lens 13.3 and 2.6 deg against 19.8 and 1.8, and 2.3 and 6.7.
+EYE_CORNER_HEIGHT_SHARE = 0.5
+_EYE_CORNER_INDICES = [RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER]
+#: Fixed-point iterations of :func:`eye_fit` (the follow's estimate depends on the centres it
+#: places; the remaining error shrinks by ~0.3 per iteration).
+EYE_FIT_ITERATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -270,20 +298,109 @@ def ray_sphere_gaze(points: torch.Tensor, rays: torch.Tensor, centres: torch.Ten
     return torch.nn.functional.normalize(hit, dim=-1)
 
 
+def perspective_points(points: torch.Tensor, anchor: torch.Tensor,
+                       inverse: bool = False) -> torch.Tensor:
+    """Points of the weak-perspective lift (:func:`lift_to_metric`) taken to true perspective.
+
+    The lift gives every point the lateral offset its pixel has at the depth of ``anchor`` (the
+    eyes' midpoint); a point ``dz`` nearer or farther really sits ``(Z + dz) / Z`` as far from
+    the ray through the anchor (Z its distance). points: (N, E, 3), anchor: (N, 3), metres.
+    ``inverse`` takes perspective points back to the lift's. At head yaw 30 the two eyes' iris
+    and eyeball centres differ in depth by ~16 mm and are ~0.8 mm off laterally in the lift.
+    """
+    z = torch.linalg.norm(anchor, dim=-1)  # (N,)
+    rr = ray_rotation(anchor / z[:, None])  # (N, 3, 3)
+    u = (points - anchor[:, None]) @ rr  # (N, E, 3) in the frame of the ray
+    f = (z[:, None] + u[..., 2]) / z[:, None]  # (N, E)
+    f = 1.0 / f if inverse else f
+    u = torch.cat((u[..., :2] * f[..., None], u[..., 2:]), dim=-1)
+    return anchor[:, None] + u @ rr.transpose(1, 2)
+
+
+def eye_fit(unit: torch.Tensor, canonical: torch.Tensor, weights: torch.Tensor,
+            eyeball_centres: torch.Tensor, follow: torch.Tensor, eye_weight: torch.Tensor,
+            rotation: torch.Tensor, translation: torch.Tensor, scale: torch.Tensor,
+            iterations: int = EYE_FIT_ITERATIONS
+            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pose fit that places the eyeball centres: the landmarks less the networks' follow
+    of the eyes.
+
+    The mesh network moves the forehead, brows, cheeks and nose bridge, and the iris network
+    the eye corners and lids, by a fixed fraction of the iris's own image motion (on renders of
+    a head whose skin does not move with the eyes: the forehead ~0.5 in pitch, the eye corners
+    0.5-0.75, the nose tip and mouth ~0). A fit to those landmarks carries the eyeball centres
+    with the eyes and under-reads the gaze (gain ~0.8 in yaw, ~0.45 in pitch). ``follow`` is
+    that fraction per landmark, measured on renders (``tools.make_canonical``): (478, 2, 3),
+    the landmark's x, y px and relative depth px per x, y px of its iris's displacement from
+    the straight-ahead position (:data:`FOLLOW_SOURCE`). The straight-ahead position is where
+    the placed eyeball centre puts the iris looking along the face's x axis, so fit, iris
+    displacement and follow are iterated (``iterations`` times from the plain fit).
+
+    unit: (N, 478, 3) the lift at one metre per pixel (one unit = 1 px at the eyes).
+    eye_weight: (N, 2) in [0, 1], how far each eye's iris is trusted (0 for a closed eye: no
+    correction from it). rotation, translation, scale: the plain fit of ``canonical`` to
+    ``unit``. Returns that fit's rotation (N, 3, 3), translation (N, 3), scale (N,), the
+    translation's height shared with the eye corners (``EYE_CORNER_HEIGHT_SHARE``).
+    """
+    iris = unit[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
+    anchor = iris.mean(1)  # (N, 3) the lift's anchor
+    rr = ray_rotation(torch.nn.functional.normalize(anchor, dim=-1))  # (N, 3, 3)
+    iris_px = ((iris - anchor[:, None]) @ rr)[..., :2]  # (N, 2, 2) px from the anchor
+    source = FOLLOW_SOURCE[:unit.shape[1]].to(unit.device)
+    fol = follow.to(unit.dtype)
+    rot, t, s = rotation, translation, scale
+    for _ in range(iterations):
+        centres = s[:, None, None] * (eyeball_centres[None] @ rot.transpose(1, 2)) + t[:, None]
+        ahead = centres + (s * EYEBALL_TO_IRIS_M)[:, None, None] * rot[:, None, :, 0]
+        shift = (iris_px - ((ahead - anchor[:, None]) @ rr)[..., :2]) * eye_weight[..., None]
+        both = shift.sum(1) / eye_weight.sum(1).clamp_min(1e-6)[:, None]  # open eyes' mean
+        per_source = torch.stack((both, shift[:, 0], shift[:, 1]), dim=1)  # (N, 3, 2)
+        moved = torch.einsum("npk,pkc->npc", per_source[:, source], fol)  # (N, 478, 3) px
+        fixed = unit - moved @ rr.transpose(1, 2)
+        rot, t, s, _ = weighted_umeyama(canonical, fixed, weights)
+        # The height from the whole face and from the eye corners (see
+        # EYE_CORNER_HEIGHT_SHARE): the corners' own translation, its face-z part blended in.
+        corner = (fixed[:, _EYE_CORNER_INDICES] - s[:, None, None] * (
+            canonical[_EYE_CORNER_INDICES][None] @ rot.transpose(1, 2))).mean(1)  # (N, 3)
+        up = rot[..., 2]  # (N, 3) the face's z axis in the camera frame
+        t = t + (EYE_CORNER_HEIGHT_SHARE * ((corner - t) * up).sum(-1))[:, None] * up
+    return rot, t, s
+
+
+_FOLLOW_CACHE: dict = {}
+
+
+def stored_gaze_follow(device: torch.device | str = "cpu") -> torch.Tensor:
+    """(478, 2, 3) the follow of the stored canonical face (``core/data/canonical_face.npz``)
+    on ``device`` (cached)."""
+    key = str(device)
+    if key not in _FOLLOW_CACHE:
+        from .canonical import load_canonical  # (core.canonical imports this module)
+
+        _FOLLOW_CACHE[key] = torch.from_numpy(load_canonical().gaze_follow).to(device)
+    return _FOLLOW_CACHE[key]
+
+
 def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: torch.Tensor,
                 weights: torch.Tensor, eyeball_centres: torch.Tensor,
-                iris_diameter_m: float) -> FaceGeometry:
+                iris_diameter_m: float, gaze_follow: Optional[torch.Tensor] = None
+                ) -> FaceGeometry:
     """Metric 3D, head pose and per-eye gaze for N faces.
 
     landmarks: (N, 478, 3) px (+ relative depth px). intrinsics: (N, 4) fx, fy, cx, cy.
     canonical: (478, 3) canonical face in the face frame, metres. weights: (478,) pose-fit
     weights. eyeball_centres: (2, 3) canonical eyeball centres (right, left), face frame, metres.
+    gaze_follow: (478, 2, 3) the networks' follow of the eyes (:func:`eye_fit`); default the
+    stored canonical face's, zeros for none.
     """
     dtype = torch.float64 if landmarks.device.type == "cpu" else torch.float32
     lm = landmarks.to(dtype)
     k = intrinsics.to(dtype)
     can = canonical.to(dtype)
     w = weights.to(dtype)
+    eyes = eyeball_centres.to(dtype)
+    if gaze_follow is None:
+        gaze_follow = stored_gaze_follow(lm.device)
     # The lift is linear in the metric scale (metres per pixel), and so are the fit's
     # translation, scale and residual, while its rotation does not depend on it: fit once at
     # one metre per pixel, then scale.
@@ -298,18 +415,24 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     mpp = (_iris_metres_per_px(lm, can, rot, iris_diameter_m).log() * iris_w
            - s.log() * (1.0 - iris_w)).exp()  # (N,)
     pts = unit * mpp[:, None, None]  # (N, 478, 3)
+
+    # Eyeball centres from the fit without the eyes' follow (open eyes only), in the lift's
+    # weak perspective; centres and irises then taken to true perspective, and each iris's
+    # camera ray intersected with its eyeball.
+    openness = eye_openness(unit)
+    open_conf = ((openness - CLOSED_EYE_OPENNESS) / 0.08).clamp(0.0, 1.0)  # open ~0.25
+    rot_e, t_e, s_e = eye_fit(unit, can, w, eyes, gaze_follow, open_conf, rot, t, s)
+    centres = (s_e[:, None, None] * (eyes[None] @ rot_e.transpose(1, 2))
+               + t_e[:, None]) * mpp[:, None, None]  # (N, 2, 3)
     t, s, rmse = t * mpp[:, None], s * mpp, rmse * mpp
-    centres = s[:, None, None] * (eyeball_centres.to(dtype)[None] @ rot.transpose(1, 2)) \
-        + t[:, None]  # (N, 2, 3)
-    # Under the face's weak perspective each iris pixel is a line parallel to the face's ray.
     iris = pts[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
-    view = torch.nn.functional.normalize(0.5 * (iris[:, 0] + iris[:, 1]), dim=-1)
-    direction = ray_sphere_gaze(iris, view[:, None].expand_as(iris), centres,
+    anchor = iris.mean(1)
+    centres = perspective_points(centres, anchor)
+    iris = perspective_points(iris, anchor)
+    direction = ray_sphere_gaze(iris, torch.nn.functional.normalize(iris, dim=-1), centres,
                                 s * EYEBALL_TO_IRIS_M)
 
     # Confidence per eye: open lids and the eye turned towards the camera.
-    openness = eye_openness(pts)
-    open_conf = ((openness - CLOSED_EYE_OPENNESS) / 0.08).clamp(0.0, 1.0)  # open ~0.25
     fx_axis, fy_axis = rot[..., 0], rot[..., 1]  # (N, 3) face x and y in the camera frame
     normals = torch.stack((fx_axis - 0.5 * fy_axis, fx_axis + 0.5 * fy_axis), dim=1)
     normals = torch.nn.functional.normalize(normals, dim=-1)  # (N, 2, 3) right, left eye

@@ -7,7 +7,11 @@ output on frontal portraits (scikit-image's astronaut, matplotlib's Grace Hopper
 expressed in its anatomical face frame and scaled by its iris (see ``core.canonical``). Its
 frame's pitch and its eyeball centres are then set from renders of the two real head models
 in ``../shared/data/heads`` (``$FACE3D_HEADS_DIR``) with exact truth: the Lee Perry-Smith scan
-and the facecap head at small head turns, and facecap with its eyes turned (gaze truth).
+and the facecap head at small head turns, and facecap with its eyes turned (gaze truth). The
+facecap renders with turned eyes also measure the landmark networks' follow of the eyes
+(``core.canonical.follow_from_renders``; facecap's skin beyond the lids does not move with its
+eyes), which the eyeball centres are then placed without (``core.geometry.eye_fit``): across
+the line of sight from the facing head, in depth from the head turned by ``DEPTH_HEAD_YAWS``.
 """
 
 from __future__ import annotations
@@ -19,19 +23,26 @@ from typing import List, Optional
 import numpy as np
 
 from face3d_ros.core.canonical import (DATA_FILE, CanonicalFace, build_canonical,
-                                       eyeballs_from_truth, frame_pitch, save_canonical,
-                                       with_frame)
+                                       eyeballs_from_truth, follow_from_renders, frame_pitch,
+                                       save_canonical, with_frame)
 from face3d_ros.core.config import EngineConfig
 from face3d_ros.core.types import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 
 SOURCES = ("shape: skimage.data.astronaut, matplotlib sample grace_hopper.jpg (and their mirror "
-           "images); frame pitch and eyeball centres: renders of the Lee Perry-Smith head scan "
-           "(CC BY 3.0) and the facecap head (Face Cap, Niels Jansson)")
+           "images); frame pitch, eyeball centres and gaze follow: renders of the Lee Perry-Smith "
+           "head scan (CC BY 3.0) and the facecap head (Face Cap, Niels Jansson)")
 
 #: Head poses (yaw, pitch) of the frame calibration renders, degrees; both heads.
 FRAME_POSES = [(y, p) for y in (-20, 0, 20) for p in (-15, 0, 15)]
 #: Eye rotations (yaw, pitch) of the eyeball calibration renders (facecap), degrees.
 EYE_POSES = [(0, 0), (15, 0), (-15, 0), (0, 10), (0, -10)]
+#: Eye rotations (yaw, pitch) of the gaze-follow renders (facecap facing the camera), degrees;
+#: straight ahead first.
+FOLLOW_EYE_POSES = [(0, 0)] + [(y, p) for y in (-20, 0, 20) for p in (-15, 0, 15)
+                               if (y, p) != (0, 0)]
+#: Head yaws (deg) of the renders that set the eyeball centres' depth (facecap, EYE_POSES):
+#: seen from the front the depth does not show.
+DEPTH_HEAD_YAWS = (-20, 20)
 #: Outer eye-corner distance of the calibration renders, px (a face of about 220 px).
 CALIBRATION_EYE_PX = 95.0
 
@@ -79,7 +90,8 @@ def _fit_renders(engine, face: CanonicalFace, renders):
         geo = solve_faces(torch.from_numpy(lm[None]),
                           torch.tensor([[k.fx, k.fy, k.cx, k.cy]], dtype=torch.float64),
                           torch.from_numpy(face.vertices), pose_weights(),
-                          torch.from_numpy(face.eyeball_centres), engine.config.iris_diameter_m)
+                          torch.from_numpy(face.eyeball_centres), engine.config.iris_diameter_m,
+                          torch.from_numpy(face.gaze_follow))
         # The reconstruction is the scene scaled about the camera by its metric-scale error:
         # the depth of the irises' midpoint, read over true.
         iris = geo.points[0, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER], 2].mean().item()
@@ -89,39 +101,98 @@ def _fit_renders(engine, face: CanonicalFace, renders):
     return out
 
 
-def _renders(head_name: str, poses, eyes: bool, heads: Optional[str]):
-    """(image, truth) renders of a head at head poses, or frontal with eye rotations."""
+def _eye_fits(face: CanonicalFace, landmarks, renders):
+    """Per (image, truth) render with its landmarks: the eye fit (``geometry.eye_fit``) of
+    ``face`` as (rotation, translation, scale), the true eyeball centres taken into the lift's
+    weak perspective, and the unit ray to the face; lengths in the truth's metric scale."""
+    import torch
+
+    from face3d_ros.core.geometry import (CLOSED_EYE_OPENNESS, eye_fit, eye_openness,
+                                          lift_to_metric, perspective_points, pose_weights,
+                                          weighted_umeyama)
+
+    can, w = torch.from_numpy(face.vertices).double(), pose_weights()
+    eyes = torch.from_numpy(face.eyeball_centres).double()
+    follow = torch.from_numpy(face.gaze_follow).double()
+    out = []
+    for lm, (_, truth) in zip(landmarks, renders):
+        k = truth.intrinsics
+        unit = lift_to_metric(torch.from_numpy(lm[None]),
+                              torch.tensor([[k.fx, k.fy, k.cx, k.cy]], dtype=torch.float64),
+                              torch.ones(1, dtype=torch.float64))
+        rot, t, s, _ = weighted_umeyama(can, unit, w)
+        open_conf = ((eye_openness(unit) - CLOSED_EYE_OPENNESS) / 0.08).clamp(0.0, 1.0)
+        rot, t, s = eye_fit(unit, can, w, eyes, follow, open_conf, rot, t, s)
+        anchor = unit[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]].mean(1)  # (1, 3)
+        scale = anchor[0, 2].item() / float(truth.iris_centres[:, 2].mean())
+        centres = perspective_points(torch.from_numpy(truth.eyeball_centres[None]) * scale,
+                                     anchor, inverse=True)[0] / scale
+        out.append((rot[0].numpy(), t[0].numpy() / scale, s.item() / scale, centres.numpy(),
+                    (anchor[0] / torch.linalg.norm(anchor[0])).numpy()))
+    return out
+
+
+def _eyeballs(face: CanonicalFace, landmarks, renders, depth_only=None, iterations: int = 1):
+    """Eyeball centres of ``face`` from renders with gaze truth (see :func:`_eye_fits`): all
+    three coordinates (facing renders: their depth then comes from the fit's depth, which
+    does not matter there), or only the depth, across the line of sight (``depth_only``: the
+    centres to keep y, z of). The eye fit depends on the centres it starts from (they place
+    the straight-ahead iris): ``iterations`` rounds, each moving half way to the centres found
+    (the plain rounds overshoot: on facecap they alternate between two heights 1 mm apart)."""
+    eyes = face.eyeball_centres
+    for _ in range(iterations):
+        fits = _eye_fits(with_frame(face, 0.0, eyes), landmarks, renders)
+        view = None if depth_only is None else np.stack([f[4] for f in fits])
+        found = eyeballs_from_truth(*(np.stack([f[i] for f in fits]) for i in (3, 0, 1, 2)),
+                                    view=view, depth_only=depth_only)
+        eyes = found if iterations == 1 else 0.5 * (eyes + found)
+    return eyes
+
+
+def _renders(head_name: str, poses, heads: Optional[str]):
+    """(image, truth) renders of a head at (head yaw, head pitch, eye yaw, eye pitch) poses."""
     from face3d_ros.tools import head_render as hr
 
     head = hr.load_head(head_name, heads)
     cam = hr.camera_from_fov(640, 480, 60.0)
     t = np.array([0.0, 0.0, hr.distance_for_eye_corners(head, CALIBRATION_EYE_PX, cam.fx)])
-    for a, b in poses:
-        if eyes:
-            yield hr.render(head, cam, hr.camera_R_face_from_euler(0, 0, 0, t), t,
-                            eye_yaw=a, eye_pitch=b)
-        else:
-            yield hr.render(head, cam, hr.camera_R_face_from_euler(a, b, 0, t), t)
+    for yaw, pitch, eye_yaw, eye_pitch in poses:
+        eyes = {"eye_yaw": eye_yaw, "eye_pitch": eye_pitch} if head.has_eyes else {}
+        yield hr.render(head, cam, hr.camera_R_face_from_euler(yaw, pitch, 0, t), t, **eyes)
 
 
 def make(model_dir: Optional[str] = None, heads: Optional[str] = None) -> CanonicalFace:
-    """Build the canonical face: shape from the portraits, frame and eyeballs from renders."""
+    """Build the canonical face: shape from the portraits; frame, gaze follow and eyeballs from
+    renders."""
     from face3d_ros.core.engine import FaceEngine
 
     engine = FaceEngine(EngineConfig(device="cpu", model_dir=model_dir, min_face_px=0))
     shape = build_canonical([_landmarks(engine, im) for im in portrait_images()])
-    renders = [r for name in ("lps", "facecap") for r in _renders(name, FRAME_POSES, False,
-                                                                  heads)]
+    renders = [r for name in ("lps", "facecap")
+               for r in _renders(name, [(y, p, 0, 0) for y, p in FRAME_POSES], heads)]
     fits = _fit_renders(engine, shape, renders)
     pitch = frame_pitch(np.stack([f[0] for f in fits]),
                         np.stack([truth.camera_R_face for _, truth in renders]))
     framed = with_frame(shape, pitch)
-    eye_renders = list(_renders("facecap", EYE_POSES, True, heads))
-    fits = _fit_renders(engine, framed, eye_renders)
-    eyes = eyeballs_from_truth(np.stack([truth.eyeball_centres for _, truth in eye_renders]),
-                               np.stack([f[0] for f in fits]), np.stack([f[1] for f in fits]),
-                               np.array([f[2] for f in fits]))
-    return with_frame(shape, pitch, eyes)
+
+    follow_renders = list(_renders("facecap", [(0, 0, y, p) for y, p in FOLLOW_EYE_POSES],
+                                   heads))
+    follow_lm = [_landmarks(engine, im, refine=True) for im, _ in follow_renders]
+    framed = with_frame(framed, 0.0, framed.eyeball_centres,
+                        follow_from_renders(np.stack(follow_lm), shape.mirror))
+    # Across the line of sight from the facing head (the straight-ahead render is shared)...
+    front = [r for r, (y, p) in zip(zip(follow_lm, follow_renders), FOLLOW_EYE_POSES)
+             if (y, p) in EYE_POSES]
+    front += [(_landmarks(engine, r[0], refine=True), r) for r in _renders(
+        "facecap", [(0, 0, y, p) for y, p in EYE_POSES if (y, p) not in FOLLOW_EYE_POSES],
+        heads)]
+    eyes = _eyeballs(framed, [f[0] for f in front], [f[1] for f in front], iterations=6)
+    # ...then the depth from turned heads.
+    turned = list(_renders("facecap", [(hy, 0, y, p) for hy in DEPTH_HEAD_YAWS
+                                       for y, p in EYE_POSES], heads))
+    turned_lm = [_landmarks(engine, im, refine=True) for im, _ in turned]
+    eyes = _eyeballs(with_frame(framed, 0.0, eyes), turned_lm, turned, depth_only=eyes)
+    return with_frame(shape, pitch, eyes, framed.gaze_follow)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
