@@ -89,9 +89,11 @@ FOLLOW_SOURCE[list(LEFT_EYE_CONTOUR_INDEX)] = 2
 #: placed by :func:`eye_fit`, the whole face's fit having the rest. The corners lie at about
 #: the height of the eyeball centres and near them, so a misread head pitch moves them less
 #: than it moves the whole face's (its points lie 2-8 cm in front of and below the eyes); the
-#: whole face averages more points. Half each: on facecap renders MAE 3.5 / 7.5 deg at head
-#: yaw 0 / 30 against 3.3 / 8.4 (whole face) and 4.9 / 6.9 (corners); on the two photos of
-#: people looking into the lens 13.3 and 2.6 deg against 19.8 and 1.8, and 2.3 and 6.7.
+#: whole face averages more points. Re-solving cached facecap renders (eye grid +-25 / +-20)
+#: and the two photos of people looking into the lens (astronaut, Grace Hopper), with the
+#: eyeball centres calibrated for each choice: half each MAE 3.5 / 7.5 deg at head yaw 0 / 30,
+#: photos 13.3 / 2.6 deg; the whole face alone 3.3 / 8.4, photos 19.8 / 1.8; the corners
+#: alone 4.9 / 6.9, photos 2.3 / 6.7.
 EYE_CORNER_HEIGHT_SHARE = 0.5
 _EYE_CORNER_INDICES = [RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER]
 #: Fixed-point iterations of :func:`eye_fit` (the follow's estimate depends on the centres it
