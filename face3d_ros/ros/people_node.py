@@ -132,6 +132,9 @@ class _Enrolment:
     offered: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     abort_reason: Optional[str] = None
+    #: Held while a frame is offered to the collector: the goal sets ``done`` under it, so that
+    #: no offer runs while (or after) the views are fused.
+    offer_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class PeopleNode(SpecParameters, LifecycleNode):
@@ -419,7 +422,10 @@ class PeopleNode(SpecParameters, LifecycleNode):
                 self._warn_once(f"bad_image:{exc.cause}",
                                 f"Dropped a bad image while enrolling: {exc}")
                 continue
-            status = enrol.collector.offer(frame, rgb, stamp_to_seconds(image.header))
+            with enrol.offer_lock:
+                if enrol.done.is_set():
+                    return
+                status = enrol.collector.offer(frame, rgb, stamp_to_seconds(image.header))
             with self._lock:
                 enrol.offered += 1
                 changed = (enrol.status is None or status.guidance != enrol.status.guidance
@@ -554,9 +560,10 @@ class PeopleNode(SpecParameters, LifecycleNode):
                     face_id=int(status.face_id)))
             if time.monotonic() > deadline:
                 break  # no frames came to end it on image time
+        with enrol.offer_lock:  # a frame being offered now is the last
+            enrol.done.set()
         with self._lock:
             aborted = enrol.abort_reason
-            enrol.done.set()  # no more frames offered
         if aborted is not None:
             result.message = (f"enrolment aborted: {aborted} before the views were fused; "
                               "nothing was saved. Send the goal again while the node is active")
