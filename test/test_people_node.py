@@ -26,7 +26,7 @@ from face3d_msgs.msg import Face3DArray, RecognisedPeople  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from face3d_ros.core.model_io import load_model, save_model  # noqa: E402
@@ -79,6 +79,10 @@ class Client:
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = self.node.create_publisher(Image, f"{CAM}/image_raw", reliable)
         self.info_pub = self.node.create_publisher(CameraInfo, f"{CAM}/camera_info", reliable)
+        self.png_pub = self.node.create_publisher(CompressedImage, f"{CAM}/image_raw/compressed",
+                                                  reliable)
+        self.png = {}  # id(rgb) -> PNG bytes, published beside every image while set
+        self.send_png = False
         self.faces, self.people, self.gallery = {}, {}, []
         self.node.create_subscription(
             Face3DArray, f"{NS}/faces", lambda m: self.faces.__setitem__(_key(m.header), m),
@@ -118,6 +122,15 @@ class Client:
         info.header = img.header
         self.info_pub.publish(info)
         self.image_pub.publish(img)
+        if self.send_png:
+            import cv2
+
+            if id(rgb) not in self.png:
+                self.png[id(rgb)] = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1]
+            png = CompressedImage(format="png")
+            png.header = img.header
+            png.data = array.array("B", self.png[id(rgb)].tobytes())
+            self.png_pub.publish(png)
         return _key(img.header)
 
     def answer(self, rgb, people: bool = True, timeout_s: float = 60.0):
@@ -407,3 +420,19 @@ def test_no_faces_is_warned_about_with_the_topic(tmp_path):
         assert "WARN" in lines[0] and "nobody publishes /pp_alone/faces" in lines[0]
     finally:
         assert stop_node(proc) == 0, log.read_text(errors="replace")[-3000:]
+
+
+def test_enrol_from_compressed_images(client, people_node, astronaut_rgb, tmp_path):
+    """With use_compressed the people node pairs the faces with ``image/compressed`` (PNG
+    here, beside the raw images the perception node reads) and enrols from them."""
+    folder = tmp_path / "enrolled"
+    people_node(folder, "-p", "use_compressed:=true")
+    client.send_png = True
+    try:
+        status, res, feedback = client.run_goal(EnrollFace.Goal(face_id=-1, timeout_s=6.0),
+                                                astronaut_rgb)
+    finally:
+        client.send_png = False
+    assert status == GoalStatus.STATUS_SUCCEEDED and res.success, res.message
+    assert list(res.view_names) == ["front"] and feedback
+    assert Path(res.model_path) == folder / "person1.npz" and Path(res.model_path).is_file()
