@@ -99,7 +99,7 @@ def model_dir() -> Path:
     Fails (never skips) with the error that names ``face3d-fetch-models`` when a file is
     missing or corrupt: the test command's setup step fetches the models first.
     """
-    from face3d_ros.core import model_store
+    from face3d_ros.core.io import model_store
 
     for name in model_store.MODEL_KEYS:
         path = model_store.resolve_model(name, None)

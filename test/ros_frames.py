@@ -1,6 +1,6 @@
 """Hand-built :class:`FrameResult` objects for the pure ROS conversion and marker tests.
 
-The faces are the canonical face (``core/data/canonical_face.npz``) posed in front of a
+The faces are the canonical face (``core/pipeline/data/canonical_face.npz``) posed in front of a
 pinhole camera with known rotations and translations, so every field has a known value that
 the tests can compare against, without running the networks.
 """
@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from face3d_ros.core.canonical import load_canonical
-from face3d_ros.core.expression import EXPRESSION_NAMES
+from face3d_ros.core.pipeline.canonical import load_canonical
+from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES
 from face3d_ros.core.types import (FRONTAL_R, CameraIntrinsics, Expression, FaceResult,
                                    FrameResult, Gaze, GazeRay, HeadPose, Roi)
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from face3d_ros.core import models as models_mod
+from face3d_ros.core.pipeline import models as models_mod
 from face3d_ros.core.config import EngineConfig
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.landmarks import _roi_affine, crop_rois, roi_from_detection
-from face3d_ros.core.models import litert_available, resolve_backend
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.pipeline.landmarks import _roi_affine, crop_rois, roi_from_detection
+from face3d_ros.core.pipeline.models import litert_available, resolve_backend
 from face3d_ros.core.types import Roi
 
 needs_litert = pytest.mark.skipif(not litert_available(),

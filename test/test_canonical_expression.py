@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from face3d_ros.core.canonical import load_canonical
-from face3d_ros.core.expression import EXPRESSION_NAMES, expression_coefficients
+from face3d_ros.core.pipeline.canonical import load_canonical
+from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES, expression_coefficients
 
 
 def test_stored_canonical_matches_a_rebuild():
@@ -67,7 +67,7 @@ def test_expressions_respond_to_the_right_motion():
     c = coefficients(jaw)
     assert c["jaw_open"] > 0.5 and c["eye_blink_left"] == 0.0
 
-    from face3d_ros.core.landmarks import LEFT_EYE_CONTOUR_INDEX as left
+    from face3d_ros.core.pipeline.landmarks import LEFT_EYE_CONTOUR_INDEX as left
 
     blink = can.copy()
     blink[list(left[9:16])] = blink[list(left[1:8])]  # left upper lid onto the lower lid

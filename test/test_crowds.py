@@ -11,10 +11,10 @@ import pytest
 import skimage.data
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
-from face3d_ros.core.detection import (FULL_RANGE, SHORT_RANGE, FaceDetector, _cut_by_tile,
-                                       plan_tiles)
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.tracking import FaceTracker, box_iou
+from face3d_ros.core.pipeline.detection import (FULL_RANGE, SHORT_RANGE, FaceDetector,
+                                                _cut_by_tile, plan_tiles)
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.pipeline.tracking import FaceTracker, box_iou
 from face3d_ros.tools.bench import CROWDS, crowd_frame
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.tracking import FaceTracker
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.pipeline.tracking import FaceTracker
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device: the CUDA path runs where a GPU is present")

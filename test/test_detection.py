@@ -9,9 +9,9 @@ import torch
 from images import as_tensor, hopper
 
 from face3d_ros.core.config import EngineConfig
-from face3d_ros.core.detection import (FULL_RANGE, SHORT_RANGE, FaceDetector, generate_anchors,
-                                       weighted_nms)
-from face3d_ros.core.models import load_face_models
+from face3d_ros.core.pipeline.detection import (FULL_RANGE, SHORT_RANGE, FaceDetector,
+                                                generate_anchors, weighted_nms)
+from face3d_ros.core.pipeline.models import load_face_models
 
 #: Hand-checked face regions (x0, y0, x1, y1), forehead to chin and ear to ear, read off the
 #: images with a 50 px grid drawn over them.

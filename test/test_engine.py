@@ -9,12 +9,12 @@ import pytest
 from skimage import data
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.expression import EXPRESSION_NAMES
-from face3d_ros.core.export import load_obj_counts, write_textured_obj
-from face3d_ros.core.imageio import read_image
-from face3d_ros.core.topology import load_topology
-from face3d_ros.core.tracking import FaceTracker
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES
+from face3d_ros.core.people.export import load_obj_counts, write_textured_obj
+from face3d_ros.core.io.imageio import read_image
+from face3d_ros.core.pipeline.topology import load_topology
+from face3d_ros.core.pipeline.tracking import FaceTracker
 
 
 @pytest.fixture(scope="module", params=["litert", "torch"])

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from face3d_ros.core import enrollment as E
-from face3d_ros.core import identity as idn
-from face3d_ros.core import model_io
+from face3d_ros.core.people import enrollment as E
+from face3d_ros.core.people import identity as idn
+from face3d_ros.core.people import model_io
 
 
 def _rotated(image, angle):
@@ -25,7 +25,7 @@ def _rotated(image, angle):
 @pytest.fixture(scope="module")
 def engine(model_dir):
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
+    from face3d_ros.core.pipeline.engine import FaceEngine
 
     return FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))
 

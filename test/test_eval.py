@@ -165,7 +165,7 @@ def test_ground_truth_roll_from_in_plane_rotation(tmp_path, astronaut_rgb):
     error therefore measures how well roll follows a known rotation (docs/eval.md).
     """
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
+    from face3d_ros.core.pipeline.engine import FaceEngine
 
     upright = bag_make.letterbox(astronaut_rgb)
     (face,) = FaceEngine(EngineConfig(device="cpu")).process(upright).faces
@@ -227,7 +227,7 @@ def _face_arrays(out):
 
 
 def _assert_same_fields(a, b, where):
-    """Every field of two nested field dicts (``core.face_fields``) equal; floats to float32
+    """Every field of two nested field dicts (``core.io.face_fields``) equal; floats to float32
     precision (the message's own)."""
     import numpy as np
 
@@ -254,7 +254,7 @@ def test_offline_run_publishes_what_the_node_publishes(demo_bags, offline_run, t
     """The same bag through the node over DDS (live, slow enough that it drops no frame) and
     offline: the same Face3DArray content frame by frame (the camera_info policy, the input
     size policy and the message fields are the node's own in both)."""
-    from face3d_ros.core.face_fields import frame_fields, frame_from_message
+    from face3d_ros.core.io.face_fields import frame_fields, frame_from_message
 
     r = _eval(demo_bags["mcap"], "--mode", "live", "--rate", "0.1", "--out", tmp_path / "o",
               "--device", "cpu", "--quiet")

@@ -5,11 +5,11 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from face3d_ros.core.canonical import load_canonical
-from face3d_ros.core.geometry import (EYEBALL_TO_IRIS_M, direction_angles, euler_from_rotation,
-                                      lift_to_metric, line_of_sight_frame, pose_weights,
-                                      ray_rotation, ray_sphere_gaze, solve_faces,
-                                      weighted_umeyama)
+from face3d_ros.core.pipeline.canonical import load_canonical
+from face3d_ros.core.pipeline.geometry import (EYEBALL_TO_IRIS_M, direction_angles,
+                                               euler_from_rotation, lift_to_metric,
+                                               line_of_sight_frame, pose_weights, ray_rotation,
+                                               ray_sphere_gaze, solve_faces, weighted_umeyama)
 from face3d_ros.core.types import FRONTAL_R
 
 K = np.array([600.0, 600.0, 320.0, 240.0])
@@ -169,7 +169,7 @@ def test_gaze_under_perspective_and_follow(ypr, eyes):
     follow = can.gaze_follow.astype(np.float64)
     shift = lm[[468, 473], :2] - straight[[468, 473], :2]  # (2, 2) px
     source = [shift.mean(0), shift[0], shift[1]]
-    from face3d_ros.core.geometry import FOLLOW_SOURCE
+    from face3d_ros.core.pipeline.geometry import FOLLOW_SOURCE
 
     moved = lm + np.einsum("pk,pkc->pc", np.stack([source[i] for i in FOLLOW_SOURCE.numpy()]),
                            follow)
@@ -180,7 +180,7 @@ def test_gaze_under_perspective_and_follow(ypr, eyes):
 
 def test_perspective_points_round_trip():
     """perspective_points and its inverse undo each other."""
-    from face3d_ros.core.geometry import perspective_points
+    from face3d_ros.core.pipeline.geometry import perspective_points
 
     rng = np.random.default_rng(3)
     anchor = torch.tensor([[0.05, -0.03, 0.6], [-0.2, 0.1, 1.5]], dtype=torch.float64)

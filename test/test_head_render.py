@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face3d_ros.core.geometry import euler_from_rotation
+from face3d_ros.core.pipeline.geometry import euler_from_rotation
 from face3d_ros.tools import head_render as hr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def test_engine_finds_the_frontal_facecap(capsys):
     """The engine on a frontal facecap (face box ~200 x 230 px): one face, iris centres where
     the truth projects them; its pose and gaze against the truth are printed, not judged."""
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
+    from face3d_ros.core.pipeline.engine import FaceEngine
 
     image, truth = render(eye_px=130.0)
     frame = FaceEngine(EngineConfig(device="cpu")).process(image, truth.intrinsics)

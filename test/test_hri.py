@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from face3d_ros.core.expression import EXPRESSION_NAMES
-from face3d_ros.core.geometry import IBUG68_INDICES, LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
+from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES
+from face3d_ros.core.pipeline.geometry import IBUG68_INDICES, LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 from face3d_ros.ros import hri
 
 
@@ -65,7 +65,7 @@ def test_70_landmarks_are_ibug68_then_the_pupils():
 
 def test_ibug_right_points_are_the_persons_right():
     """The iBUG 'right' eye corner (36) of a frontal face is on the image's left."""
-    from face3d_ros.core.canonical import load_canonical
+    from face3d_ros.core.pipeline.canonical import load_canonical
 
     pts = np.asarray(load_canonical().vertices, np.float64)  # metres, face frame (y: left)
     right_eye_outer = pts[hri.HRI_LANDMARK_INDICES[36]]

@@ -7,8 +7,8 @@ at head yaw +-30. Targets: <= 6 % frontal, <= 8 % at yaw +-30, jaw and brows inc
 import numpy as np
 import pytest
 
-from face3d_ros.core.canonical import load_canonical
-from face3d_ros.core.geometry import IBUG68_INDICES
+from face3d_ros.core.pipeline.canonical import load_canonical
+from face3d_ros.core.pipeline.geometry import IBUG68_INDICES
 from face3d_ros.tools import head_render as hr
 
 
@@ -45,7 +45,7 @@ def nme68(yaw: float, engine) -> dict:
 
 @pytest.fixture(scope="module")
 def engine():
-    from face3d_ros.core.engine import EngineConfig, FaceEngine
+    from face3d_ros.core.pipeline.engine import EngineConfig, FaceEngine
 
     return FaceEngine(EngineConfig(device="cpu"))
 

@@ -1,7 +1,7 @@
 """Identity/expression split, intensity, transfer and running identity fusion on real photos.
 
 Source: skimage's astronaut (smiling, mouth a little open); target identity: matplotlib's
-grace_hopper.jpg. Identities come from ``core.enrollment`` (expression removed as far as the
+grace_hopper.jpg. Identities come from ``core.people.enrollment`` (expression removed as far as the
 views allow).
 """
 
@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from face3d_ros.core import enrollment as E
-from face3d_ros.core import identity as idn
+from face3d_ros.core.people import enrollment as E
+from face3d_ros.core.people import identity as idn
 
 SMILE = ("mouth_smile_left", "mouth_smile_right")
 
@@ -18,7 +18,7 @@ SMILE = ("mouth_smile_left", "mouth_smile_right")
 @pytest.fixture(scope="module")
 def engine(model_dir):
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
+    from face3d_ros.core.pipeline.engine import FaceEngine
 
     return FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))
 
@@ -97,7 +97,7 @@ def test_transfer_keeps_the_target_identity(faces):
 
 
 def test_neutralize_leaves_a_neutral_face_alone(faces):
-    from face3d_ros.core.canonical import load_canonical
+    from face3d_ros.core.pipeline.canonical import load_canonical
 
     can = load_canonical().vertices.astype(np.float64)
     ident, disp = idn.neutralize(can)

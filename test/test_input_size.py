@@ -49,7 +49,7 @@ def test_engine_on_a_downscaled_frame_gives_original_pixels(astronaut_rgb, model
     """The astronaut upscaled 4x and processed at 1/4: the face lands where it is in the big
     frame, within the few pixels the resampling costs."""
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
+    from face3d_ros.core.pipeline.engine import FaceEngine
 
     engine = FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))
     big = cv2.resize(astronaut_rgb, (2048, 2048), interpolation=cv2.INTER_CUBIC)

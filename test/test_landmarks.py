@@ -11,12 +11,12 @@ import torch
 from images import as_tensor, hopper
 
 from face3d_ros.core.config import EngineConfig
-from face3d_ros.core.detection import FaceDetector
-from face3d_ros.core.landmarks import (LEFT_EYE_CONTOUR_INDEX, NUM_EYELID,
-                                       RIGHT_EYE_CONTOUR_INDEX, LandmarkRunner, crop_rois,
-                                       roi_affine, roi_from_detection, roi_from_landmarks,
-                                       rois_to_tensor)
-from face3d_ros.core.models import load_face_models
+from face3d_ros.core.pipeline.detection import FaceDetector
+from face3d_ros.core.pipeline.landmarks import (LEFT_EYE_CONTOUR_INDEX, NUM_EYELID,
+                                                RIGHT_EYE_CONTOUR_INDEX, LandmarkRunner, crop_rois,
+                                                roi_affine, roi_from_detection, roi_from_landmarks,
+                                                rois_to_tensor)
+from face3d_ros.core.pipeline.models import load_face_models
 from face3d_ros.core.types import Detection, Roi
 
 ASTRONAUT_FACE = (170, 60, 260, 180)

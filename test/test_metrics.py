@@ -1,9 +1,9 @@
-"""Metrics of core.metrics on hand-made sequences with known answers."""
+"""Metrics of core.io.metrics on hand-made sequences with known answers."""
 
 import numpy as np
 import pytest
 
-from face3d_ros.core import metrics as M
+from face3d_ros.core.io import metrics as M
 
 
 def face(tid, x=0.0, yaw=0.0, roll=0.0, lm_shift=0.0):

@@ -4,9 +4,9 @@
 import numpy as np
 import pytest
 
-from face3d_ros.core.canonical import load_canonical
+from face3d_ros.core.pipeline.canonical import load_canonical
 from face3d_ros.core.config import EngineConfig
-from face3d_ros.core.engine import FaceEngine
+from face3d_ros.core.pipeline.engine import FaceEngine
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def _mirror_sums(engine, face, rgb, rng, jitters=6):
     matched) and of the iris network's iris centre, over ROIs jittered around the face."""
     import torch
 
-    from face3d_ros.core.landmarks import EYE_ROI_SCALE, IRIS_SIZE, MESH_SIZE, crop_rois
+    from face3d_ros.core.pipeline.landmarks import EYE_ROI_SCALE, IRIS_SIZE, MESH_SIZE, crop_rois
     from face3d_ros.core.types import Roi
 
     perm = torch.as_tensor(load_canonical().mirror[:468])
@@ -64,7 +64,7 @@ def test_network_pixel_centre_conventions(engine, astronaut_rgb, grace_hopper_rg
     integers, hence MESH_PIXEL_CENTRE = 0.5), the iris network's to S (centres at i + 0.5, as
     the crop affine). Without the offset the mesh sits half a crop pixel left and up, which
     biased gaze yaw by ~+4 deg in the mirror test."""
-    from face3d_ros.core.landmarks import IRIS_SIZE, MESH_PIXEL_CENTRE, MESH_SIZE
+    from face3d_ros.core.pipeline.landmarks import IRIS_SIZE, MESH_PIXEL_CENTRE, MESH_SIZE
 
     rng = np.random.default_rng(0)
     sums = [_mirror_sums(engine, _face(engine, rgb), rgb, rng)

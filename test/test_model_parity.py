@@ -19,8 +19,8 @@ import skimage.data
 import torch
 from matplotlib import cbook
 
-from face3d_ros.core import model_store
-from face3d_ros.core.models import load_face_models
+from face3d_ros.core.io import model_store
+from face3d_ros.core.pipeline.models import load_face_models
 
 litert = pytest.importorskip(
     "ai_edge_litert.interpreter",

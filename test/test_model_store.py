@@ -6,9 +6,9 @@ import shutil
 import pytest
 import torch
 
-from face3d_ros.core import model_store
-from face3d_ros.core.model_store import ModelHashError, ModelNotFoundError
-from face3d_ros.core.models import load_face_models, resolve_device
+from face3d_ros.core.io import model_store
+from face3d_ros.core.io.model_store import ModelHashError, ModelNotFoundError
+from face3d_ros.core.pipeline.models import load_face_models, resolve_device
 from face3d_ros.tools import fetch_models
 
 
@@ -127,7 +127,7 @@ def test_resolve_device():
 def test_unsupported_operator_names_op_and_model(model_dir):
     import dataclasses
 
-    from face3d_ros.core import tflite_torch
+    from face3d_ros.core.pipeline import tflite_torch
 
     graph = tflite_torch.parse_tflite(model_dir / "iris_landmark.tflite")
     ops = list(graph.ops)
@@ -138,7 +138,7 @@ def test_unsupported_operator_names_op_and_model(model_dir):
 
 
 def test_not_a_tflite_file(tmp_path):
-    from face3d_ros.core import tflite_torch
+    from face3d_ros.core.pipeline import tflite_torch
 
     bad = tmp_path / "x.tflite"
     bad.write_bytes(b"\x00" * 64)
@@ -149,7 +149,7 @@ def test_not_a_tflite_file(tmp_path):
 def test_same_padding_and_legacy_resize():
     import numpy as np
 
-    from face3d_ros.core import tflite_torch
+    from face3d_ros.core.pipeline import tflite_torch
 
     # TFLite SAME: out = ceil(in / stride), odd totals put the extra pixel after.
     assert tflite_torch._same_pads(128, 5, 2, 1) == (1, 2)
@@ -164,7 +164,7 @@ def test_same_padding_and_legacy_resize():
 
 
 def test_graph_structure_read_from_file(model_dir):
-    from face3d_ros.core import tflite_torch
+    from face3d_ros.core.pipeline import tflite_torch
 
     g = tflite_torch.parse_tflite(model_dir / "face_detection_short_range.tflite")
     assert [g.tensors[i].shape for i in g.inputs] == [(1, 128, 128, 3)]

@@ -29,7 +29,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from face3d_ros.core.geometry import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER  # noqa: E402
+from face3d_ros.core.pipeline.geometry import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER  # noqa: E402
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
 from test_node_integration import node_command  # noqa: E402
 

@@ -29,7 +29,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from face3d_ros.core.model_io import load_model, save_model  # noqa: E402
+from face3d_ros.core.people.model_io import load_model, save_model  # noqa: E402
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
 from test_node_integration import node_command  # noqa: E402
 
@@ -326,10 +326,10 @@ def test_re_enrolling_a_known_person_replaces_their_file(client, people_node, mo
     """The astronaut is enrolled already (file eileen_2024.npz, person 3, named eileen): a new
     enrolment of her keeps her id and name and is written over her file, once; no second file
     of her appears."""
-    from face3d_ros.core import enrollment as E
+    from face3d_ros.core.people import enrollment as E
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
-    from face3d_ros.core.tracking import FaceTracker
+    from face3d_ros.core.pipeline.engine import FaceEngine
+    from face3d_ros.core.pipeline.tracking import FaceTracker
 
     engine = FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))
     tracker = FaceTracker(engine)
@@ -360,10 +360,10 @@ def test_enrolled_person_recognised_and_gallery_latched(client, people_node, mod
     (person 3, two views) and a damaged file: it warns once about the file, latches the gallery
     on enrolled_faces (textured mesh and label), and publishes the astronaut on ``people`` as
     person 3, eileen, once her track has enough frames; Hopper is not listed."""
-    from face3d_ros.core import enrollment as E
+    from face3d_ros.core.people import enrollment as E
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
-    from face3d_ros.core.tracking import FaceTracker
+    from face3d_ros.core.pipeline.engine import FaceEngine
+    from face3d_ros.core.pipeline.tracking import FaceTracker
 
     # Views as the EnrollFace action collects them: faces the tracker settled on.
     engine = FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))

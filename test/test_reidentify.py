@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from face3d_ros.core import enrollment as E
-from face3d_ros.core import identity as idn
-from face3d_ros.core.canonical import load_canonical
+from face3d_ros.core.people import enrollment as E
+from face3d_ros.core.people import identity as idn
+from face3d_ros.core.pipeline.canonical import load_canonical
 from face3d_ros.core.config import TrackerConfig
 
 TRACKED_FRAMES = 8
@@ -39,7 +39,7 @@ def _live_images(image):
 
 def _tracked(engine, image, frames=TRACKED_FRAMES):
     """The confirmed faces (track id >= 0) of ``frames`` tracker calls on one still image."""
-    from face3d_ros.core.tracking import FaceTracker
+    from face3d_ros.core.pipeline.tracking import FaceTracker
 
     tracker = FaceTracker(engine, TrackerConfig())
     out = []
@@ -54,7 +54,7 @@ def _tracked(engine, image, frames=TRACKED_FRAMES):
 @pytest.fixture(scope="module")
 def engine(model_dir):
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
+    from face3d_ros.core.pipeline.engine import FaceEngine
 
     return FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))
 

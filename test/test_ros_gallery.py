@@ -11,9 +11,9 @@ pytest.importorskip("rclpy", reason="run scripts/setup.sh, then source scripts/e
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
-from face3d_ros.core.canonical import load_canonical  # noqa: E402
-from face3d_ros.core.identity import REID_MIN_FRAMES, Reidentifier  # noqa: E402
-from face3d_ros.core.model_io import save_model, with_vertices  # noqa: E402
+from face3d_ros.core.pipeline.canonical import load_canonical  # noqa: E402
+from face3d_ros.core.people.identity import REID_MIN_FRAMES, Reidentifier  # noqa: E402
+from face3d_ros.core.people.model_io import save_model, with_vertices  # noqa: E402
 from face3d_ros.ros import gallery as G  # noqa: E402
 from face3d_ros.ros.conversions import frame_to_msg  # noqa: E402
 from ros_frames import make_face, make_frame  # noqa: E402
@@ -21,9 +21,9 @@ from ros_frames import make_face, make_frame  # noqa: E402
 
 @pytest.fixture(scope="module")
 def astronaut_model(model_dir, astronaut_rgb):
-    from face3d_ros.core import enrollment as E
+    from face3d_ros.core.people import enrollment as E
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
+    from face3d_ros.core.pipeline.engine import FaceEngine
 
     engine = FaceEngine(EngineConfig(device="cpu", model_dir=str(model_dir)))
     views = E.views_from_images(engine, [astronaut_rgb], ["front"])

@@ -9,7 +9,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
-from face3d_ros.core.canonical import load_canonical  # noqa: E402
+from face3d_ros.core.pipeline.canonical import load_canonical  # noqa: E402
 from face3d_ros.core.types import NUM_MESH  # noqa: E402
 from face3d_ros.ros.markers import (  # noqa: E402
     NAMESPACES, NS_AXES, NS_GAZE, NS_LABEL, NS_LANDMARKS, NS_MESH, UNTRACKED_ID_BASE,

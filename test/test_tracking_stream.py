@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.tracking import FaceTracker
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.pipeline.tracking import FaceTracker
 
 
 @pytest.fixture(scope="module")

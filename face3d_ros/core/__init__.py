@@ -14,25 +14,45 @@ in :mod:`face3d_ros.core.types`). :meth:`FaceEngine.stage` times a block into a 
 ``timings_ms``. Everything else in the package is an implementation module; its names may
 change between releases.
 
-Modules by what they do:
+Subpackages by what they do:
 
-- the pipeline: ``engine`` (batched detection, landmarks, geometry), ``detection``,
-  ``landmarks``, ``geometry`` (metric 3D, head pose, gaze), ``expression``, ``tracking``,
-  ``models`` / ``tflite_torch`` (the networks), ``canonical`` (the canonical face), ``topology``;
-- identity and enrolment: ``identity`` (shape identity, re-identification), ``enrollment``
-  (multi-view fusion, textures), ``export`` (OBJ and glTF);
-- input and output: ``types``, ``config``, ``face_fields`` (the ``face3d_msgs`` field mapping),
-  ``serialize`` (JSON), ``model_io`` (enrolled model files), ``model_store`` (network weights),
-  ``imageio``, ``overlay``, ``metrics``.
+- ``pipeline``: the per-image work: ``engine`` (batched detection, landmarks, geometry),
+  ``detection``, ``landmarks``, ``geometry`` (metric 3D, head pose, gaze), ``expression``,
+  ``tracking``, ``models`` / ``tflite_torch`` (the networks), ``canonical`` (the canonical
+  face and its data), ``topology``;
+- ``people``: identity and enrolment: ``identity`` (shape identity, re-identification),
+  ``enrollment`` (multi-view fusion, textures), ``export`` (OBJ and glTF), ``model_io``
+  (enrolled model files);
+- ``io``: results in and out: ``face_fields`` (the ``face3d_msgs`` field mapping),
+  ``serialize`` (JSON), ``model_store`` (network weights), ``imageio``, ``overlay``,
+  ``metrics``.
+
+``types`` (result types, frames and units) and ``config`` (engine and tracker settings) are
+shared by all three.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .config import EngineConfig, TrackerConfig
-from .engine import FaceEngine
-from .tracking import FaceTracker
 from .types import (CameraIntrinsics, Expression, FaceResult, FrameResult, Gaze, GazeRay,
                     HeadPose, Roi)
+
+#: The engine and the tracker load torch: imported on first use, so that a program that only
+#: reads results (the people node, the bag tools) does not pay for it.
+_LAZY = {"FaceEngine": ".pipeline.engine", "FaceTracker": ".pipeline.tracking"}
+
+if TYPE_CHECKING:
+    from .pipeline.engine import FaceEngine
+    from .pipeline.tracking import FaceTracker
 
 __all__ = [
     "CameraIntrinsics", "EngineConfig", "Expression", "FaceEngine", "FaceResult", "FaceTracker",
     "FrameResult", "Gaze", "GazeRay", "HeadPose", "Roi", "TrackerConfig",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,7 +40,7 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Settings of :class:`face3d_ros.core.engine.FaceEngine`.
+    """Settings of :class:`face3d_ros.core.pipeline.engine.FaceEngine`.
 
     device: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
     backend: inference backend of the networks: "auto" (torch on CUDA, Google's LiteRT on the
@@ -57,7 +57,7 @@ class EngineConfig:
         ``FrameResult.faces_dropped``, never dropped silently.
     min_face_px: the smallest face to find (detector box side, px of the original image):
         besides the whole image the detector scans overlapping tiles sized from it and the
-        image size (``core.detection.plan_tiles``); 0 scans the whole image only.
+        image size (``core.pipeline.detection.plan_tiles``); 0 scans the whole image only.
     min_presence: faces whose mesh face flag is below this are dropped, in [0, 1].
     iris_diameter_m: the human iris diameter used for metric scale (11.7 mm).
     default_hfov_deg: horizontal field of view assumed when no valid camera_info is given.
@@ -93,7 +93,7 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Settings of :class:`face3d_ros.core.tracking.FaceTracker`.
+    """Settings of :class:`face3d_ros.core.pipeline.tracking.FaceTracker`.
 
     detect_every_n: run the detector at least every N frames even while all faces track (>= 1).
     max_missed: a track survives this many frames without a match before it is dropped.

@@ -152,7 +152,8 @@ class Gaze:
 class Expression:
     """Named expression coefficients, each in [0, 1] (0 neutral, 1 fully expressed).
 
-    names: (K,) strings, see ``face3d_ros.core.expression.EXPRESSION_NAMES``; values: (K,).
+    names: (K,) strings, see ``face3d_ros.core.pipeline.expression.EXPRESSION_NAMES``; values:
+    (K,).
     """
 
     names: Tuple[str, ...]
@@ -189,7 +190,7 @@ class FaceResult:
 
     @property
     def mesh_vertices(self) -> np.ndarray:
-        """(468, 3) metres, camera optical frame; triangles in ``core.topology``."""
+        """(468, 3) metres, camera optical frame; triangles in ``core.pipeline.topology``."""
         return self.landmarks_3d[:NUM_MESH]
 
 

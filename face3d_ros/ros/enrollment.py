@@ -4,7 +4,8 @@ The people node creates one :class:`EnrollmentCollector` per accepted goal and f
 faces message paired with its image (:meth:`EnrollmentCollector.offer`); the returned
 :class:`CollectorStatus` carries the guidance to log and send as feedback ("turn left", "turn
 right", "hold still", ...). When :attr:`CollectorStatus.finished` is True the node calls
-:meth:`EnrollmentCollector.finish`, which fuses the views (``core.enrollment``), lets the caller
+:meth:`EnrollmentCollector.finish`, which fuses the views (``core.people.enrollment``), lets the
+caller
 give the model its final person id and name (``assign``: a re-enrolled person keeps theirs,
 and their file), writes the model file and its OBJ / glTF exports once, and returns an
 :class:`EnrollmentOutcome` whose fields map one to one onto the action result.
@@ -24,8 +25,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from face3d_ros.core.enrollment import EnrollmentView, enroll, largest_face
-from face3d_ros.core.model_io import FaceModel, export_glb, export_obj, save_model
+from face3d_ros.core.people.enrollment import EnrollmentView, enroll, largest_face
+from face3d_ros.core.people.model_io import FaceModel, export_glb, export_obj, save_model
 from face3d_ros.core.types import FaceResult, FrameResult
 
 BINS = ("front", "left", "right")

@@ -28,8 +28,8 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from face3d_ros.core.identity import Match, Reidentifier
-from face3d_ros.core.model_io import FaceModel, ModelFileError, load_model, triangle_list
+from face3d_ros.core.people.identity import Match, Reidentifier
+from face3d_ros.core.people.model_io import FaceModel, ModelFileError, load_model, triangle_list
 from face3d_ros.core.types import CameraIntrinsics, FrameResult
 from face3d_ros.ros.conversions import face_from_msg, stamp_to_seconds
 
@@ -114,7 +114,7 @@ def next_person_id(people: List[Person]) -> int:
 class Gallery:
     """The enrolled people of a node and the re-identification of its tracks.
 
-    reidentifier: the core matcher (thresholds in ``core.identity``).
+    reidentifier: the core matcher (thresholds in ``core.people.identity``).
     """
 
     def __init__(self, reidentifier: Reidentifier) -> None:

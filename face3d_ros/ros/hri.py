@@ -6,7 +6,8 @@ rule of the mapping lives here and is tested with plain pytest.
 - Face ids: ``f`` + the track id in at least five digits (``f00003``): REP-155 ids are
   strings that start with a letter. Only confirmed tracks (track id >= 0) have one.
 - ROI and landmarks: normalised image coordinates in [0, 1] from the top-left corner.
-- 70 landmarks: the iBUG-68 points (``core.geometry.IBUG68_INDICES``; RIGHT_* is the person's
+- 70 landmarks: the iBUG-68 points (``core.pipeline.geometry.IBUG68_INDICES``; RIGHT_* is the
+  person's
   right) then RIGHT_PUPIL (68) and LEFT_PUPIL (69), the iris centres.
 - Frames: ``face_<id>`` in the image's optical frame, origin between the eyes, x out of the
   face, y to the person's left, z up (face3d's head pose is already in this convention);
@@ -26,7 +27,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from face3d_ros.core.geometry import IBUG68_INDICES, LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
+from face3d_ros.core.pipeline.geometry import IBUG68_INDICES, LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 
 #: Landmark count of hri_msgs/FacialLandmarks: iBUG-68 plus the two pupils.
 NUM_HRI_LANDMARKS = 70

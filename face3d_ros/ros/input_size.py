@@ -88,7 +88,7 @@ def to_original_pixels(frame: FrameResult, sx: float, sy: float,
 
 def track_frame(tracker, rgb: np.ndarray, intrinsics: Optional[CameraIntrinsics], stamp: float,
                 max_side: int) -> Tuple[FrameResult, float]:
-    """One frame through ``tracker`` (``core.tracking.FaceTracker``) under the input size
+    """One frame through ``tracker`` (``core.pipeline.tracking.FaceTracker``) under the input size
     policy: downscaled when its longer side exceeds ``max_side``, results in the original
     pixels. Returns (result, scale) with scale 1.0 when the frame was processed as it is.
     The node and the offline evaluation both process frames with this function."""

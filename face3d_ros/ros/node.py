@@ -52,11 +52,11 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.model_store import ModelHashError, ModelNotFoundError
-from face3d_ros.core.overlay import draw_overlay
-from face3d_ros.core.topology import load_topology
-from face3d_ros.core.tracking import FaceTracker
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.io.model_store import ModelHashError, ModelNotFoundError
+from face3d_ros.core.io.overlay import draw_overlay
+from face3d_ros.core.pipeline.topology import load_topology
+from face3d_ros.core.pipeline.tracking import FaceTracker
 from face3d_ros.core.types import CameraIntrinsics, FrameResult
 from face3d_ros.ros import marker_cdr
 from face3d_ros.ros.conversions import (

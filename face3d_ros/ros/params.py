@@ -31,7 +31,7 @@ from rcl_interfaces.msg import (
 from rclpy.parameter import Parameter
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig, check_range
-from face3d_ros.core.identity import REID_MARGIN, REID_MIN_FRAMES, REID_THRESHOLD
+from face3d_ros.core.people.identity import REID_MARGIN, REID_MIN_FRAMES, REID_THRESHOLD
 
 _RELIABILITIES = ("best_effort", "reliable")
 

@@ -16,7 +16,8 @@ Topics (relative, remap them; see docs/ros.md):
 
 Enrolled people: configure loads every model file in ``enrollment_dir`` (a bad file is skipped
 with one warning naming it and why); a successful enrolment adds its model. With ``reidentify``
-each tracked face is matched to them by identity shape (``core.identity``, ``ros/gallery.py``).
+each tracked face is matched to them by identity shape (``core.people.identity``,
+``ros/gallery.py``).
 
 Enrolment (the action): one goal at a time; a goal is rejected (the reason in the log) while
 another runs, while the node is not active, or with a bad ``timeout_s`` / ``face_id``. The goal
@@ -62,8 +63,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
-from face3d_ros.core.identity import Reidentifier
-from face3d_ros.core.model_io import FaceModel
+from face3d_ros.core.people.identity import Reidentifier
+from face3d_ros.core.people.model_io import FaceModel
 from face3d_ros.core.types import FrameResult
 from face3d_ros.ros.conversions import (ImageFormatError, compressed_msg_to_rgb,
                                         image_msg_to_rgb, stamp_to_seconds)

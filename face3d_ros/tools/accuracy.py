@@ -54,8 +54,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from face3d_ros.core.geometry import (IBUG68_INDICES, LEFT_EYE_OUTER, RIGHT_EYE_OUTER,
-                                      direction_angles)
+from face3d_ros.core.pipeline.geometry import (IBUG68_INDICES, LEFT_EYE_OUTER, RIGHT_EYE_OUTER,
+                                               direction_angles)
 from face3d_ros.core.types import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 
 # --------------------------------------------------------------------------------------------
@@ -389,7 +389,7 @@ class Accuracy:
     def __init__(self, heads: Optional[str] = None, device: str = "cpu",
                  log: Optional[Callable[[str], None]] = None):
         from face3d_ros.core.config import EngineConfig
-        from face3d_ros.core.engine import FaceEngine
+        from face3d_ros.core.pipeline.engine import FaceEngine
         from face3d_ros.tools import head_render
 
         self.hr = head_render
@@ -882,7 +882,7 @@ def _blend_spec(blend: str, weight: float, head_yaw: float = 0.0) -> Spec:
 
 def expression_tables(acc: Accuracy, plan: Plan, figures: dict, log=None) -> List[Table]:
     """Table 3: expression coefficients against blendshape weights (facecap)."""
-    from face3d_ros.core.expression import EXPRESSION_NAMES
+    from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES
 
     src = HEAD_CREDITS["facecap"]
     wcols = [f"w={w:g}" for w in plan.weights]

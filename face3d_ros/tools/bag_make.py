@@ -120,7 +120,7 @@ def _expand(inputs: Sequence[str]) -> List[Path]:
 
 def iter_input_frames(inputs: Sequence[str]) -> Iterator[np.ndarray]:
     """(H, W, 3) uint8 RGB frames of image files, image folders and videos, in order."""
-    from face3d_ros.core.imageio import read_image
+    from face3d_ros.core.io.imageio import read_image
 
     for p in _expand(inputs):
         if p.suffix.lower() in VIDEO_SUFFIXES:

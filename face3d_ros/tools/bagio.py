@@ -29,7 +29,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from face3d_ros.core.face_fields import frame_fields
+from face3d_ros.core.io.face_fields import frame_fields
 from face3d_ros.core.types import CameraIntrinsics, FrameResult
 from face3d_ros.ros.image_codec import compressed_msg_to_rgb, image_msg_to_rgb
 
@@ -405,7 +405,7 @@ def pose_from_msg(msg) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def build(msgtype: str, fields: Optional[dict] = None):
-    """A rosbags message of ``msgtype`` from nested field dicts (``core.face_fields``); every
+    """A rosbags message of ``msgtype`` from nested field dicts (``core.io.face_fields``); every
     field the dict leaves out gets its default (zero, empty, a default nested message).
 
     Written here because rosbags builds a message only from all of its fields: this walks
@@ -453,7 +453,7 @@ def _default(base: str):
 
 def face_array_msg(frame: FrameResult, stamp: int, frame_id: str):
     """A rosbags ``face3d_msgs/Face3DArray`` of a frame: the fields the node publishes
-    (``core.face_fields.frame_fields``), the header from ``stamp`` (ns) and ``frame_id``."""
+    (``core.io.face_fields.frame_fields``), the header from ``stamp`` (ns) and ``frame_id``."""
     msg = build(FACE_ARRAY_TYPE, frame_fields(frame))
     msg.header = _header(stamp, frame_id)
     return msg

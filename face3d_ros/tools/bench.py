@@ -42,9 +42,9 @@ import numpy as np
 import torch
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.models import load_face_models, litert_available
-from face3d_ros.core.tracking import FaceTracker
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.pipeline.models import load_face_models, litert_available
+from face3d_ros.core.pipeline.tracking import FaceTracker
 
 FRAME_W, FRAME_H = 640, 480
 
@@ -235,8 +235,8 @@ def bench_node_overhead(engine: FaceEngine, counts: List[int], repeats: int
         from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
     except ImportError:
         return None
-    from face3d_ros.core.overlay import draw_overlay
-    from face3d_ros.core.topology import load_topology
+    from face3d_ros.core.io.overlay import draw_overlay
+    from face3d_ros.core.pipeline.topology import load_topology
 
     triangles = load_topology(engine.config.model_dir).triangles
     builder = MarkerBuilder(MarkerOptions(), triangles)
@@ -304,7 +304,7 @@ def bench_detection_cost(models, threads: int, repeats: int, detector: str,
             boxes = np.array([f.box for f in res.faces]).reshape(-1, 4)
             found = 0
             if len(boxes):
-                from face3d_ros.core.tracking import box_iou
+                from face3d_ros.core.pipeline.tracking import box_iou
 
                 found = int(((box_iou(truth, boxes) > 0.3).sum(1) >= 1).sum())
             print(f"| {w}x{h} | {min_face} | {res.detector_tiles} | {_median(det):.1f} | "

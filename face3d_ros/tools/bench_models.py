@@ -27,8 +27,8 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from face3d_ros.core import model_store
-from face3d_ros.core.models import INPUT_SIZES, load_face_models
+from face3d_ros.core.io import model_store
+from face3d_ros.core.pipeline.models import INPUT_SIZES, load_face_models
 
 NETWORKS = ("short", "full", "mesh", "iris")
 _CALLS = {"short": "detect_short", "full": "detect_full", "mesh": "mesh", "iris": "iris"}

@@ -244,7 +244,7 @@ def run(out: Path, frames: int, device: str, timeout_s: float) -> int:
 def _write_objs(out: Path, name: str, msg, rgb: np.ndarray, triangles: np.ndarray,
                 face_from_msg) -> None:
     try:
-        from face3d_ros.core.export import write_textured_obj
+        from face3d_ros.core.people.export import write_textured_obj
     except ImportError:
         return
     for face in msg.faces:

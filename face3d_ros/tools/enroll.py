@@ -22,13 +22,13 @@ import cv2
 import numpy as np
 
 from face3d_ros.core.config import EngineConfig
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.enrollment import (Enrollment, EnrollmentView, enroll, render_model,
-                                        views_from_images)
-from face3d_ros.core.identity import apply_expression, split
-from face3d_ros.core.imageio import ImageReadError, read_image
-from face3d_ros.core.model_io import export_glb, export_obj, save_model
-from face3d_ros.core.model_store import ModelNotFoundError
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.people.enrollment import (Enrollment, EnrollmentView, enroll, render_model,
+                                               views_from_images)
+from face3d_ros.core.people.identity import apply_expression, split
+from face3d_ros.core.io.imageio import ImageReadError, read_image
+from face3d_ros.core.people.model_io import export_glb, export_obj, save_model
+from face3d_ros.core.io.model_store import ModelNotFoundError
 
 log = logging.getLogger("face3d-enroll")
 VIEW_NAMES = ("front", "left", "right")

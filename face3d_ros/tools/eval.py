@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from face3d_ros.core import metrics as M
+from face3d_ros.core.io import metrics as M
 from face3d_ros.ros.input_size import track_frame
 from face3d_ros.tools import bagio
 from face3d_ros.tools.eval_compare import _short, compare
@@ -47,8 +47,8 @@ SCHEMA_VERSION = 1
 
 def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[list, dict]:
     """Engine + tracker on every frame; returns (frame records, run info)."""
-    from face3d_ros.core.engine import FaceEngine
-    from face3d_ros.core.tracking import FaceTracker
+    from face3d_ros.core.pipeline.engine import FaceEngine
+    from face3d_ros.core.pipeline.tracking import FaceTracker
 
     eng_cfg, trk_cfg = configs(load_params(args.params), args.device, args.backend)
     engine = FaceEngine(eng_cfg)
@@ -91,7 +91,7 @@ def truth_errors(records: Sequence[FrameRecord], inp: BagInput) -> Optional[dict
     """Errors of the largest face of each frame against the truth topics (None without)."""
     if not inp.truth_pose and not inp.truth_gaze:
         return None
-    from face3d_ros.core.geometry import euler_from_rotation
+    from face3d_ros.core.pipeline.geometry import euler_from_rotation
 
     est: Dict[str, List[float]] = {k: [] for k in ("yaw", "pitch", "roll")}
     tru: Dict[str, List[float]] = {k: [] for k in ("yaw", "pitch", "roll")}

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from face3d_ros.core import metrics as M
+from face3d_ros.core.io import metrics as M
 from face3d_ros.tools.eval_input import EXIT_DIFFERENT, EXIT_OK, EvalError
 
 # -- compare --------------------------------------------------------------------------------

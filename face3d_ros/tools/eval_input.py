@@ -14,8 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from face3d_ros.core import metrics as M
-from face3d_ros.core.face_fields import face_from_message
+from face3d_ros.core.io import metrics as M
+from face3d_ros.core.io.face_fields import face_from_message
 from face3d_ros.ros.camera_info import (CAMERA_INFO_KEEP, CAMERA_INFO_WAIT_S,
                                         camera_info_to_intrinsics, select_camera_info)
 from face3d_ros.tools import bagio

@@ -23,10 +23,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from face3d_ros.core.identity import (MAX_INTENSITY, apply_expression, expression_of,
-                                      neutralize, split, transfer)
-from face3d_ros.core.model_io import (ModelFileError, export_glb, export_obj, load_model,
-                                      save_model, with_vertices)
+from face3d_ros.core.people.identity import (MAX_INTENSITY, apply_expression, expression_of,
+                                             neutralize, split, transfer)
+from face3d_ros.core.people.model_io import (ModelFileError, export_glb, export_obj, load_model,
+                                             save_model, with_vertices)
 
 log = logging.getLogger("face3d-express")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -44,7 +44,7 @@ def points_from_json(path: Path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         pts = np.asarray(face["landmarks_3d"], dtype=np.float64)
         rot = np.asarray(face["head_pose"]["rotation"], dtype=np.float64)
         t = np.asarray(face["head_pose"]["translation"], dtype=np.float64)
-        from face3d_ros.core.expression import EXPRESSION_NAMES
+        from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES
 
         expr = face.get("expression", {})
         values = np.array([expr[n] for n in EXPRESSION_NAMES]) if all(
@@ -57,9 +57,9 @@ def points_from_image(path: Path, device: str, model_dir: Optional[str]
                       ) -> Tuple[np.ndarray, np.ndarray]:
     """Face-frame points (478, 3) m and expression values of the largest face in an image."""
     from face3d_ros.core.config import EngineConfig
-    from face3d_ros.core.engine import FaceEngine
-    from face3d_ros.core.enrollment import face_frame_points, largest_face
-    from face3d_ros.core.imageio import read_image
+    from face3d_ros.core.pipeline.engine import FaceEngine
+    from face3d_ros.core.people.enrollment import face_frame_points, largest_face
+    from face3d_ros.core.io.imageio import read_image
 
     image = read_image(path)
     engine = FaceEngine(EngineConfig(device=device, model_dir=model_dir))

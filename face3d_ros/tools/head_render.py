@@ -65,7 +65,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from face3d_ros.core.geometry import direction_angles, euler_from_rotation, line_of_sight_frame
+from face3d_ros.core.pipeline.geometry import (direction_angles, euler_from_rotation,
+                                               line_of_sight_frame)
 from face3d_ros.core.types import CameraIntrinsics
 from face3d_ros.tools.rasterize import Fragments, orient_outward, project, rasterize
 
@@ -367,7 +368,7 @@ def camera_R_face_from_euler(yaw: float, pitch: float, roll: float,
                              translation: Sequence[float]) -> np.ndarray:
     """(3, 3) camera_R_face of a head at ``translation`` (3,) m turned by yaw, pitch, roll deg
     relative to facing the camera: intrinsic z-y-x angles from ``line_of_sight_frame``, so that
-    ``core.geometry.euler_from_rotation(R, translation)`` returns them."""
+    ``core.pipeline.geometry.euler_from_rotation(R, translation)`` returns them."""
     from scipy.spatial.transform import Rotation
 
     ref = line_of_sight_frame(np.asarray(translation, dtype=np.float64)[None])[0]
@@ -405,10 +406,10 @@ class Truth:
 
     intrinsics: fx, fy, cx, cy px, width, height. camera_R_face: (3, 3) columns = face x, y, z.
     translation: (3,) the face-frame origin (between the eyeball centres). yaw, pitch, roll:
-    degrees relative to facing the camera (``core.geometry.euler_from_rotation``).
+    degrees relative to facing the camera (``core.pipeline.geometry.euler_from_rotation``).
     blendshapes: every weight as driven (caller's + gaze-coupled lids), clamped to [0, 1].
     eye_angles: (2, 2) yaw, pitch deg of each eye relative to the head. gaze_angles: (2, 2) yaw,
-    pitch deg relative to looking into the camera (``core.geometry.direction_angles``).
+    pitch deg relative to looking into the camera (``core.pipeline.geometry.direction_angles``).
     eyeball_centres: (2, 3) centres of rotation. optical_axes: (2, 3) unit gaze directions.
     iris_centres: (2, 3) centre of the iris disc (10.45 mm along the axis), iris_centres_px
     (2, 2) its projection. pupil_centres: (2, 3) the drawn pupil's centre on the eyeball

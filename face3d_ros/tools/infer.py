@@ -20,14 +20,14 @@ from typing import List, Optional
 import cv2
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
-from face3d_ros.core.engine import FaceEngine
-from face3d_ros.core.export import write_textured_obj
-from face3d_ros.core.imageio import ImageReadError, read_image
-from face3d_ros.core.model_store import ModelNotFoundError
-from face3d_ros.core.overlay import draw_overlay
-from face3d_ros.core.serialize import SCHEMA_VERSION, frame_to_dict
-from face3d_ros.core.topology import load_topology
-from face3d_ros.core.tracking import FaceTracker
+from face3d_ros.core.pipeline.engine import FaceEngine
+from face3d_ros.core.people.export import write_textured_obj
+from face3d_ros.core.io.imageio import ImageReadError, read_image
+from face3d_ros.core.io.model_store import ModelNotFoundError
+from face3d_ros.core.io.overlay import draw_overlay
+from face3d_ros.core.io.serialize import SCHEMA_VERSION, frame_to_dict
+from face3d_ros.core.pipeline.topology import load_topology
+from face3d_ros.core.pipeline.tracking import FaceTracker
 
 log = logging.getLogger("face3d-infer")
 

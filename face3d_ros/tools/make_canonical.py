@@ -1,16 +1,19 @@
-"""Rebuild ``face3d_ros/core/data/canonical_face.npz`` from registry-package portraits.
+"""Rebuild ``face3d_ros/core/pipeline/data/canonical_face.npz`` from registry-package portraits.
 
     python -m face3d_ros.tools.make_canonical [--out PATH] [--model-dir DIR]
 
 The canonical face is the mean, left/right-symmetric metric shape of the mesh network's own
 output on frontal portraits (scikit-image's astronaut, matplotlib's Grace Hopper), each
-expressed in its anatomical face frame and scaled by its iris (see ``core.canonical``). Its
+expressed in its anatomical face frame and scaled by its iris (see ``core.pipeline.canonical``).
+Its
 frame's pitch and its eyeball centres are then set from renders of the two real head models
 in ``../shared/data/heads`` (``$FACE3D_HEADS_DIR``) with exact truth: the Lee Perry-Smith scan
 and the facecap head at small head turns, and facecap with its eyes turned (gaze truth). The
 facecap renders with turned eyes also measure the landmark networks' follow of the eyes
-(``core.canonical.follow_from_renders``; facecap's skin beyond the lids does not move with its
-eyes), which the eyeball centres are then placed without (``core.geometry.eye_fit``): across
+(``core.pipeline.canonical.follow_from_renders``; facecap's skin beyond the lids does not move
+with its
+eyes), which the eyeball centres are then placed without (``core.pipeline.geometry.eye_fit``):
+across
 the line of sight from the facing head, in depth from the head turned by ``DEPTH_HEAD_YAWS``.
 """
 
@@ -22,9 +25,9 @@ from typing import List, Optional
 
 import numpy as np
 
-from face3d_ros.core.canonical import (DATA_FILE, CanonicalFace, build_canonical,
-                                       eyeballs_from_truth, follow_from_renders, frame_pitch,
-                                       save_canonical, with_frame)
+from face3d_ros.core.pipeline.canonical import (DATA_FILE, CanonicalFace, build_canonical,
+                                                eyeballs_from_truth, follow_from_renders,
+                                                frame_pitch, save_canonical, with_frame)
 from face3d_ros.core.config import EngineConfig
 from face3d_ros.core.types import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 
@@ -52,7 +55,7 @@ def portrait_images() -> List[np.ndarray]:
     import matplotlib.cbook
     from skimage import data
 
-    from face3d_ros.core.imageio import read_image
+    from face3d_ros.core.io.imageio import read_image
 
     hopper = read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     images = [data.astronaut(), hopper]
@@ -64,7 +67,7 @@ def _landmarks(engine, image: np.ndarray, refine: bool = False) -> np.ndarray:
     with ``refine``, once more from the ROI those landmarks place, as the tracker does). The
     engine detects on the whole image only (``min_face_px=0``): its detections are final
     without the face flag that verifies tile candidates."""
-    from face3d_ros.core.landmarks import roi_from_detection, roi_from_landmarks
+    from face3d_ros.core.pipeline.landmarks import roi_from_detection, roi_from_landmarks
 
     t = engine.to_tensor(image)
     dets = engine.detect([t])[0]
@@ -81,7 +84,7 @@ def _fit_renders(engine, face: CanonicalFace, renders):
     last two in the truth's metric scale."""
     import torch
 
-    from face3d_ros.core.geometry import pose_weights, solve_faces
+    from face3d_ros.core.pipeline.geometry import pose_weights, solve_faces
 
     out = []
     for image, truth in renders:
@@ -107,9 +110,9 @@ def _eye_fits(face: CanonicalFace, landmarks, renders):
     weak perspective, and the unit ray to the face; lengths in the truth's metric scale."""
     import torch
 
-    from face3d_ros.core.geometry import (CLOSED_EYE_OPENNESS, eye_fit, eye_openness,
-                                          lift_to_metric, perspective_points, pose_weights,
-                                          weighted_umeyama)
+    from face3d_ros.core.pipeline.geometry import (CLOSED_EYE_OPENNESS, eye_fit, eye_openness,
+                                                   lift_to_metric, perspective_points,
+                                                   pose_weights, weighted_umeyama)
 
     can, w = torch.from_numpy(face.vertices).double(), pose_weights()
     eyes = torch.from_numpy(face.eyeball_centres).double()
@@ -164,7 +167,7 @@ def _renders(head_name: str, poses, heads: Optional[str]):
 def make(model_dir: Optional[str] = None, heads: Optional[str] = None) -> CanonicalFace:
     """Build the canonical face: shape from the portraits; frame, gaze follow and eyeballs from
     renders."""
-    from face3d_ros.core.engine import FaceEngine
+    from face3d_ros.core.pipeline.engine import FaceEngine
 
     engine = FaceEngine(EngineConfig(device="cpu", model_dir=model_dir, min_face_px=0))
     shape = build_canonical([_landmarks(engine, im) for im in portrait_images()])

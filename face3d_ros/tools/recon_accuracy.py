@@ -16,7 +16,8 @@ Measured (the head mesh of each render is the truth, camera optical frame, metre
    every predicted vertex to the true surface, restricted to the face region (within 95 mm of
    the nose tip, as NoW crops its scans): median, mean, 90th percentile in mm. The same with
    rigid ICP (no scale: the metric shape as read) as a second figure;
-3. multi-view enrolment (``core.enrollment.enroll``) of front and +-30 and of front and +-45,
+3. multi-view enrolment (``core.people.enrollment.enroll``) of front and +-30 and of front and
+   +-45,
    scored the same way against the neutral head, with the best of its single views beside it.
 
 The published NoW figures (real photos of 100 subjects) are printed beside ours as anchors;
@@ -257,7 +258,7 @@ class Bench:
 
     def __init__(self, heads: Optional[str] = None, device: str = "cpu"):
         from face3d_ros.core.config import EngineConfig
-        from face3d_ros.core.engine import FaceEngine
+        from face3d_ros.core.pipeline.engine import FaceEngine
         from face3d_ros.tools import head_render
 
         self.hr = head_render
@@ -351,7 +352,7 @@ class EnrolResult:
 def measure_enrolment(bench: Bench, head: str, name: str,
                       poses: Sequence[Tuple[float, float]]) -> Optional[EnrolResult]:
     """Enrol the views at ``poses`` and score the model against the neutral head mesh."""
-    from face3d_ros.core.enrollment import EnrollmentView, enroll
+    from face3d_ros.core.people.enrollment import EnrollmentView, enroll
 
     views = [bench.view(head, y, p) for y, p in poses]
     if any(v.face is None for v in views):
@@ -454,7 +455,7 @@ def picture(panels: Sequence[Tuple[str, ShapeError]], path: str, vmax_mm: float 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from face3d_ros.core.topology import load_topology
+    from face3d_ros.core.pipeline.topology import load_topology
 
     tri = load_topology().triangles
     fig, axes = plt.subplots(1, len(panels), figsize=(2.0 * len(panels) + 0.6, 2.6), dpi=80)

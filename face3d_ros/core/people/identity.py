@@ -12,7 +12,7 @@ subject's left, z up, origin between the eyes): the 468 mesh vertices then the t
 * :func:`transfer` expresses a displacement in the source's normalised face frame (divided by
   the source's face size, per region by the size of that region: eyes, brows, mouth) and
   scales it to the target's, so that it moves across identities. The expression coefficients
-  of ``core.expression`` follow the displacement (:func:`expression_of`).
+  of ``core.pipeline.expression`` follow the displacement (:func:`expression_of`).
 * :func:`neutralize` estimates the identity of a single observation: in the regions an
   expression moves (mouth and jaw, eyes, brows) the deviation from the canonical neutral face
   (fitted to the person's rigid points) is removed in proportion to the expression
@@ -36,10 +36,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .canonical import load_canonical
-from .expression import EXPRESSION_NAMES, expression_coefficients
-from .geometry import RIGID_INDICES
-from .types import NUM_LANDMARKS, NUM_MESH
+from ..pipeline.canonical import load_canonical
+from ..pipeline.expression import EXPRESSION_NAMES, expression_coefficients
+from ..pipeline.geometry import RIGID_INDICES
+from ..types import NUM_LANDMARKS, NUM_MESH
 
 #: Expression regions: the landmarks that define each, and the coefficients that gate it.
 REGION_LANDMARKS: Dict[str, Tuple[int, ...]] = {
@@ -194,7 +194,7 @@ def transfer(displacement: np.ndarray, source_identity: np.ndarray,
 
 def expression_of(shape: np.ndarray, identity: Optional[np.ndarray] = None
                   ) -> Dict[str, float]:
-    """Named expression coefficients (``core.expression``) of a face-frame shape (478, 3),
+    """Named expression coefficients (``core.pipeline.expression``) of a face-frame shape (478, 3),
     measured against ``identity`` (the person's neutral shape) when given, else against the
     canonical (average) face."""
     neutral = None if identity is None else _check_shape("identity", identity)

@@ -5,18 +5,20 @@ network):
 
 1. each image -> one (3, H, W) float tensor on the device (:meth:`FaceEngine.to_tensor`);
 2. face detection, both ranges, the whole image and tiles for small faces (``min_face_px``),
-   weighted NMS (``core.detection``); faces beyond ``max_faces`` counted, not processed;
-3. rotated face ROIs -> one batched warp -> face mesh -> eye ROIs -> iris (``core.landmarks``);
-4. metric 3D, head pose and gaze for all faces at once (``core.geometry``);
+   weighted NMS (``core.pipeline.detection``); faces beyond ``max_faces`` counted, not processed;
+3. rotated face ROIs -> one batched warp -> face mesh -> eye ROIs -> iris
+   (``core.pipeline.landmarks``);
+4. metric 3D, head pose and gaze for all faces at once (``core.pipeline.geometry``);
 5. one copy to the host, expression coefficients, frozen results.
 
 Tracking over a stream (ROIs carried from the previous frame, persistent ids, smoothing) is
-:class:`face3d_ros.core.tracking.FaceTracker`, built on the same stages.
+:class:`face3d_ros.core.pipeline.tracking.FaceTracker`, built on the same stages.
 
-Backends (``EngineConfig.backend``, :func:`face3d_ros.core.models.resolve_backend`): torch on
+Backends (``EngineConfig.backend``, :func:`face3d_ros.core.pipeline.models.resolve_backend`):
+torch on
 CUDA, Google's LiteRT on the CPU by default. On the CPU the image stays a numpy view (no float
 copy of the frame) and crops are OpenCV warps fed to the networks in NHWC (the host path of
-``core.detection`` and ``core.landmarks``), with either backend.
+``core.pipeline.detection`` and ``core.pipeline.landmarks``), with either backend.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 
 from .canonical import load_canonical
-from .config import EngineConfig
+from ..config import EngineConfig
 from .detection import FaceDetector
 from .expression import EXPRESSION_NAMES, expression_coefficients
 from .geometry import (FaceGeometry, boxes_from_landmarks, direction_angles,
@@ -39,8 +41,8 @@ from .geometry import (FaceGeometry, boxes_from_landmarks, direction_angles,
 from .landmarks import LandmarkBatch, LandmarkRunner, roi_from_detection, roi_from_landmarks
 from .models import (DEFAULT_THREADS, FaceModels, LiteRTModels, load_face_models,
                      resolve_backend, resolve_device)
-from .types import (CameraIntrinsics, Detection, Expression, FaceResult, FrameResult, Gaze,
-                    GazeRay, HeadPose, Roi)
+from ..types import (CameraIntrinsics, Detection, Expression, FaceResult, FrameResult, Gaze,
+                     GazeRay, HeadPose, Roi)
 
 #: Weighted pose-fit residual (metres, at canonical size) at which pose confidence reaches 0.
 POSE_RMSE_ZERO_CONF_M = 0.008

@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .types import NUM_MESH, FaceResult
+from ..types import NUM_MESH, FaceResult
 
 
 def write_textured_obj(out_dir: Path, name: str, face: FaceResult, image_rgb: np.ndarray,

@@ -1,7 +1,7 @@
 """The face mesh topology: triangles (from MediaPipe, fetched with the models) and UVs.
 
 Triangles come from the verified ``face_mesh_topology.json`` of the model folder; UVs are the
-canonical face's frontal projection (``core.canonical``), one per mesh vertex.
+canonical face's frontal projection (``core.pipeline.canonical``), one per mesh vertex.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 from .canonical import load_canonical
-from .model_store import load_topology as _load_topology_json
-from .types import NUM_MESH
+from ..io.model_store import load_topology as _load_topology_json
+from ..types import NUM_MESH
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ from typing import Dict, List, Optional, Set
 import numpy as np
 import torch
 
-from .config import TrackerConfig
+from ..config import TrackerConfig
 from .engine import FaceEngine
 from .geometry import boxes_from_landmarks
 from .landmarks import crop_rois, roi_from_detection, roi_from_landmarks
-from .types import CameraIntrinsics, FrameResult, Roi
+from ..types import CameraIntrinsics, FrameResult, Roi
 
 
 #: Side (px) of the face thumbnails compared between frames (appearance check).

@@ -19,7 +19,8 @@ Steps of :func:`enroll` (views: images with the engine's result for the person's
 5. the metric size from the most reliable views (:func:`scale_weights`: the precision of each
    view's metric scale, higher where the open irises of a frontal view set it) rather than
    the views' plain mean, which side views (scale from the face size prior alone) pull;
-6. the texture atlas (``texture_size`` square, canonical frontal UVs of ``core.topology``):
+6. the texture atlas (``texture_size`` square, canonical frontal UVs of
+   ``core.pipeline.topology``):
    every texel is traced through its triangle into every view, sampled there and blended with
    the view's visibility (cosine squared) feathered towards the border of what that view saw,
    so that seams between views fade over ``feather`` texels;
@@ -45,8 +46,8 @@ import numpy as np
 
 from .identity import align, face_size, neutralize
 from .model_io import FaceModel
-from .topology import load_topology
-from .types import NUM_LANDMARKS, NUM_MESH, FaceResult
+from ..pipeline.topology import load_topology
+from ..types import NUM_LANDMARKS, NUM_MESH, FaceResult
 
 #: A texel (or vertex) counts as seen by a view when its surface faces the camera by at least
 #: this cosine (about 72 degrees from head-on) and is not hidden.
@@ -73,7 +74,7 @@ class EnrollmentView:
 class Enrollment:
     """The result of :func:`enroll`.
 
-    model: the fused :class:`~face3d_ros.core.model_io.FaceModel`.
+    model: the fused :class:`~face3d_ros.core.people.model_io.FaceModel`.
     view_shapes: (V, 478, 3) m, each view's face in the face frame, aligned on the model.
     view_identities: (V, 478, 3) m, each view's own neutral estimate, aligned on the model.
     view_expressions: (V, 478, 3) m, each view's expression displacement against the model.
@@ -102,7 +103,7 @@ def vertex_normals(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(468, 3) unit outward normals of the mesh vertices (area-weighted triangle normals).
 
     points: (>=468, 3) in any right-handed frame; triangles: (F, 3) counter-clockwise from
-    the front (``core.topology``).
+    the front (``core.pipeline.topology``).
     """
     p = np.asarray(points, dtype=np.float64)[:NUM_MESH]
     a, b, c = p[triangles[:, 0]], p[triangles[:, 1]], p[triangles[:, 2]]
@@ -243,14 +244,15 @@ def cap_triangles() -> np.ndarray:
 
 
 def model_triangles() -> np.ndarray:
-    """(F, 3) int32: the mesh topology (``core.topology``) followed by :func:`cap_triangles`."""
+    """(F, 3) int32: the mesh topology (``core.pipeline.topology``) followed by
+    :func:`cap_triangles`."""
     return np.concatenate((load_topology().triangles, cap_triangles())).astype(np.int32)
 
 
 def view_reliability(face: FaceResult) -> float:
     """How well a view reads the face's shape, in (0, 1]: cos(head turn from facing the
     camera) ** ``RELIABILITY_POWER``."""
-    from .geometry import line_of_sight_frame
+    from ..pipeline.geometry import line_of_sight_frame
 
     rot = np.asarray(face.head_pose.rotation, dtype=np.float64)
     ref = line_of_sight_frame(np.asarray(face.head_pose.translation)[None])[0]
@@ -260,11 +262,12 @@ def view_reliability(face: FaceResult) -> float:
 
 def scale_weights(views: Sequence[EnrollmentView]) -> np.ndarray:
     """(V,) weight of each view in the model's metric size: the precision of its metric scale
-    (``core.geometry``: the iris where its confidence holds, else the face size prior), so a
+    (``core.pipeline.geometry``: the iris where its confidence holds, else the face size prior),
+    so a
     frontal view with open eyes counts most."""
     import torch
 
-    from .geometry import FACE_SCALE_SIGMA, IRIS_SCALE_SIGMA, iris_scale_weight
+    from ..pipeline.geometry import FACE_SCALE_SIGMA, IRIS_SCALE_SIGMA, iris_scale_weight
 
     lm = torch.from_numpy(np.stack([np.asarray(v.face.landmarks_2d, np.float64)
                                     for v in views]))
@@ -428,7 +431,8 @@ def largest_face(faces: Sequence[FaceResult]) -> Optional[FaceResult]:
 
 def views_from_images(engine, images: Sequence[np.ndarray],
                       names: Optional[Sequence[str]] = None) -> List[EnrollmentView]:
-    """Run ``engine`` (a :class:`~face3d_ros.core.engine.FaceEngine`) on RGB images (one batch)
+    """Run ``engine`` (a :class:`~face3d_ros.core.pipeline.engine.FaceEngine`) on RGB images (one
+    batch)
     and take the largest face of each as a view, its landmarks refined on their own crop as
     the tracker (and so the node) refines them. Raises ValueError naming an image without a
     face."""

@@ -1,7 +1,8 @@
 """The four MediaPipe face networks on one device, run by one of two inference backends.
 
 * ``torch`` (:class:`FaceModels`): each ``.tflite`` file of the verified model folder is
-  converted at load time by :func:`face3d_ros.core.tflite_torch.convert_tflite` (no pickled torch
+  converted at load time by :func:`face3d_ros.core.pipeline.tflite_torch.convert_tflite` (no
+  pickled torch
   weights are kept). The networks run in NCHW with channels_last memory, batch first, under
   ``torch.inference_mode()``, on the CPU or a CUDA device.
 * ``litert`` (:class:`LiteRTModels`): Google's LiteRT runtime (``ai_edge_litert``, XNNPACK)
@@ -50,7 +51,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from . import model_store
+from ..io import model_store
 from .tflite_torch import convert_tflite
 
 __all__ = ["FaceModels", "LiteRTModels", "load_face_models", "resolve_device",

@@ -9,8 +9,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .geometry import FIVE_POINT_INDICES, IBUG68_INDICES
-from .types import CameraIntrinsics, FaceResult, FrameResult, GazeRay
+from ..pipeline.geometry import FIVE_POINT_INDICES, IBUG68_INDICES
+from ..types import CameraIntrinsics, FaceResult, FrameResult, GazeRay
 
 SCHEMA_VERSION = 1
 

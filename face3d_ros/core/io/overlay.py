@@ -11,7 +11,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .types import FrameResult, LEFT_IRIS, NUM_MESH, RIGHT_IRIS
+from ..types import FrameResult, LEFT_IRIS, NUM_MESH, RIGHT_IRIS
 
 AXIS_LENGTH_M = 0.08
 GAZE_LENGTH_M = 0.25

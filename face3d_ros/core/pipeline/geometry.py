@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from .landmarks import LEFT_EYE_CONTOUR_INDEX, RIGHT_EYE_CONTOUR_INDEX
-from .types import (FRONTAL_R, LEFT_IRIS, LEFT_IRIS_CENTER, NUM_LANDMARKS, NUM_MESH, RIGHT_IRIS,
-                    RIGHT_IRIS_CENTER)
+from ..types import (FRONTAL_R, LEFT_IRIS, LEFT_IRIS_CENTER, NUM_LANDMARKS, NUM_MESH, RIGHT_IRIS,
+                     RIGHT_IRIS_CENTER)
 
 # Mesh indices (MediaPipe topology; "right"/"left" are the subject's own).
 RIGHT_EYE_OUTER, RIGHT_EYE_INNER = 33, 133
@@ -373,11 +373,12 @@ _FOLLOW_CACHE: dict = {}
 
 
 def stored_gaze_follow(device: torch.device | str = "cpu") -> torch.Tensor:
-    """(478, 2, 3) the follow of the stored canonical face (``core/data/canonical_face.npz``)
+    """(478, 2, 3) the follow of the stored canonical face
+    (``core/pipeline/data/canonical_face.npz``)
     on ``device`` (cached)."""
     key = str(device)
     if key not in _FOLLOW_CACHE:
-        from .canonical import load_canonical  # (core.canonical imports this module)
+        from .canonical import load_canonical  # (core.pipeline.canonical imports this module)
 
         _FOLLOW_CACHE[key] = torch.from_numpy(load_canonical().gaze_follow).to(device)
     return _FOLLOW_CACHE[key]

@@ -19,8 +19,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .types import (NUM_LANDMARKS, CameraIntrinsics, Expression, FaceResult, FrameResult, Gaze,
-                    GazeRay, HeadPose, Roi)
+from ..types import (NUM_LANDMARKS, CameraIntrinsics, Expression, FaceResult, FrameResult, Gaze,
+                     GazeRay, HeadPose, Roi)
 
 Fields = Dict[str, Any]
 

@@ -30,7 +30,7 @@ from typing import Dict, Tuple, Union
 import cv2
 import numpy as np
 
-from .types import NUM_LANDMARKS, NUM_MESH
+from ..types import NUM_LANDMARKS, NUM_MESH
 
 FORMAT_NAME = "face3d-model"
 FORMAT_VERSION = 1

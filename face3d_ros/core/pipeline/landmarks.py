@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from face3d_ros.core.config import EngineConfig
-from face3d_ros.core.detection import check_image, host_image
+from face3d_ros.core.pipeline.detection import check_image, host_image
 from face3d_ros.core.types import Detection, Roi
 
 __all__ = [
@@ -373,7 +373,8 @@ class LandmarkRunner:
         self._right_idx = torch.tensor(RIGHT_EYE_CONTOUR_INDEX, device=self.device)
         self._left_idx = torch.tensor(LEFT_EYE_CONTOUR_INDEX, device=self.device)
         self._eye_idx = torch.stack([self._right_idx, self._left_idx])  # (2, 71)
-        from face3d_ros.core.canonical import load_canonical  # (imports core.geometry)
+        # (core.pipeline.canonical imports core.pipeline.geometry)
+        from face3d_ros.core.pipeline.canonical import load_canonical
 
         self._mirror = torch.as_tensor(load_canonical().mirror[:468], device=self.device)
 

@@ -11,7 +11,8 @@ eyeball centres are the heads' true centres of eye rotation carried into the can
 by the fit (:func:`eyeballs_from_truth`). The same renders measure how far the landmark
 networks move the rest of the face with the eyes (the gaze follow, :func:`follow_from_renders`,
 used by ``geometry.eye_fit``). The result is stored in
-``core/data/canonical_face.npz``; ``python -m face3d_ros.tools.make_canonical`` rebuilds it
+``core/pipeline/data/canonical_face.npz``; ``python -m face3d_ros.tools.make_canonical`` rebuilds
+it
 and a test checks the stored file against a rebuild.
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from .geometry import EYEBALL_TO_IRIS_M, FOLLOW_SOURCE, anatomical_frame, iris_diameter_px
-from .types import LEFT_IRIS_CENTER, NUM_LANDMARKS, RIGHT_IRIS_CENTER
+from ..types import LEFT_IRIS_CENTER, NUM_LANDMARKS, RIGHT_IRIS_CENTER
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "canonical_face.npz"
 
