@@ -241,8 +241,8 @@ def _assert_same_fields(a, b, where):
             for i, (x, y) in enumerate(zip(va, vb)):
                 _assert_same_fields(x, y, f"{where}.{key}[{i}]")
         elif isinstance(va, (np.ndarray, float)):
-            np.testing.assert_allclose(np.float32(va), np.float32(vb), rtol=1e-5, atol=1e-6,
-                                       err_msg=f"{where}.{key}")
+            np.testing.assert_array_equal(np.float32(va), np.float32(vb),
+                                          err_msg=f"{where}.{key}")
         else:
             assert va == vb, f"{where}.{key}: {va!r} != {vb!r}"
 

@@ -17,8 +17,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from face3d_ros.core.types import NUM_LANDMARKS  # noqa: E402
+from face3d_ros.ros.camera_info import camera_info_to_intrinsics  # noqa: E402
 from face3d_ros.ros.conversions import (  # noqa: E402
-    SUPPORTED_ENCODINGS, ImageFormatError, camera_info_to_intrinsics, compressed_msg_to_rgb,
+    SUPPORTED_ENCODINGS, ImageFormatError, compressed_msg_to_rgb,
     face_from_msg, frame_to_msg, gaze_pose_array, image_msg_to_rgb,
     quaternion_x_to, rgb_to_image_msg, stamp_to_seconds, topology_to_msg)
 from ros_frames import INTRINSICS, make_frame, two_face_frame  # noqa: E402

@@ -17,7 +17,8 @@ Pure functions on numpy and the core's frozen dataclasses: no ROS, tested with p
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+import time
+from typing import NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -86,17 +87,37 @@ def to_original_pixels(frame: FrameResult, sx: float, sy: float,
         image_size=(int(size[0]), int(size[1])), intrinsics=original)
 
 
+def header_seconds(header) -> float:
+    """A message header's stamp as float seconds, the time the tracker's filters run on (the
+    node and the offline evaluation convert stamps with this one function: a different
+    rounding changes the smoothed outputs in their last digits)."""
+    return float(header.stamp.sec) + 1e-9 * float(header.stamp.nanosec)
+
+
+class Tracked(NamedTuple):
+    """What :func:`track_frame` returns. result: in the original frame's pixels. small: None
+    when the frame was processed as it is, else (the downscaled image, its intrinsics or None,
+    sx, sy). downscale_ms: the time the resize took (0 when none)."""
+
+    result: FrameResult
+    small: Optional[Tuple[np.ndarray, Optional[CameraIntrinsics], float, float]]
+    downscale_ms: float
+
+
 def track_frame(tracker, rgb: np.ndarray, intrinsics: Optional[CameraIntrinsics], stamp: float,
-                max_side: int) -> Tuple[FrameResult, float]:
-    """One frame through ``tracker`` (``core.pipeline.tracking.FaceTracker``) under the input size
-    policy: downscaled when its longer side exceeds ``max_side``, results in the original
-    pixels. Returns (result, scale) with scale 1.0 when the frame was processed as it is.
-    The node and the offline evaluation both process frames with this function."""
+                max_side: int) -> Tracked:
+    """One frame through ``tracker`` (``core.pipeline.tracking.FaceTracker``) under the input
+    size policy: downscaled when its longer side exceeds ``max_side``, results in the original
+    pixels. The node and the offline evaluation both process frames with this function.
+    Errors of the tracker (RuntimeError, ValueError) pass through."""
     height, width = rgb.shape[:2]
     scale = processing_scale(width, height, max_side)
     if scale >= 1.0:
-        return tracker.process(rgb, intrinsics, stamp), 1.0
+        return Tracked(tracker.process(rgb, intrinsics, stamp), None, 0.0)
+    t0 = time.perf_counter()
     small, sx, sy = downscale(rgb, scale)
     small_intr = scale_intrinsics(intrinsics, sx, sy) if intrinsics is not None else None
+    ms = (time.perf_counter() - t0) * 1e3
     result = tracker.process(small, small_intr, stamp)
-    return to_original_pixels(result, sx, sy, intrinsics, (width, height)), scale
+    return Tracked(to_original_pixels(result, sx, sy, intrinsics, (width, height)),
+                   (small, small_intr, sx, sy), ms)

@@ -61,7 +61,6 @@ from face3d_ros.core.types import CameraIntrinsics, FrameResult
 from face3d_ros.ros import marker_cdr
 from face3d_ros.ros.conversions import (
     ImageFormatError,
-    camera_info_to_intrinsics,
     compressed_msg_to_rgb,
     frame_to_msg,
     gaze_pose_array,
@@ -70,8 +69,9 @@ from face3d_ros.ros.conversions import (
     stamp_to_seconds,
     topology_to_msg,
 )
-from face3d_ros.ros.input_size import (downscale, processing_scale, scale_intrinsics,
-                                       to_original_pixels)
+from face3d_ros.ros.camera_info import (CAMERA_INFO_KEEP, CAMERA_INFO_WAIT_S,
+                                        camera_info_to_intrinsics, select_camera_info)
+from face3d_ros.ros.input_size import to_original_pixels, track_frame
 from face3d_ros.ros.hri_bridge import HriBridge
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
 from face3d_ros.ros.params import (
@@ -122,8 +122,6 @@ NODE_NAME = "face3d"
 REWARN_S = 60.0
 #: Processing stops (FATAL, diagnostics ERROR) after this many frames in a row fail unexpectedly.
 MAX_CONSECUTIVE_FAILURES = 10
-#: Longest wait for the camera_info of an image whose stamp the camera's infos usually carry.
-CAMERA_INFO_WAIT_S = 0.2
 #: History depth of the camera_info subscription (the image subscription keeps depth 1).
 CAMERA_INFO_DEPTH = 10
 #: Waits in vain in a row after which images no longer wait for their camera_info (until an
@@ -224,7 +222,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
         self._lock = threading.Condition()
         self._slot: Optional[Tuple[object, float]] = None
         # Recent camera_info messages: the one with the image's stamp is used, else the newest.
-        self._camera_infos: collections.deque = collections.deque(maxlen=2 * CAMERA_INFO_DEPTH)
+        self._camera_infos: collections.deque = collections.deque(maxlen=CAMERA_INFO_KEEP)
         self._info_stamps_match = False
         self._info_misses = 0
         self._image_stamps: collections.deque = collections.deque(maxlen=16)
@@ -627,8 +625,8 @@ class Face3DNode(SpecParameters, LifecycleNode):
             self.get_logger().warning(text + again)
 
     def _camera_info_for(self, header, width: int, height: int) -> Optional[CameraInfo]:
-        """The camera_info with the image's stamp, else the newest of the image's size, else
-        the newest.
+        """The camera_info of an image by the one policy of ``ros.camera_info`` (the one with
+        the image's stamp, else the newest of the image's size, else the newest).
 
         When the camera's infos carry the image stamps, or none arrived yet while the topic
         has a publisher, the one of this image may still be on its way (two topics, no order
@@ -646,11 +644,11 @@ class Face3DNode(SpecParameters, LifecycleNode):
         deadline = time.monotonic() + (CAMERA_INFO_WAIT_S if wait else 0.0)
         with self._lock:
             while True:
-                for info in reversed(self._camera_infos):
-                    if (info.header.stamp.sec, info.header.stamp.nanosec) == stamp:
-                        self._info_stamps_match = True
-                        self._info_misses = 0
-                        return info
+                info, exact = select_camera_info(self._camera_infos, stamp, width, height)
+                if exact:
+                    self._info_stamps_match = True
+                    self._info_misses = 0
+                    return info
                 left = deadline - time.monotonic()
                 if left <= 0.0 or not self._running:
                     if wait:
@@ -660,10 +658,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
                         self._info_misses += 1
                         if self._info_misses >= CAMERA_INFO_MISSES_OFF:
                             self._info_stamps_match = False
-                    same_size = [i for i in self._camera_infos
-                                 if (i.width, i.height) == (width, height)]
-                    newest = same_size or list(self._camera_infos)
-                    return newest[-1] if newest else None
+                    return info
                 self._lock.wait(left)
 
     def _intrinsics(self, width: int, height: int, header) -> Optional[CameraIntrinsics]:
@@ -720,26 +715,11 @@ class Face3DNode(SpecParameters, LifecycleNode):
         height, width = rgb.shape[:2]
         intr = self._intrinsics(width, height, msg.header)
         stamp = stamp_to_seconds(msg.header) or time.monotonic()
-        # Input size policy: a frame larger than max_image_side is processed downscaled (its
-        # results mapped back to its own pixels), so memory and time stay bounded.
-        scale = processing_scale(width, height, self._cfg.node.max_image_side)
-        work, work_intr, sx, sy = rgb, intr, 1.0, 1.0
-        if scale < 1.0:
-            work, sx, sy = downscale(rgb, scale)
-            work_intr = scale_intrinsics(intr, sx, sy) if intr is not None else None
-            timings["downscale"] = (time.perf_counter() - t1) * 1e3
-            with self._lock:
-                self._stats.downscaled += 1
-            self._warn_once(
-                "downscale:%dx%d" % (width, height),
-                f"Images from {self._image_topic} are {width}x{height}, larger than "
-                f"max_image_side {self._cfg.node.max_image_side} px: processing them at "
-                f"{work.shape[1]}x{work.shape[0]} (results in the original pixels); raise "
-                "max_image_side to process them at full size")
+        # Input size policy (ros.input_size): a frame larger than max_image_side is processed
+        # downscaled (its results mapped back to its own pixels), so memory and time stay
+        # bounded.
         try:
-            result = tracker.process(work, work_intr, stamp)
-            if scale < 1.0:
-                result = to_original_pixels(result, sx, sy, intr, (width, height))
+            tracked = track_frame(tracker, rgb, intr, stamp, self._cfg.node.max_image_side)
         except (RuntimeError, ValueError) as exc:
             with self._lock:
                 self._stats.failed += 1
@@ -747,14 +727,25 @@ class Face3DNode(SpecParameters, LifecycleNode):
                             f"Processing an image from {self._image_topic} failed: {exc}",
                             error=True)
             return
+        result = tracked.result
+        if tracked.small is not None:
+            small = tracked.small[0]
+            timings["downscale"] = tracked.downscale_ms
+            with self._lock:
+                self._stats.downscaled += 1
+            self._warn_once(
+                "downscale:%dx%d" % (width, height),
+                f"Images from {self._image_topic} are {width}x{height}, larger than "
+                f"max_image_side {self._cfg.node.max_image_side} px: processing them at "
+                f"{small.shape[1]}x{small.shape[0]} (results in the original pixels); raise "
+                "max_image_side to process them at full size")
         t2 = time.perf_counter()
         if result.faces_dropped:  # once per stream (frame size): the tracker's streams
             self._warn_once(f"max_faces:{width}x{height}", f"{result.faces_dropped} faces "
                             f"beyond max_faces were not processed; raise max_faces")
         for stage, ms in result.timings_ms.items():
             timings["engine_" + stage] = ms
-        self._publish(result, msg.header, rgb, timings,
-                      small=None if scale >= 1.0 else (work, work_intr, sx, sy))
+        self._publish(result, msg.header, rgb, timings, small=tracked.small)
         if self._hri is not None:
             t_hri = time.perf_counter()
             self._hri.publish(result, msg.header, rgb)

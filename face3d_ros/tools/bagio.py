@@ -317,17 +317,6 @@ def image_to_rgb(msg, msgtype: str) -> np.ndarray:
     return image_msg_to_rgb(msg)
 
 
-def camera_info_to_intrinsics(msg, width: int, height: int) -> Optional[CameraIntrinsics]:
-    """Intrinsics from a rosbags CameraInfo, or None when K is unusable or the size differs."""
-    k = np.asarray(msg.k, dtype=np.float64).reshape(-1)
-    if k.size != 9 or not np.all(np.isfinite(k)) or k[0] <= 0 or k[4] <= 0:
-        return None
-    if (int(msg.width), int(msg.height)) not in ((0, 0), (int(width), int(height))):
-        return None
-    return CameraIntrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]),
-                            int(width), int(height))
-
-
 def stamp_ns(msg) -> int:
     """Header stamp of a rosbags message, nanoseconds."""
     return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)

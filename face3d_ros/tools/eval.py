@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from face3d_ros.core.io import metrics as M
-from face3d_ros.ros.input_size import track_frame
+from face3d_ros.ros.input_size import header_seconds, track_frame
 from face3d_ros.tools import bagio
 from face3d_ros.tools.eval_compare import _short, compare
 from face3d_ros.tools.eval_input import (  # noqa: F401 - the tool's names, re-exported
@@ -59,9 +59,9 @@ def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[
     records = []
     progress = Progress(inp.image.count, not args.quiet)
     t0 = time.perf_counter()
-    for rec, rgb, frame_id, intr, _ in iter_images(reader, inp, settings):
-        result, _ = track_frame(tracker, rgb, intr, rec.stamp_ns * 1e-9,
-                                settings.max_image_side)
+    for rec, rgb, frame_id, intr, msg in iter_images(reader, inp, settings):
+        result = track_frame(tracker, rgb, intr, header_seconds(msg.header),
+                             settings.max_image_side).result
         rec.timings_ms = dict(result.timings_ms)
         rec.faces = [_face_from_result(f) for f in result.faces]
         rec.faces_dropped = int(result.faces_dropped)
