@@ -197,7 +197,7 @@ def test_roi_affine_numpy_equals_torch():
 
 def test_node_parameters_reach_the_engine_config():
     """The node's backend and threads parameters (read-only) end up in EngineConfig."""
-    params = pytest.importorskip("face3d_ros.ros.params", reason="ROS messages not importable")
+    params = pytest.importorskip("face3d_ros.ros.param_spec")
     cfg = params.configs_from_values({"backend": "torch", "threads": 3})
     assert (cfg.engine.backend, cfg.engine.threads) == ("torch", 3)
     assert params.SPECS["backend"].read_only and params.SPECS["threads"].read_only

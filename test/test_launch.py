@@ -18,9 +18,10 @@ pytest.importorskip("rclpy", reason="run scripts/setup.sh, then source scripts/e
 from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rclpy.parameter import Parameter, parameter_dict_from_yaml_file  # noqa: E402
 
-from face3d_ros.ros.params import (  # noqa: E402
-    PARAMETERS, PEOPLE_PARAMETERS, PEOPLE_SPECS, SHARED_NAMES, SPECS, configs_from_values,
-    descriptor, people_config_from_values, validate_update)
+from face3d_ros.ros.param_spec import (PARAMETERS, PEOPLE_PARAMETERS, PEOPLE_SPECS,  # noqa: E402
+                                       SHARED_NAMES, SPECS, configs_from_values,
+                                       people_config_from_values)
+from face3d_ros.ros.params import descriptor, validate_update  # noqa: E402
 
 #: Every parameter of the params file, in its order: the perception node's, then the people
 #: node's own (the shared names are in the perception node's part).

@@ -134,12 +134,15 @@ def check_choice(name: str, value: str, choices: Tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {words}, got {value!r}")
 
 
-def check_fields(config) -> None:
-    """Check every field of a config dataclass that has an entry in :data:`LIMITS` or
-    :data:`CHOICES`; ValueError naming the first bad one."""
+def check_fields(config, limits: Optional[Dict[str, Tuple[float, float]]] = None,
+                 choices: Optional[Dict[str, Tuple[str, ...]]] = None) -> None:
+    """Check every field of a config dataclass that has an entry in ``limits`` or ``choices``
+    (default :data:`LIMITS`, :data:`CHOICES`); ValueError naming the first bad one."""
+    limits = LIMITS if limits is None else limits
+    choices = CHOICES if choices is None else choices
     for f in fields(config):
         value = getattr(config, f.name)
-        if f.name in LIMITS:
-            check_range(f.name, value, *LIMITS[f.name])
-        elif f.name in CHOICES:
-            check_choice(f.name, value, CHOICES[f.name])
+        if f.name in limits:
+            check_range(f.name, value, *limits[f.name])
+        elif f.name in choices:
+            check_choice(f.name, value, choices[f.name])

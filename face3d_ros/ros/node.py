@@ -74,17 +74,10 @@ from face3d_ros.ros.camera_info import (CAMERA_INFO_KEEP, CAMERA_INFO_WAIT_S,
 from face3d_ros.ros.input_size import to_original_pixels, track_frame
 from face3d_ros.ros.hri_bridge import HriBridge
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
-from face3d_ros.ros.params import (
-    PARAMETERS,
-    Face3DConfig,
-    ParameterStartupError,
-    SpecParameters,
-    declare_parameters,
-    read_configs,
-    startup_problems,
-    unapplied_cli_values,
-    validate_update,
-)
+from face3d_ros.ros.param_spec import (PARAMETERS, Face3DConfig, ParameterStartupError,
+                                       startup_problems, unapplied_cli_values)
+from face3d_ros.ros.params import (SpecParameters, declare_parameters, read_configs,
+                                   validate_update)
 
 try:  # Iron and newer
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks

@@ -71,9 +71,10 @@ from face3d_ros.ros.conversions import (ImageFormatError, compressed_msg_to_rgb,
 from face3d_ros.ros.enrollment import CollectorStatus, EnrollmentCollector, EnrollmentOutcome
 from face3d_ros.ros.gallery import (Gallery, Person, frame_from_msg, gallery_markers,
                                     load_folder, people_msg)
-from face3d_ros.ros.params import (PEOPLE_PARAMETERS, ParameterStartupError, PeopleConfig,
-                                   SpecParameters, declare_parameters, read_configs,
-                                   startup_problems, unapplied_cli_values, validate_update)
+from face3d_ros.ros.param_spec import (PEOPLE_PARAMETERS, ParameterStartupError, PeopleConfig,
+                                       startup_problems, unapplied_cli_values)
+from face3d_ros.ros.params import (SpecParameters, declare_parameters, read_configs,
+                                   validate_update)
 
 try:  # Humble and newer
     from rclpy.signals import SignalHandlerOptions

@@ -50,12 +50,13 @@ def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[
     from face3d_ros.core.pipeline.engine import FaceEngine
     from face3d_ros.core.pipeline.tracking import FaceTracker
 
-    eng_cfg, trk_cfg = configs(load_params(args.params), args.device, args.backend)
+    cfg = configs(load_params(args.params), args.device, args.backend)
+    eng_cfg, trk_cfg = cfg.engine, cfg.tracker
     engine = FaceEngine(eng_cfg)
     if engine.device_warning:
         print(f"face3d-eval: {engine.device_warning}", file=sys.stderr)
     tracker = FaceTracker(engine, trk_cfg)
-    settings = node_settings(load_params(args.params), eng_cfg)
+    settings = node_settings(cfg)
     records = []
     progress = Progress(inp.image.count, not args.quiet)
     t0 = time.perf_counter()
@@ -74,7 +75,8 @@ def run_offline(reader, inp: BagInput, args, out_bag: bagio.BagWriter) -> Tuple[
     from dataclasses import asdict
 
     info = {"device": str(engine.device), "backend": engine.backend, "wall_s": wall,
-            "params": {"engine": asdict(eng_cfg), "tracker": asdict(trk_cfg)}}
+            "params": {"engine": asdict(eng_cfg), "tracker": asdict(trk_cfg),
+                       "node": asdict(cfg.node)}}
     return records, info
 
 

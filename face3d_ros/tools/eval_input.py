@@ -88,25 +88,23 @@ def load_params(path: Optional[str]) -> Dict[str, object]:
 
 
 def configs(params: Dict[str, object], device: Optional[str], backend: Optional[str] = None):
-    """(EngineConfig, TrackerConfig) from parameters; unknown engine/tracker names are errors,
-    node-only parameters are ignored offline."""
-    from dataclasses import fields
+    """The perception node's typed configs (``param_spec.Face3DConfig``: engine, tracker,
+    node) from node parameters, checked by the node's own spec. Parameters of the people node
+    are not used offline; names no node declares are an error."""
+    from face3d_ros.ros.param_spec import PEOPLE_SPECS, SPECS, configs_from_values
 
-    from face3d_ros.core.config import EngineConfig, TrackerConfig
-
-    eng_names = {f.name for f in fields(EngineConfig)}
-    trk_names = {f.name for f in fields(TrackerConfig)}
-    eng = {k: v for k, v in params.items() if k in eng_names}
-    if eng.get("model_dir") == "":
-        eng["model_dir"] = None
+    unknown = sorted(k for k in params if k not in SPECS and k not in PEOPLE_SPECS)
+    if unknown:
+        raise EvalError(f"--params: unknown parameter(s) {', '.join(unknown)} (see the "
+                        "parameter tables in docs/ros.md)")
+    values = {k: v for k, v in params.items() if k in SPECS}
     if device:
-        eng["device"] = device
+        values["device"] = device
     if backend:
-        eng["backend"] = backend
-    trk = {k: v for k, v in params.items() if k in trk_names}
+        values["backend"] = backend
     try:
-        return EngineConfig(**eng), TrackerConfig(**trk)
-    except (TypeError, ValueError) as exc:
+        return configs_from_values(values)
+    except ValueError as exc:
         raise EvalError(f"--params: {exc}") from None
 
 
@@ -173,14 +171,10 @@ class NodeSettings:
     max_image_side: int
 
 
-def node_settings(params: Dict[str, object], engine_cfg) -> NodeSettings:
-    """The :class:`NodeSettings` of ``params`` (the node's defaults where not given)."""
-    from face3d_ros.ros.params import NodeConfig
-
-    base = NodeConfig()
-    return NodeSettings(bool(params.get("use_camera_info", base.use_camera_info)),
-                        float(engine_cfg.default_hfov_deg),
-                        int(params.get("max_image_side", base.max_image_side)))
+def node_settings(cfg) -> NodeSettings:
+    """The :class:`NodeSettings` of the node's typed configs (:func:`configs`)."""
+    return NodeSettings(cfg.node.use_camera_info, float(cfg.engine.default_hfov_deg),
+                        int(cfg.node.max_image_side))
 
 
 def _intrinsics_for(inp: BagInput, log_ns: int, stamp: int, width: int, height: int,
