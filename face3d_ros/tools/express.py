@@ -3,13 +3,14 @@
     face3d-express MODEL --from FRAME_OR_JSON --intensity 0.0..1.5 -o OUT
                    [--source-model SRC.npz] [--device auto|cpu|cuda] [--model-dir DIR]
 
-MODEL: an enrolled model (.npz from face3d-enroll or the EnrollFace service). FRAME_OR_JSON: an
-image (the engine runs on it) or a face3d-infer JSON file (the largest face of its first image
-that has landmarks). The frame's expression is split from its identity (``--source-model`` when
-the frame shows an enrolled person, else the frame's own neutral estimate), moved onto MODEL's
-face (scaled by face and region size) at the chosen intensity, and written to OUT: ``.obj``
-(+ .mtl + .png), ``.glb`` or ``.npz`` (a model file). The expression coefficients of the result
-are logged. Exit status: 0 written, 1 unusable input, 2 bad setup or option.
+MODEL: an enrolled model (.npz from face3d-enroll or the people node's EnrollFace action).
+FRAME_OR_JSON: an image (the engine runs on it) or a face3d-infer JSON file (the largest face
+of its first image that has landmarks). The frame's expression is split from its identity
+(``--source-model`` when the frame shows an enrolled person, else the frame's own neutral
+estimate), moved onto MODEL's face (scaled by face and region size) at the chosen intensity,
+and written to OUT: ``.obj`` (+ .mtl + .png), ``.glb`` or ``.npz`` (a model file). The
+expression coefficients of the result are logged. Exit status: 0 written, 1 unusable input, 2
+bad setup or option.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """launch_testing test of launch/face3d.launch.py (run by test/test_launch_testing.py, or by hand
 with ``launch_test test/launch/launch_face3d.py``).
 
-The launch file starts the node (autostart false), configures and activates it; a real photo with
-its camera_info gives one Face3DArray with one face; a deactivated node stays inactive (the
-launch file activates only after configuring); at the end the launch stops the node, which
-exits with status 0.
+The launch file starts the perception node and the people node (autostart false), configures
+and activates both; a real photo with its camera_info gives one Face3DArray with one face, and
+the people node answers the same frame on ``people``; a
+deactivated perception node stays inactive (the launch file activates only after configuring);
+at the end the launch stops both nodes, which exit with status 0.
 """
 
 import array
@@ -20,7 +21,7 @@ import numpy as np
 import rclpy
 import rclpy.executors
 from builtin_interfaces.msg import Time
-from face3d_msgs.msg import Face3DArray
+from face3d_msgs.msg import Face3DArray, RecognisedPeople
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -76,8 +77,8 @@ class TestFace3DLaunch(unittest.TestCase):
         self.assertTrue(self.spin_until(future.done, 60.0), client.srv_name)
         return future.result()
 
-    def state(self):
-        client = self.node.create_client(GetState, f"{NS}/face3d/get_state")
+    def state(self, node: str = "face3d"):
+        client = self.node.create_client(GetState, f"{NS}/{node}/get_state")
         try:
             return self.call(client, GetState.Request()).current_state.label
         finally:
@@ -86,13 +87,19 @@ class TestFace3DLaunch(unittest.TestCase):
     def test_activate_one_face_deactivate_stays_inactive(self):
         self.assertTrue(self.spin_until(lambda: self.state() == "active", 120.0) or
                         self.state() == "active", "the launch file did not activate the node")
+        self.assertTrue(self.spin_until(lambda: self.state("face3d_people") == "active", 60.0)
+                        or self.state("face3d_people") == "active",
+                        "the launch file did not activate the people node")
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         image_pub = self.node.create_publisher(Image, "/lt_cam/image_raw", qos)
         info_pub = self.node.create_publisher(CameraInfo, "/lt_cam/camera_info", qos)
-        faces = {}
+        faces, people = {}, {}
         self.node.create_subscription(
             Face3DArray, f"{NS}/faces",
             lambda m: faces.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), m), qos)
+        self.node.create_subscription(
+            RecognisedPeople, f"{NS}/people",
+            lambda m: people.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), m), qos)
         rgb = astronaut()
         sec = 100
         answer = None
@@ -113,6 +120,8 @@ class TestFace3DLaunch(unittest.TestCase):
         self.assertIsNotNone(answer, "no Face3DArray from the launched node")
         self.assertEqual(len(answer.faces), 1)
         self.assertEqual(answer.header.frame_id, "lt_optical_frame")
+        self.assertTrue(self.spin_until(lambda: (sec, 0) in people, 10.0),
+                        "no RecognisedPeople for the frame from the people node")
 
         change = self.node.create_client(ChangeState, f"{NS}/face3d/change_state")
         req = ChangeState.Request()

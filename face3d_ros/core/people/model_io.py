@@ -126,7 +126,7 @@ def load_model(path: Union[str, Path]) -> FaceModel:
     p = Path(path)
     if not p.is_file():
         raise ModelFileError(f"{p}: no such model file (enrol first with face3d-enroll or the "
-                             "EnrollFace service)")
+                             "people node's EnrollFace action)")
     try:
         with np.load(p, allow_pickle=False) as d:
             if "format" not in d or str(d["format"]) != FORMAT_NAME:
