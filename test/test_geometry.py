@@ -6,10 +6,12 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from face3d_ros.core.pipeline.canonical import load_canonical
-from face3d_ros.core.pipeline.geometry import (EYEBALL_TO_IRIS_M, direction_angles,
+from face3d_ros.core.pipeline.geometry import (EYEBALL_TO_IRIS_M, NUM_VIEW_FEATURES,
+                                               deformed_canonical, direction_angles,
                                                euler_from_rotation, lift_to_metric,
                                                line_of_sight_frame, pose_weights, ray_rotation,
-                                               ray_sphere_gaze, solve_faces, weighted_umeyama)
+                                               ray_sphere_gaze, solve_faces, view_direction,
+                                               view_features, weighted_umeyama)
 from face3d_ros.core.types import FRONTAL_R
 
 K = np.array([600.0, 600.0, 320.0, 240.0])
@@ -109,8 +111,10 @@ def test_solve_recovers_known_pose_and_distance(ypr):
         face[iris] += straight - face[iris.start]
     pts = face @ rot.T + t
     lm = torch.tensor(project_face(pts))[None]
+    # an undeformed canonical face seen from any side: the rigid fit (no view deformation)
+    rigid = torch.zeros(NUM_VIEW_FEATURES, 478, 3, dtype=torch.float64)
     geo = solve_faces(lm, torch.tensor(K)[None], torch.tensor(can.vertices), pose_weights(),
-                      torch.tensor(can.eyeball_centres), 0.0117)
+                      torch.tensor(can.eyeball_centres), 0.0117, None, rigid)
     err = Rotation.from_matrix(geo.rotation[0].numpy() @ rot.T).magnitude()
     assert np.degrees(err) < 1.0
     assert np.allclose(euler_from_rotation(geo.rotation.numpy(), t)[0], ypr, atol=1.0)
@@ -120,6 +124,59 @@ def test_solve_recovers_known_pose_and_distance(ypr):
     for e in range(2):
         cos = float(geo.eye_direction[0, e].numpy() @ rot[:, 0])
         assert np.degrees(np.arccos(min(1.0, cos))) < 3.0
+
+
+def test_view_deformation_is_symmetric_and_zero_facing_the_camera():
+    """The stored pose deformation (the mesh network's deformation of a face with the view):
+    none facing the camera, none on the irises, mirror-symmetric (the deformation seen from
+    the left is the mirror image of the one seen from the right), and of a few mm at 45 deg."""
+    can = load_canonical()
+    d = torch.tensor(can.pose_deformation, dtype=torch.float64)
+    assert d.shape == (NUM_VIEW_FEATURES, 478, 3)
+    assert torch.all(d[:, 468:] == 0.0)
+    v = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    assert torch.all(view_features(v) == 0.0)
+    c = torch.tensor(can.vertices, dtype=torch.float64)
+    left, right = (torch.tensor(pose_matrix(y, 0, 0, position=[0, 0, 0.6]))[None]
+                   for y in (45, -45))
+    t = torch.tensor([[0.0, 0.0, 0.6]], dtype=torch.float64)
+    assert np.allclose(view_direction(left, t)[0].numpy(),
+                       [np.cos(np.radians(45)), -np.sin(np.radians(45)), 0.0], atol=1e-9)
+    dl = deformed_canonical(c, d, left, t)[0] - c
+    dr = deformed_canonical(c, d, right, t)[0] - c
+    flip = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    assert torch.allclose(dl[torch.tensor(can.mirror)] * flip, dr, atol=1e-6)
+    size = torch.linalg.norm(dl[:468], dim=-1)
+    assert 0.5e-3 < float(size.mean()) < 10e-3
+
+
+def test_solve_allows_for_the_view_deformation():
+    """A face deformed the way the stored model says the mesh network deforms one seen from
+    the side is read at its pose with the model, and misread without it.
+
+    The model is measured against the view that the rigid fit reads (what the solve has), so
+    the synthetic face is deformed for that view: found by repeating deform-and-read."""
+    can = load_canonical()
+    d = torch.tensor(can.pose_deformation, dtype=torch.float64)
+    c = torch.tensor(can.vertices, dtype=torch.float64)
+    t = np.array([0.02, -0.01, 0.6])
+    args = (torch.tensor(K)[None], c, pose_weights(), torch.tensor(can.eyeball_centres), 0.0117,
+            None)
+    rigid = torch.zeros_like(d)
+    for ypr in ((40, 0, 0), (-55, 10, 0), (30, -15, 20)):
+        rot = pose_matrix(*ypr, position=t)
+        read_rot, read_t = torch.tensor(rot)[None], torch.tensor(t)[None]
+        for _ in range(8):
+            seen = deformed_canonical(c, d, read_rot, read_t)[0].numpy()
+            lm = torch.tensor(project_face(seen @ rot.T + t))[None]
+            lift = lift_to_metric(lm, torch.tensor(K)[None], torch.ones(1, dtype=torch.float64))
+            read_rot, read_t, _, _ = weighted_umeyama(c, lift, pose_weights())
+        errs = []
+        for model in (d, rigid):
+            geo = solve_faces(lm, *args, model)
+            errs.append(np.degrees(Rotation.from_matrix(geo.rotation[0].numpy() @ rot.T)
+                                   .magnitude()))
+        assert errs[0] < 0.5 and errs[1] > 2.0, (ypr, errs)
 
 
 def perspective_face(points_cam: np.ndarray, k: np.ndarray = K) -> np.ndarray:

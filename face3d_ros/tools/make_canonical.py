@@ -15,6 +15,10 @@ with its
 eyes), which the eyeball centres are then placed without (``core.pipeline.geometry.eye_fit``):
 across
 the line of sight from the facing head, in depth from the head turned by ``DEPTH_HEAD_YAWS``.
+Renders of both heads turned by ``DEFORM_POSES`` and ``FRAME_POSES`` measure how the mesh
+network deforms a face with the direction it is seen from
+(``core.pipeline.canonical.pose_deformation_from_renders``), which the head pose fit then allows
+for.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import numpy as np
 
 from face3d_ros.core.pipeline.canonical import (DATA_FILE, CanonicalFace, build_canonical,
                                                 eyeballs_from_truth, follow_from_renders,
-                                                frame_pitch, save_canonical, with_frame)
+                                                frame_pitch, pose_deformation_from_renders,
+                                                save_canonical, with_frame)
 from face3d_ros.core.config import EngineConfig
 from face3d_ros.core.types import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 
@@ -37,6 +42,13 @@ SOURCES = ("shape: skimage.data.astronaut, matplotlib sample grace_hopper.jpg (a
 
 #: Head poses (yaw, pitch) of the frame calibration renders, degrees; both heads.
 FRAME_POSES = [(y, p) for y in (-20, 0, 20) for p in (-15, 0, 15)]
+#: Head poses (yaw, pitch, roll) of the pose deformation renders (with FRAME_POSES), degrees;
+#: both heads. None of them is a pose of ``face3d-accuracy``'s head pose sweep (multiples of
+#: 15 deg, +-70, +-80, +-85), which so measures poses the deformation was not measured at.
+DEFORM_POSES = ([(y, 0, 0) for y in (-65, -55, -50, -40, -35, -25, -10, -5, 5, 10, 25, 35, 40,
+                                     50, 55, 65)]
+                + [(y, p, 0) for y in (-65, -50, 50, 65) for p in (-20, 20)]
+                + [(y, 0, r) for y in (-65, -50, 50, 65) for r in (-30, 30)])
 #: Eye rotations (yaw, pitch) of the eyeball calibration renders (facecap), degrees.
 EYE_POSES = [(0, 0), (15, 0), (-15, 0), (0, 10), (0, -10)]
 #: Eye rotations (yaw, pitch) of the gaze-follow renders (facecap facing the camera), degrees;
@@ -79,22 +91,24 @@ def _landmarks(engine, image: np.ndarray, refine: bool = False) -> np.ndarray:
     return lm.double().cpu().numpy()
 
 
-def _fit_renders(engine, face: CanonicalFace, renders):
+def _fit_renders(engine, face: CanonicalFace, renders, landmarks=None):
     """(rotation, translation, scale) of the pose fit of ``face`` to each (image, truth), the
-    last two in the truth's metric scale."""
+    last two in the truth's metric scale (``landmarks``: the renders' own, if already read)."""
     import torch
 
     from face3d_ros.core.pipeline.geometry import pose_weights, solve_faces
 
     out = []
-    for image, truth in renders:
-        lm = _landmarks(engine, image, refine=True)
+    if landmarks is None:
+        landmarks = [_landmarks(engine, image, refine=True) for image, _ in renders]
+    for lm, (image, truth) in zip(landmarks, renders):
         k = truth.intrinsics
         geo = solve_faces(torch.from_numpy(lm[None]),
                           torch.tensor([[k.fx, k.fy, k.cx, k.cy]], dtype=torch.float64),
                           torch.from_numpy(face.vertices), pose_weights(),
                           torch.from_numpy(face.eyeball_centres), engine.config.iris_diameter_m,
-                          torch.from_numpy(face.gaze_follow))
+                          torch.from_numpy(face.gaze_follow),
+                          torch.from_numpy(face.pose_deformation))
         # The reconstruction is the scene scaled about the camera by its metric-scale error:
         # the depth of the irises' midpoint, read over true.
         iris = geo.points[0, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER], 2].mean().item()
@@ -153,15 +167,41 @@ def _eyeballs(face: CanonicalFace, landmarks, renders, depth_only=None, iteratio
 
 
 def _renders(head_name: str, poses, heads: Optional[str]):
-    """(image, truth) renders of a head at (head yaw, head pitch, eye yaw, eye pitch) poses."""
+    """(image, truth) renders of a head at (head yaw, head pitch, eye yaw, eye pitch[, head
+    roll]) poses."""
     from face3d_ros.tools import head_render as hr
 
     head = hr.load_head(head_name, heads)
     cam = hr.camera_from_fov(640, 480, 60.0)
     t = np.array([0.0, 0.0, hr.distance_for_eye_corners(head, CALIBRATION_EYE_PX, cam.fx)])
-    for yaw, pitch, eye_yaw, eye_pitch in poses:
+    for yaw, pitch, eye_yaw, eye_pitch, *roll in poses:
         eyes = {"eye_yaw": eye_yaw, "eye_pitch": eye_pitch} if head.has_eyes else {}
-        yield hr.render(head, cam, hr.camera_R_face_from_euler(yaw, pitch, 0, t), t, **eyes)
+        rot = hr.camera_R_face_from_euler(yaw, pitch, roll[0] if roll else 0, t)
+        yield hr.render(head, cam, rot, t, **eyes)
+
+
+def _pose_deformation(engine, face: CanonicalFace, frame_renders, frame_landmarks,
+                      heads: Optional[str]) -> np.ndarray:
+    """The pose deformation of ``face`` (``core.pipeline.canonical.
+    pose_deformation_from_renders``) from the frame renders and both heads at DEFORM_POSES (a
+    render in which not exactly one face is found is left out)."""
+    landmarks, intrinsics, rotations = list(frame_landmarks), [], []
+    for _, truth in frame_renders:
+        k = truth.intrinsics
+        intrinsics.append([k.fx, k.fy, k.cx, k.cy])
+        rotations.append(truth.camera_R_face)
+    for name in ("lps", "facecap"):
+        for image, truth in _renders(name, [(y, p, 0, 0, r) for y, p, r in DEFORM_POSES],
+                                     heads):
+            try:
+                landmarks.append(_landmarks(engine, image, refine=True))
+            except RuntimeError:
+                continue
+            k = truth.intrinsics
+            intrinsics.append([k.fx, k.fy, k.cx, k.cy])
+            rotations.append(truth.camera_R_face)
+    return pose_deformation_from_renders(face, np.stack(landmarks), np.array(intrinsics),
+                                         np.stack(rotations))
 
 
 def make(model_dir: Optional[str] = None, heads: Optional[str] = None) -> CanonicalFace:
@@ -173,7 +213,8 @@ def make(model_dir: Optional[str] = None, heads: Optional[str] = None) -> Canoni
     shape = build_canonical([_landmarks(engine, im) for im in portrait_images()])
     renders = [r for name in ("lps", "facecap")
                for r in _renders(name, [(y, p, 0, 0) for y, p in FRAME_POSES], heads)]
-    fits = _fit_renders(engine, shape, renders)
+    frame_lm = [_landmarks(engine, image, refine=True) for image, _ in renders]
+    fits = _fit_renders(engine, shape, renders, frame_lm)
     pitch = frame_pitch(np.stack([f[0] for f in fits]),
                         np.stack([truth.camera_R_face for _, truth in renders]))
     framed = with_frame(shape, pitch)
@@ -195,7 +236,8 @@ def make(model_dir: Optional[str] = None, heads: Optional[str] = None) -> Canoni
                                        for y, p in EYE_POSES], heads))
     turned_lm = [_landmarks(engine, im, refine=True) for im, _ in turned]
     eyes = _eyeballs(with_frame(framed, 0.0, eyes), turned_lm, turned, depth_only=eyes)
-    return with_frame(shape, pitch, eyes, framed.gaze_follow)
+    deformation = _pose_deformation(engine, framed, renders, frame_lm, heads)
+    return with_frame(shape, pitch, eyes, framed.gaze_follow, deformation)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

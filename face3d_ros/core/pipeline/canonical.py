@@ -10,7 +10,9 @@ the one that makes the pose fit read the heads' true poses (:func:`frame_pitch`)
 eyeball centres are the heads' true centres of eye rotation carried into the canonical frame
 by the fit (:func:`eyeballs_from_truth`). The same renders measure how far the landmark
 networks move the rest of the face with the eyes (the gaze follow, :func:`follow_from_renders`,
-used by ``geometry.eye_fit``). The result is stored in
+used by ``geometry.eye_fit``), and how the mesh network deforms a face with the direction it
+is seen from (the pose deformation, :func:`pose_deformation_from_renders`, used by
+``geometry.solve_faces`` for the head pose). The result is stored in
 ``core/pipeline/data/canonical_face.npz``; ``python -m face3d_ros.tools.make_canonical`` rebuilds
 it
 and a test checks the stored file against a rebuild.
@@ -26,7 +28,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .geometry import EYEBALL_TO_IRIS_M, FOLLOW_SOURCE, anatomical_frame, iris_diameter_px
+from .geometry import (EYEBALL_TO_IRIS_M, FOLLOW_SOURCE, NUM_VIEW_FEATURES, anatomical_frame,
+                       iris_diameter_px, lift_to_metric, pose_weights, view_direction,
+                       view_features, weighted_umeyama)
 from ..types import LEFT_IRIS_CENTER, NUM_LANDMARKS, RIGHT_IRIS_CENTER
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "canonical_face.npz"
@@ -39,7 +43,9 @@ class CanonicalFace:
     eyeball_centres: (2, 3) metres, subject's right then left eye. uv: (478, 2) in [0, 1],
     the frontal orthographic projection (OBJ convention: v up). gaze_follow: (478, 2, 3) each
     landmark's x, y px and relative depth px per x, y px of its iris's displacement from
-    straight ahead (``geometry.eye_fit``); zeros until measured."""
+    straight ahead (``geometry.eye_fit``); zeros until measured. pose_deformation:
+    (NUM_VIEW_FEATURES, 478, 3) metres, the mesh network's deformation of the face per feature
+    of the view direction (``geometry.deformed_canonical``); zeros until measured."""
 
     vertices: np.ndarray
     mirror: np.ndarray
@@ -47,6 +53,8 @@ class CanonicalFace:
     uv: np.ndarray
     gaze_follow: np.ndarray = field(
         default_factory=lambda: np.zeros((NUM_LANDMARKS, 2, 3), np.float32))
+    pose_deformation: np.ndarray = field(
+        default_factory=lambda: np.zeros((NUM_VIEW_FEATURES, NUM_LANDMARKS, 3), np.float32))
 
 
 def _uv_from_vertices(vertices: np.ndarray, margin: float = 0.02) -> np.ndarray:
@@ -146,6 +154,46 @@ def follow_from_renders(landmarks: np.ndarray, mirror: np.ndarray) -> np.ndarray
     return (0.5 * (follow + mirrored)).astype(np.float32)
 
 
+def pose_deformation_from_renders(face: CanonicalFace, landmarks: np.ndarray,
+                                  intrinsics: np.ndarray, rotations: np.ndarray,
+                                  ridge: float = 1e-3) -> np.ndarray:
+    """(NUM_VIEW_FEATURES, 478, 3) the mesh network's deformation of a face with the view,
+    left/right symmetric (``geometry.deformed_canonical``).
+
+    landmarks: (K, 478, 3) px of K renders of real heads with known camera_R_face
+    ``rotations`` (K, 3, 3) and intrinsics (K, 4) fx, fy, cx, cy. Each render's landmarks are
+    lifted (``geometry.lift_to_metric``), fitted with ``face`` at its true rotation (scale and
+    translation only) and taken into the face frame; what is left over the canonical face
+    (metres at the canonical's size) is regressed over the renders on the features
+    (``geometry.view_features``) of the view that the rigid pose fit reads there (what the
+    pose solve has at hand), with the mirror image of every render added. ``ridge`` keeps the
+    regression's normal matrix well conditioned (relative to the number of renders).
+    """
+    lm = torch.as_tensor(np.asarray(landmarks, np.float64))
+    k = torch.as_tensor(np.asarray(intrinsics, np.float64))
+    truth = torch.as_tensor(np.asarray(rotations, np.float64))
+    can = torch.as_tensor(face.vertices.astype(np.float64))
+    w = pose_weights()
+    unit = lift_to_metric(lm, k, torch.ones(len(lm), dtype=torch.float64))
+    rot, t, _, _ = weighted_umeyama(can, unit, w)  # the rigid fit's view
+    wn = (w / w.sum())[None, :, None]
+    turned = can[None] @ truth.transpose(1, 2)  # (K, 478, 3)
+    mu_c, mu_u = (wn * turned).sum(1), (wn * unit).sum(1)
+    scale = ((wn * (unit - mu_u[:, None]) * (turned - mu_c[:, None])).sum((1, 2))
+             / (wn * (turned - mu_c[:, None]).pow(2)).sum((1, 2)))
+    shift = mu_u - scale[:, None] * mu_c
+    left = ((unit - shift[:, None]) @ truth) / scale[:, None, None] - can[None]  # (K, 478, 3)
+    view = view_direction(rot, t)
+    flip = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    mirror = torch.as_tensor(face.mirror)
+    e = torch.cat((left, left[:, mirror] * flip))
+    phi = torch.cat((view_features(view), view_features(view * flip)))
+    normal = phi.T @ phi + ridge * len(phi) * torch.eye(phi.shape[1], dtype=torch.float64)
+    d = torch.linalg.solve(normal, phi.T @ e.reshape(len(e), -1)).reshape(-1, NUM_LANDMARKS, 3)
+    d[:, RIGHT_IRIS_CENTER:] = 0.0  # the irises are not in the pose fit
+    return d.numpy().astype(np.float32)
+
+
 def to_face_frame(landmarks: np.ndarray, iris_diameter_m: float = 0.0117) -> np.ndarray:
     """(478, 3) metres in the anatomical face frame of one face's image landmarks (478, 3) px."""
     lm = torch.as_tensor(np.asarray(landmarks, dtype=np.float64))[None]
@@ -188,23 +236,27 @@ def build_canonical(landmark_sets: Sequence[np.ndarray],
 
 def with_frame(face: CanonicalFace, pitch_deg: float = 0.0,
                eyeball_centres: np.ndarray | None = None,
-               gaze_follow: np.ndarray | None = None) -> CanonicalFace:
+               gaze_follow: np.ndarray | None = None,
+               pose_deformation: np.ndarray | None = None) -> CanonicalFace:
     """``face`` turned by ``pitch_deg`` about its y axis (see :func:`frame_pitch`), with the
-    given (2, 3) eyeball centres in the turned frame (else the anatomical ones) and the given
-    gaze follow (else ``face``'s; it is in image terms and does not turn)."""
+    given (2, 3) eyeball centres in the turned frame (else the anatomical ones), the given
+    gaze follow (else ``face``'s; it is in image terms and does not turn) and the given pose
+    deformation in the turned frame (else ``face``'s, measured in the frame it is given in)."""
     v = (face.vertices.astype(np.float64) @ pitch_rotation(pitch_deg).T).astype(np.float32)
     eyes = _eyeballs(v) if eyeball_centres is None else np.asarray(eyeball_centres)
     follow = face.gaze_follow if gaze_follow is None else np.asarray(gaze_follow, np.float32)
+    deform = (face.pose_deformation if pose_deformation is None
+              else np.asarray(pose_deformation, np.float32))
     return CanonicalFace(vertices=v, mirror=face.mirror, eyeball_centres=eyes.astype(np.float32),
-                         uv=_uv_from_vertices(v), gaze_follow=follow)
+                         uv=_uv_from_vertices(v), gaze_follow=follow, pose_deformation=deform)
 
 
 def save_canonical(face: CanonicalFace, path: Path = DATA_FILE, source: str = "") -> None:
-    """Write ``face`` to an .npz file (vertices, mirror, eyeball centres, gaze follow; UVs are
-    derived)."""
+    """Write ``face`` to an .npz file (vertices, mirror, eyeball centres, gaze follow, pose
+    deformation; UVs are derived)."""
     np.savez(path, vertices=face.vertices, mirror=face.mirror,
              eyeball_centres=face.eyeball_centres, gaze_follow=face.gaze_follow,
-             source=np.array(source))
+             pose_deformation=face.pose_deformation, source=np.array(source))
 
 
 @lru_cache(maxsize=4)
@@ -221,10 +273,17 @@ def load_canonical(path: Path = DATA_FILE) -> CanonicalFace:
                 else _eyeballs(vertices).astype(np.float32))
         follow = (data["gaze_follow"].astype(np.float32) if "gaze_follow" in data.files
                   else np.zeros((NUM_LANDMARKS, 2, 3), np.float32))
+        deform = (data["pose_deformation"].astype(np.float32)
+                  if "pose_deformation" in data.files
+                  else np.zeros((NUM_VIEW_FEATURES, NUM_LANDMARKS, 3), np.float32))
     if vertices.shape != (NUM_LANDMARKS, 3) or mirror.shape != (NUM_LANDMARKS,):
         raise ValueError(f"{path}: expected vertices (478, 3) and mirror (478,), got "
                          f"{vertices.shape} and {mirror.shape}")
     if follow.shape != (NUM_LANDMARKS, 2, 3):
         raise ValueError(f"{path}: expected gaze_follow (478, 2, 3), got {follow.shape}")
+    if deform.shape != (NUM_VIEW_FEATURES, NUM_LANDMARKS, 3):
+        raise ValueError(f"{path}: expected pose_deformation ({NUM_VIEW_FEATURES}, 478, 3), got "
+                         f"{deform.shape}")
     return CanonicalFace(vertices=vertices, mirror=mirror, eyeball_centres=eyes,
-                         uv=_uv_from_vertices(vertices), gaze_follow=follow)
+                         uv=_uv_from_vertices(vertices), gaze_follow=follow,
+                         pose_deformation=deform)

@@ -10,7 +10,11 @@ Pipeline for one batch (:func:`solve_faces`):
    with a confidence (:func:`scale_confidences`);
 2. lift the landmarks to metric 3D in the camera optical frame (weak perspective along the
    ray through the face, the network's relative depth scaled by the same metres per pixel);
-3. head pose by weighted Procrustes (Umeyama, with scale) of the canonical face onto them;
+3. head pose by weighted Procrustes (Umeyama, with scale) of the canonical face onto them,
+   then once more with the canonical face deformed the way the mesh network deforms a face
+   seen from that direction (:func:`view_features`; measured on renders with exact truth:
+   past ~45 deg of yaw it compresses the turn and tilts the face, which a rigid fit reads as
+   too little yaw and a roll);
 4. gaze per eye: the camera ray through the 2D iris centre intersected with the eyeball sphere.
    The eyeball centres are placed by a second pose fit to the landmarks with the networks'
    measured follow of the eyes removed (:func:`eye_fit`): the mesh network moves the upper face
@@ -99,6 +103,9 @@ _EYE_CORNER_INDICES = [RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EY
 #: Fixed-point iterations of :func:`eye_fit` (the follow's estimate depends on the centres it
 #: places; the remaining error shrinks by ~0.3 per iteration).
 EYE_FIT_ITERATIONS = 3
+#: Number of features of the view direction (:func:`view_features`) that the canonical face's
+#: pose deformation (``canonical.CanonicalFace.pose_deformation``) is measured against.
+NUM_VIEW_FEATURES = 4
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,9 @@ class FaceGeometry:
 
     points: (N, 478, 3) metres, camera optical frame. rotation: (N, 3, 3) camera_R_face.
     translation: (N, 3) metres (between the eyes). scale: (N,) size of the face relative to the
-    canonical face. fit_rmse: (N,) metres, weighted residual of the pose fit.
+    canonical face. fit_rmse: (N,) metres, weighted residual of the rigid pose fit (before the
+    view deformation is allowed for: it grows with the head's turn, with expression and with
+    landmarks that fit no face, as the pose error does).
     eye_origin: (N, 2, 3) eyeball centres (0 = subject's right, 1 = left), metres.
     eye_direction: (N, 2, 3) unit gaze directions. eye_confidence: (N, 2) in [0, 1].
     eye_openness: (N, 2) lid opening / eye width.
@@ -369,7 +378,35 @@ def eye_fit(unit: torch.Tensor, canonical: torch.Tensor, weights: torch.Tensor,
     return rot, t, s
 
 
+def view_direction(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """(N, 3) unit direction from the face to the camera in the face frame (x out of the face,
+    y to the subject's left, z up) of a pose fit: (1, 0, 0) facing the camera."""
+    to_cam = -torch.nn.functional.normalize(translation, dim=-1)  # (N, 3) camera frame
+    return (to_cam[:, None] @ rotation)[:, 0]
+
+
+def view_features(view: torch.Tensor) -> torch.Tensor:
+    """(N, NUM_VIEW_FEATURES) the features of the view direction (N, 3) (:func:`view_direction`)
+    that the mesh network's deformation of a face with the view is modelled on: with
+    vy = sin(yaw) and vz ~ sin(pitch) of the camera seen from the face, vy, vy^2, vy^3 and
+    vy vz. All zero for a face not turned (facing the camera, or only pitched: there the rigid
+    fit is kept); odd in vy, so that a left/right-symmetric deformation model mirrors (the
+    measured deformation grows faster than vy past 45 deg, hence vy^3)."""
+    vy, vz = view[:, 1], view[:, 2]
+    return torch.stack((vy, vy * vy, vy * vy * vy, vy * vz), dim=-1)
+
+
+def deformed_canonical(canonical: torch.Tensor, deformation: torch.Tensor,
+                       rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """(N, P, 3) the canonical face (P, 3) as the mesh network sees it from the view of a pose
+    fit (rotation (N, 3, 3), translation (N, 3)): plus the measured deformation
+    (NUM_VIEW_FEATURES, P, 3) weighted by :func:`view_features`."""
+    phi = view_features(view_direction(rotation, translation)).to(canonical.dtype)
+    return canonical[None] + torch.einsum("nk,kpc->npc", phi, deformation.to(canonical.dtype))
+
+
 _FOLLOW_CACHE: dict = {}
+_DEFORMATION_CACHE: dict = {}
 
 
 def stored_gaze_follow(device: torch.device | str = "cpu") -> torch.Tensor:
@@ -384,17 +421,34 @@ def stored_gaze_follow(device: torch.device | str = "cpu") -> torch.Tensor:
     return _FOLLOW_CACHE[key]
 
 
+def stored_pose_deformation(device: torch.device | str = "cpu") -> torch.Tensor:
+    """(NUM_VIEW_FEATURES, 478, 3) the pose deformation of the stored canonical face on
+    ``device`` (cached)."""
+    key = str(device)
+    if key not in _DEFORMATION_CACHE:
+        from .canonical import load_canonical  # (core.pipeline.canonical imports this module)
+
+        _DEFORMATION_CACHE[key] = torch.from_numpy(load_canonical().pose_deformation).to(device)
+    return _DEFORMATION_CACHE[key]
+
+
 def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: torch.Tensor,
                 weights: torch.Tensor, eyeball_centres: torch.Tensor,
-                iris_diameter_m: float, gaze_follow: Optional[torch.Tensor] = None
-                ) -> FaceGeometry:
+                iris_diameter_m: float, gaze_follow: Optional[torch.Tensor] = None,
+                pose_deformation: Optional[torch.Tensor] = None) -> FaceGeometry:
     """Metric 3D, head pose and per-eye gaze for N faces.
 
     landmarks: (N, 478, 3) px (+ relative depth px). intrinsics: (N, 4) fx, fy, cx, cy.
     canonical: (478, 3) canonical face in the face frame, metres. weights: (478,) pose-fit
     weights. eyeball_centres: (2, 3) canonical eyeball centres (right, left), face frame, metres.
     gaze_follow: (478, 2, 3) the networks' follow of the eyes (:func:`eye_fit`); default the
-    stored canonical face's, zeros for none.
+    stored canonical face's, zeros for none. pose_deformation: (NUM_VIEW_FEATURES, 478, 3) the
+    mesh network's deformation of a face with the view (:func:`deformed_canonical`); default
+    the stored canonical face's, zeros for none (a rigid fit).
+
+    The head pose (rotation, translation, scale) is the fit of the canonical face deformed for
+    the view read by a first, rigid fit. The metric scale, the eye fit, the gaze confidences
+    and ``fit_rmse`` keep the rigid fit (the eyeball centres are calibrated against it).
     """
     dtype = torch.float64 if landmarks.device.type == "cpu" else torch.float32
     lm = landmarks.to(dtype)
@@ -404,6 +458,8 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     eyes = eyeball_centres.to(dtype)
     if gaze_follow is None:
         gaze_follow = stored_gaze_follow(lm.device)
+    if pose_deformation is None:
+        pose_deformation = stored_pose_deformation(lm.device)
     # The lift is linear in the metric scale (metres per pixel), and so are the fit's
     # translation, scale and residual, while its rotation does not depend on it: fit once at
     # one metre per pixel, then scale.
@@ -427,13 +483,16 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     rot_e, t_e, s_e = eye_fit(unit, can, w, eyes, gaze_follow, open_conf, rot, t, s)
     centres = (s_e[:, None, None] * (eyes[None] @ rot_e.transpose(1, 2))
                + t_e[:, None]) * mpp[:, None, None]  # (N, 2, 3)
-    t, s, rmse = t * mpp[:, None], s * mpp, rmse * mpp
+    # The head pose: the canonical face deformed for the view the rigid fit reads, fitted again
+    # (one step: the deformation is measured against the rigid fit's view, not the true one).
+    can_v = deformed_canonical(can, pose_deformation, rot, t)  # (N, 478, 3)
+    rot_p, t_p, s_p, _ = weighted_umeyama(can_v, unit, w)
     iris = pts[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
     anchor = iris.mean(1)
     centres = perspective_points(centres, anchor)
     iris = perspective_points(iris, anchor)
     direction = ray_sphere_gaze(iris, torch.nn.functional.normalize(iris, dim=-1), centres,
-                                s * EYEBALL_TO_IRIS_M)
+                                s * mpp * EYEBALL_TO_IRIS_M)
 
     # Confidence per eye: open lids and the eye turned towards the camera.
     fx_axis, fy_axis = rot[..., 0], rot[..., 1]  # (N, 3) face x and y in the camera frame
@@ -443,7 +502,8 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     cos = (normals * to_cam).sum(-1)
     lo, hi = float(np.cos(np.radians(80.0))), float(np.cos(np.radians(50.0)))
     vis_conf = ((cos - lo) / (hi - lo)).clamp(0.0, 1.0)
-    return FaceGeometry(points=pts, rotation=rot, translation=t, scale=s, fit_rmse=rmse,
+    return FaceGeometry(points=pts, rotation=rot_p, translation=t_p * mpp[:, None],
+                        scale=s_p * mpp, fit_rmse=rmse * mpp,
                         eye_origin=centres, eye_direction=direction,
                         eye_confidence=open_conf * vis_conf, eye_openness=openness)
 
