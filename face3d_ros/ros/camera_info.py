@@ -10,7 +10,9 @@ only a live subscriber has (waiting briefly for an info that carries the image's
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+import collections
+import time
+from typing import Callable, Container, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -21,6 +23,9 @@ from face3d_ros.core.types import CameraIntrinsics
 CAMERA_INFO_WAIT_S = 0.2
 #: Camera infos kept (the newest): enough for a camera that sends the info just after the image.
 CAMERA_INFO_KEEP = 20
+#: Waits in vain in a row after which images no longer wait for their camera_info (until an
+#: info carries an image's stamp again, also one that arrives after its image).
+CAMERA_INFO_MISSES_OFF = 3
 
 
 def stamp_of(msg) -> Tuple[int, int]:
@@ -42,6 +47,58 @@ def select_camera_info(infos: Sequence, stamp: Tuple[int, int], width: int, heig
     same_size = [i for i in infos if (int(i.width), int(i.height)) == (width, height)]
     newest = same_size or list(infos)
     return (newest[-1] if newest else None), False
+
+
+class CameraInfoBuffer:
+    """The camera_infos a live subscriber received, and whether an image waits for its own.
+
+    When the camera's infos carry the image stamps, or none arrived yet while the topic has a
+    publisher, an image's info may still be on its way (two topics, no order between them):
+    :meth:`take` waits for it up to ``CAMERA_INFO_WAIT_S``. A camera whose stamps never
+    match, or that publishes no camera_info, costs no wait: ``CAMERA_INFO_MISSES_OFF`` waits
+    in vain in a row turn waiting off, and an info that carries a received image's stamp
+    (also one that arrives after its image) turns it on again. Not locked by itself: the
+    caller holds the condition it passes to :meth:`take` around every call.
+    """
+
+    def __init__(self, keep: int = CAMERA_INFO_KEEP) -> None:
+        """An empty buffer of the ``keep`` newest infos."""
+        self.infos: collections.deque = collections.deque(maxlen=keep)
+        self.stamps_match = False
+        self.misses = 0
+
+    def add(self, info, image_stamps: Container[Tuple[int, int]]) -> None:
+        """Keep ``info``; ``image_stamps``: the (sec, nanosec) of the recent images."""
+        self.infos.append(info)
+        if stamp_of(info) in image_stamps:
+            self.stamps_match = True
+            self.misses = 0
+
+    def should_wait(self, info_publishers: Callable[[], int]) -> bool:
+        """Whether an image should wait for its own info (``info_publishers()``: how many
+        publish on the camera_info topic, asked only while no info came yet)."""
+        return self.stamps_match or (not self.infos and info_publishers() > 0)
+
+    def take(self, condition, stamp: Tuple[int, int], width: int, height: int, wait: bool,
+             running: Callable[[], bool]):
+        """The info of an image (:func:`select_camera_info`), waiting on ``condition`` (held
+        by the caller) up to ``CAMERA_INFO_WAIT_S`` for the one with its stamp when ``wait``
+        and while ``running()``; None when there is none."""
+        deadline = time.monotonic() + (CAMERA_INFO_WAIT_S if wait else 0.0)
+        while True:
+            info, exact = select_camera_info(self.infos, stamp, width, height)
+            if exact:
+                self.stamps_match = True
+                self.misses = 0
+                return info
+            left = deadline - time.monotonic()
+            if left <= 0.0 or not running():
+                if wait:
+                    self.misses += 1
+                    if self.misses >= CAMERA_INFO_MISSES_OFF:
+                        self.stamps_match = False
+                return info
+            condition.wait(left)
 
 
 #: Field of view (degrees) a rectified pinhole image can plausibly span along either axis;

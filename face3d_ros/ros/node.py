@@ -22,6 +22,13 @@ With ``autostart`` (default) :func:`main` configures and activates at start.
 Latest frame wins: the image callback only puts the message in a one-slot buffer (replacing,
 and counting as dropped, a frame not yet taken); one processing thread takes it, runs the
 tracker and publishes. Nothing queues up when processing is slower than the camera.
+
+One module (over 400 lines): the lifecycle transitions, the input callbacks, the processing
+thread and the publishing share the node's lock and state. What needs none of it lives beside
+it: the camera_info policy and buffer (``ros/camera_info.py``), the input size step
+(``ros/input_size.py``), the diagnostics counters and texts (``ros/node_health.py``), the
+message fields (``core/io/face_fields.py``), markers, the ROS4HRI bridge, the parameter spec
+and the process runner (``ros/node_runner.py``).
 """
 
 from __future__ import annotations
@@ -31,20 +38,16 @@ import ctypes
 import functools
 import gc
 import os
-import signal
 import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from face3d_msgs.msg import Face3DArray, FaceMeshTopology
 from geometry_msgs.msg import PoseArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
@@ -69,13 +72,17 @@ from face3d_ros.ros.conversions import (
     stamp_to_seconds,
     topology_to_msg,
 )
-from face3d_ros.ros.camera_info import (CAMERA_INFO_KEEP, CAMERA_INFO_WAIT_S,
-                                        camera_info_to_intrinsics, select_camera_info)
+from face3d_ros.ros.camera_info import CameraInfoBuffer, camera_info_to_intrinsics
 from face3d_ros.ros.input_size import to_original_pixels, track_frame
 from face3d_ros.ros.hri_bridge import HriBridge
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
+from face3d_ros.ros.node_health import (FrameStats, duplicate_name_text,
+                                        incompatible_publisher_text,
+                                        incompatible_subscriber_text, message_info_sequence,
+                                        node_status, silence_reason)
 from face3d_ros.ros.param_spec import (PARAMETERS, Face3DConfig, ParameterStartupError,
-                                       startup_problems, unapplied_cli_values)
+                                       startup_problems)
+from face3d_ros.ros.node_runner import run_node
 from face3d_ros.ros.params import (SpecParameters, declare_parameters, read_configs,
                                    validate_update)
 
@@ -84,10 +91,6 @@ try:  # Iron and newer
 except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
-try:  # Humble and newer
-    from rclpy.signals import SignalHandlerOptions
-except ImportError:  # pragma: no cover - older rclpy
-    SignalHandlerOptions = None
 
 try:
     from rclpy.qos import qos_policy_name_from_kind
@@ -117,9 +120,6 @@ REWARN_S = 60.0
 MAX_CONSECUTIVE_FAILURES = 10
 #: History depth of the camera_info subscription (the image subscription keeps depth 1).
 CAMERA_INFO_DEPTH = 10
-#: Waits in vain in a row after which images no longer wait for their camera_info (until an
-#: info carries an image's stamp again, also one that arrives after its image).
-CAMERA_INFO_MISSES_OFF = 3
 #: Seconds between checks for another node with this node's fully qualified name.
 DUPLICATE_CHECK_S = 5.0
 #: Whether this rclpy gives subscription callbacks the message info (publication sequence
@@ -145,32 +145,6 @@ def _logged_transition(method):
             raise
 
     return wrapper
-
-
-@dataclass
-class _Stats:
-    """Counters and smoothed timings shown on /diagnostics (guarded by the node's lock)."""
-
-    received: int = 0
-    processed: int = 0
-    dropped: int = 0
-    bad: int = 0
-    failed: int = 0
-    lost: int = 0
-    downscaled: int = 0
-    faces_dropped: int = 0
-    faces: int = 0
-    ids: Tuple[int, ...] = ()
-    latency_ms: Dict[str, float] = field(default_factory=dict)
-    last_image_t: Optional[float] = None
-    last_report_t: float = 0.0
-    last_report_processed: int = 0
-    rate_hz: float = 0.0
-
-    def add_latency(self, stage: str, ms: float, alpha: float = 0.1) -> None:
-        """Exponential moving average of a stage's milliseconds."""
-        old = self.latency_ms.get(stage)
-        self.latency_ms[stage] = ms if old is None else (1 - alpha) * old + alpha * ms
 
 
 class Face3DNode(SpecParameters, LifecycleNode):
@@ -215,16 +189,13 @@ class Face3DNode(SpecParameters, LifecycleNode):
         self._lock = threading.Condition()
         self._slot: Optional[Tuple[object, float]] = None
         # Recent camera_info messages: the one with the image's stamp is used, else the newest.
-        self._camera_infos: collections.deque = collections.deque(maxlen=CAMERA_INFO_KEEP)
-        self._info_stamps_match = False
-        self._info_misses = 0
+        self._camera_infos = CameraInfoBuffer()
         self._image_stamps: collections.deque = collections.deque(maxlen=16)
-        self._last_seq: Dict[tuple, int] = {}
         self._running = False
         self._worker: Optional[threading.Thread] = None
         self._worker_error: Optional[str] = None
         self._pending: Optional[Face3DConfig] = None
-        self._stats = _Stats()
+        self._stats = FrameStats()
 
         self._intr_key: Optional[tuple] = None
         self._intr: Tuple[Optional[CameraIntrinsics], Optional[str]] = (None, None)
@@ -313,7 +284,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         self._pub["topology"].publish(topology_to_msg(topology.triangles, topology.uv))
-        self._stats = _Stats(last_report_t=time.monotonic())
+        self._stats = FrameStats(last_report_t=time.monotonic())
         self._diag_timer = self.create_timer(cfg.node.diagnostics_period_s,
                                              self._publish_diagnostics)
         # The loaded models are millions of long-lived objects; moving them out of the
@@ -364,7 +335,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
             self._slot = None
             self._worker_error = None
             self._stats.last_image_t = None
-            self._last_seq = {}
+            self._stats.last_seq.clear()
         self._silence_warned_t = None
         self._activated_t = time.monotonic()
         if cfg.hri or cfg.publish_tf:
@@ -471,18 +442,10 @@ class Face3DNode(SpecParameters, LifecycleNode):
         """Image callback with the message info: a gap in a publisher's sequence numbers is
         frames lost before the node took them (overwritten in the depth-1 input queue, or
         lost on the network)."""
-        gid = info.get("publisher_gid") if isinstance(info, dict) else None
-        seq = info.get("publication_sequence_number") if isinstance(info, dict) else None
-        if gid is not None and seq and 0 < seq < 2 ** 63:
-            key = tuple(gid.get("data", ())) if isinstance(gid, dict) else (str(gid),)
+        seq = message_info_sequence(info)
+        if seq is not None:
             with self._lock:
-                last = self._last_seq.get(key)
-                if last is not None and seq > last + 1:
-                    self._stats.lost += seq - last - 1
-                if last is None or seq > last:
-                    if len(self._last_seq) > 64:
-                        self._last_seq.clear()
-                    self._last_seq[key] = seq
+                self._stats.add_sequence(*seq)
         self._on_image(msg)
 
     def _on_image(self, msg) -> None:
@@ -497,30 +460,18 @@ class Face3DNode(SpecParameters, LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         with self._lock:
-            self._camera_infos.append(msg)
-            if (msg.header.stamp.sec, msg.header.stamp.nanosec) in self._image_stamps:
-                # This camera stamps its infos with the image stamps (also when an info comes
-                # after its image): images wait for their own info again.
-                self._info_stamps_match = True
-                self._info_misses = 0
+            self._camera_infos.add(msg, self._image_stamps)
             self._lock.notify_all()
 
     def _on_sub_incompatible_qos(self, topic: str, info) -> None:
-        policy = qos_policy_name_from_kind(info.last_policy_kind)
-        hint = ("set input_reliability to 'best_effort'" if policy == "RELIABILITY"
-                else "check the publisher's QoS")
-        self.get_logger().error(
-            f"A publisher on {self._resolved(topic)} has QoS incompatible with this "
-            f"subscription (policy {policy}, {info.total_count} time(s)); no messages will "
-            f"arrive from it: {hint}")
+        self.get_logger().error(incompatible_publisher_text(
+            self._resolved(topic), qos_policy_name_from_kind(info.last_policy_kind),
+            info.total_count))
 
     def _on_pub_incompatible_qos(self, topic: str, info) -> None:
-        policy = qos_policy_name_from_kind(info.last_policy_kind)
-        offered = "reliable, volatile"
-        self.get_logger().warning(
-            f"A subscriber of {self._resolved(topic)} requests QoS this node does not offer "
-            f"(policy {policy}, {info.total_count} time(s)); it receives nothing: "
-            f"{self._resolved(topic)} is {offered}, subscribe with that QoS")
+        self.get_logger().warning(incompatible_subscriber_text(
+            self._resolved(topic), qos_policy_name_from_kind(info.last_policy_kind),
+            info.total_count))
 
     def _resolved(self, topic: str) -> str:
         resolve = getattr(self, "resolve_topic_name", None)
@@ -547,20 +498,9 @@ class Face3DNode(SpecParameters, LifecycleNode):
             pubs = self.get_publishers_info_by_topic(topic)
         except (AttributeError, RuntimeError):  # pragma: no cover - very old rclpy
             pubs = []
-        if not pubs:
-            return (f"nobody publishes {topic}: remap 'image' to the camera's topic "
-                    f"(e.g. --ros-args -r image:=/camera/image_raw) or start the camera")
-        reliable = self._cfg.node.input_reliability == "reliable"
-        best_effort = [p for p in pubs
-                       if p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT]
-        if reliable and best_effort:
-            return (f"{len(best_effort)} of {len(pubs)} publisher(s) on {topic} are best "
-                    "effort, which this reliable subscription cannot receive: set "
-                    "input_reliability to 'best_effort'")
-        return (f"{len(pubs)} publisher(s) on {topic} with compatible QoS, but no image "
-                "arrived: the camera may have stopped streaming or its process died (DDS "
-                "keeps listing a dead publisher until its lease expires); large frames over "
-                "best effort can also be lost whole (see the README's troubleshooting)")
+        return silence_reason(
+            topic, [p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in pubs],
+            self._cfg.node.input_reliability == "reliable")
 
     # -- processing ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -619,40 +559,15 @@ class Face3DNode(SpecParameters, LifecycleNode):
 
     def _camera_info_for(self, header, width: int, height: int) -> Optional[CameraInfo]:
         """The camera_info of an image by the one policy of ``ros.camera_info`` (the one with
-        the image's stamp, else the newest of the image's size, else the newest).
-
-        When the camera's infos carry the image stamps, or none arrived yet while the topic
-        has a publisher, the one of this image may still be on its way (two topics, no order
-        between them): wait for it up to CAMERA_INFO_WAIT_S. Cameras whose stamps never
-        match, or that publish no camera_info, cost no wait: CAMERA_INFO_MISSES_OFF waits in
-        vain in a row turn waiting off, and an info that carries a received image's stamp
-        (also one that arrives after its image) turns it on again.
-        """
+        the image's stamp, else the newest of the image's size, else the newest), waiting
+        briefly for the image's own where the camera stamps its infos
+        (:class:`CameraInfoBuffer`)."""
         stamp = (header.stamp.sec, header.stamp.nanosec)
-        # Also wait when no info came yet but a camera publishes them (the first frame's info
-        # may still be on its way); a camera without camera_info costs no wait.
-        wait = self._info_stamps_match or (
-            not self._camera_infos
-            and self.count_publishers(self._info_topic) > 0)
-        deadline = time.monotonic() + (CAMERA_INFO_WAIT_S if wait else 0.0)
+        wait = self._camera_infos.should_wait(
+            lambda: self.count_publishers(self._info_topic))
         with self._lock:
-            while True:
-                info, exact = select_camera_info(self._camera_infos, stamp, width, height)
-                if exact:
-                    self._info_stamps_match = True
-                    self._info_misses = 0
-                    return info
-                left = deadline - time.monotonic()
-                if left <= 0.0 or not self._running:
-                    if wait:
-                        # Waited in vain: after a few in a row, stop waiting until a stamp
-                        # matches again, so a camera whose infos stop matching costs a few
-                        # waits, not one per frame.
-                        self._info_misses += 1
-                        if self._info_misses >= CAMERA_INFO_MISSES_OFF:
-                            self._info_stamps_match = False
-                    return info
-                self._lock.wait(left)
+            return self._camera_infos.take(self._lock, stamp, width, height, wait,
+                                           lambda: self._running)
 
     def _intrinsics(self, width: int, height: int, header) -> Optional[CameraIntrinsics]:
         cfg = self._cfg
@@ -819,22 +734,8 @@ class Face3DNode(SpecParameters, LifecycleNode):
         hri_mode = bridge.mode if bridge is not None else {"hri": "off", "tf": "off"}
         with self._lock:
             st = self._stats
-            dt = now - st.last_report_t
-            if dt > 0:
-                st.rate_hz = (st.processed - st.last_report_processed) / dt
-            st.last_report_t, st.last_report_processed = now, st.processed
-            values = {
-                "frames_received": st.received,
-                "frames_processed": st.processed,
-                "frames_dropped": st.dropped,
-                "frames_lost": st.lost,
-                "frames_downscaled": st.downscaled,
-                "faces_dropped": st.faces_dropped,
-                "bad_frames": st.bad,
-                "failed_frames": st.failed,
-                "rate_hz": f"{st.rate_hz:.2f}",
-                "faces": st.faces,
-                "face_ids": " ".join(str(i) for i in st.ids),
+            values = st.report(now)
+            values.update({
                 "device": str(self._engine.device) if self._engine is not None else "none",
                 "intrinsics_source": self._intr_source,
                 "ros4hri": hri_mode["hri"],
@@ -842,23 +743,18 @@ class Face3DNode(SpecParameters, LifecycleNode):
                 "input_topic": self._image_topic,
                 "seconds_since_last_image": ("never" if st.last_image_t is None
                                              else f"{now - st.last_image_t:.2f}"),
-            }
-            for stage, ms in sorted(st.latency_ms.items()):
-                values[f"latency_{stage}_ms"] = f"{ms:.2f}"
+            })
+            values.update(st.latency_values())
             last_image_t = st.last_image_t
         values["input_publishers"] = (self.count_publishers(self._image_topic)
                                       if self._image_topic else 0)
-        level, message = DiagnosticStatus.OK, "processing"
-        if self._worker_error:
-            level, message = DiagnosticStatus.ERROR, f"processing stopped: {self._worker_error}"
-        elif not self._running:
-            level, message = DiagnosticStatus.OK, "inactive"
-        elif last_image_t is None or now - last_image_t > self._cfg.node.no_image_warn_s:
-            level, message = DiagnosticStatus.WARN, f"no image on {self._image_topic}"
-        elif self._engine is not None and self._engine.device_warning:
-            level, message = DiagnosticStatus.WARN, self._engine.device_warning
-        elif self._intr_source.startswith("assumed"):
-            message = "processing with assumed intrinsics"
+        level, message = node_status(
+            worker_error=self._worker_error, running=self._running,
+            image_topic=self._image_topic,
+            since_image_s=None if last_image_t is None else now - last_image_t,
+            no_image_warn_s=self._cfg.node.no_image_warn_s,
+            device_warning=self._engine.device_warning if self._engine is not None else None,
+            intrinsics_source=self._intr_source)
         self._check_duplicate_name(now)
         status = DiagnosticStatus(
             level=level, name=f"{self._fqn()}: face3d", message=message,
@@ -886,90 +782,18 @@ class Face3DNode(SpecParameters, LifecycleNode):
         same = sum(1 for n in self.get_node_names_and_namespaces() if tuple(n) == me)
         if same > 1 and not self._duplicate_warned:
             self._duplicate_warned = True
-            self.get_logger().warning(
-                f"{same} nodes named {self._fqn()} run on this ROS graph (ROS_DOMAIN_ID "
-                f"{os.environ.get('ROS_DOMAIN_ID', '0')}): their services, parameters and "
-                "lifecycle calls collide; give each its own name or namespace "
-                "(--ros-args -r __node:=NAME or -r __ns:=/NAMESPACE)")
+            self.get_logger().warning(duplicate_name_text(
+                same, self._fqn(), os.environ.get("ROS_DOMAIN_ID", "0")))
         elif same <= 1:
             self._duplicate_warned = False
 
 
 def main(args=None) -> int:
-    """Run the node; with ``autostart`` it configures and activates itself.
-
-    Exit status: 0 after Ctrl-C, SIGTERM or the shutdown transition; 1 when autostart's
-    configure or activate fails (the error says what to fix); 2 when a parameter value given
-    at start is invalid (one FATAL line per parameter, naming it, its value and the range).
-
-    Signals: SIGINT and SIGTERM only end the wait of the main thread; the processing thread is
-    stopped, the executor stopped and the node destroyed while
-    the ROS context is still valid (rclpy's own handlers shut the context down first, so a
-    frame being published then ended in an ERROR traceback).
-    """
-    argv = list(sys.argv if args is None else args)
-    stop = threading.Event()
-    try:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    except (TypeError, AttributeError):  # pragma: no cover - rclpy without the option
-        rclpy.init(args=args)
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    log = rclpy.logging.get_logger(NODE_NAME)
-    node: Optional[Face3DNode] = None
-    executor = None
-    spinner: Optional[threading.Thread] = None
-    code = 0
-    try:
-        try:
-            node = Face3DNode()
-        except ParameterStartupError as exc:
-            for problem in exc.problems:
-                log.fatal(f"Cannot start: {problem}; fix the params file or the -p argument")
-            return 2
-        log = node.get_logger()
-        actual = {s.name: node.get_parameter(s.name).value for s in PARAMETERS}
-        unapplied = unapplied_cli_values(argv, actual)
-        if unapplied:
-            for problem in unapplied:
-                log.fatal(f"Cannot start: {problem}")
-            return 2
-        if node.autostart:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                log.fatal("Configure failed (see the error above); exiting")
-                code = 1
-            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                log.fatal("Activate failed (see the error above); exiting")
-                code = 1
-        if code == 0:
-            # Three threads: camera_info has its own callback group (the processing thread
-            # may wait for an image's info) beside images, timers and services. The executor
-            # spins in its own thread; this
-            # (main) thread waits for a signal (handled at once: waiting on an Event is
-            # interruptible, a spin blocked in rcl_wait is not) or the shutdown transition.
-            executor = MultiThreadedExecutor(num_threads=3)
-            executor.add_node(node)
-            spinner = threading.Thread(target=executor.spin, name="face3d_executor",
-                                       daemon=True)
-            spinner.start()
-            while not (stop.is_set() or node.finished.is_set()) and spinner.is_alive():
-                stop.wait(0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.shutdown_processing()
-        if executor is not None:
-            executor.shutdown(timeout_sec=5.0)
-            if spinner is not None:
-                spinner.join(timeout=5.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return code
+    """Run the node; with ``autostart`` it configures and activates itself. Exit status and
+    signals: ``ros/node_runner.py``."""
+    # Three threads: camera_info has its own callback group (the processing thread may wait
+    # for an image's info) beside images, timers and services.
+    return run_node(Face3DNode, NODE_NAME, PARAMETERS, threads=3, args=args)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ import collections
 import functools
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -51,12 +50,10 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-import rclpy
 from face3d_msgs.action import EnrollFace
 from face3d_msgs.msg import Face3DArray, RecognisedPeople
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -72,14 +69,11 @@ from face3d_ros.ros.enrollment import CollectorStatus, EnrollmentCollector, Enro
 from face3d_ros.ros.gallery import (Gallery, Person, frame_from_msg, gallery_markers,
                                     load_folder, people_msg)
 from face3d_ros.ros.param_spec import (PEOPLE_PARAMETERS, ParameterStartupError, PeopleConfig,
-                                       startup_problems, unapplied_cli_values)
+                                       startup_problems)
+from face3d_ros.ros.node_runner import run_node
 from face3d_ros.ros.params import (SpecParameters, declare_parameters, read_configs,
                                    validate_update)
 
-try:  # Humble and newer
-    from rclpy.signals import SignalHandlerOptions
-except ImportError:  # pragma: no cover - older rclpy
-    SignalHandlerOptions = None
 
 NODE_NAME = "face3d_people"
 #: A track not seen for this many seconds of faces-message time is forgotten (it left the view;
@@ -604,73 +598,11 @@ class PeopleNode(SpecParameters, LifecycleNode):
 
 
 def main(args=None) -> int:
-    """Run the people node; with ``autostart`` it configures and activates itself.
-
-    Exit status: 0 after Ctrl-C, SIGTERM or the shutdown transition; 1 when autostart's
-    configure or activate fails; 2 when a parameter value given at start is invalid (one FATAL
-    line per parameter). SIGINT and SIGTERM end the wait of the main thread; a running goal is
-    aborted and the node destroyed while the ROS context is still valid.
-    """
-    argv = list(sys.argv if args is None else args)
-    stop = threading.Event()
-    try:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    except (TypeError, AttributeError):  # pragma: no cover - rclpy without the option
-        rclpy.init(args=args)
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    log = rclpy.logging.get_logger(NODE_NAME)
-    node: Optional[PeopleNode] = None
-    executor = None
-    spinner: Optional[threading.Thread] = None
-    code = 0
-    try:
-        try:
-            node = PeopleNode()
-        except ParameterStartupError as exc:
-            for problem in exc.problems:
-                log.fatal(f"Cannot start: {problem}; fix the params file or the -p argument")
-            return 2
-        log = node.get_logger()
-        actual = {s.name: node.get_parameter(s.name).value for s in PEOPLE_PARAMETERS}
-        unapplied = unapplied_cli_values(argv, actual, PEOPLE_PARAMETERS)
-        if unapplied:
-            for problem in unapplied:
-                log.fatal(f"Cannot start: {problem}")
-            return 2
-        if node.autostart:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                log.fatal("Configure failed (see the error above); exiting")
-                code = 1
-            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                log.fatal("Activate failed (see the error above); exiting")
-                code = 1
-        if code == 0:
-            # Four threads: faces/images, the action's goal (it waits for views), the action's
-            # services and the lifecycle/parameter services (a transition waits for the goal).
-            executor = MultiThreadedExecutor(num_threads=4)
-            executor.add_node(node)
-            spinner = threading.Thread(target=executor.spin, name="face3d_people_executor",
-                                       daemon=True)
-            spinner.start()
-            while not (stop.is_set() or node.finished.is_set()) and spinner.is_alive():
-                stop.wait(0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.shutdown_processing()
-        if executor is not None:
-            executor.shutdown(timeout_sec=5.0)
-            if spinner is not None:
-                spinner.join(timeout=5.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return code
+    """Run the people node; with ``autostart`` it configures and activates itself. Exit status and
+    signals: ``ros/node_runner.py``."""
+    # Four threads: faces/images, the action's goal (it waits for views), the action's
+    # services and the lifecycle/parameter services (a transition waits for the goal).
+    return run_node(PeopleNode, NODE_NAME, PEOPLE_PARAMETERS, threads=4, args=args)
 
 
 if __name__ == "__main__":
