@@ -37,8 +37,9 @@ from face3d_ros.core.config import EngineConfig
 from face3d_ros.core.types import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 
 SOURCES = ("shape: skimage.data.astronaut, matplotlib sample grace_hopper.jpg (and their mirror "
-           "images); frame pitch, eyeball centres and gaze follow: renders of the Lee Perry-Smith "
-           "head scan (CC BY 3.0) and the facecap head (Face Cap, Niels Jansson)")
+           "images); frame pitch, eyeball centres, gaze follow and pose deformation: renders of "
+           "the Lee Perry-Smith head scan (CC BY 3.0) and the facecap head (Face Cap, Niels "
+           "Jansson)")
 
 #: Head poses (yaw, pitch) of the frame calibration renders, degrees; both heads.
 FRAME_POSES = [(y, p) for y in (-20, 0, 20) for p in (-15, 0, 15)]
