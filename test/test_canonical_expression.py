@@ -20,6 +20,8 @@ def test_stored_canonical_matches_a_rebuild():
     assert np.abs(rebuilt.vertices - stored.vertices).max() < 1e-4  # 0.1 mm
     assert np.abs(rebuilt.eyeball_centres - stored.eyeball_centres).max() < 1e-4
     assert np.abs(rebuilt.gaze_follow - stored.gaze_follow).max() < 1e-3
+    assert np.abs(rebuilt.pose_deformation).max() > 1e-3  # measured, not the zeros default
+    assert np.abs(rebuilt.pose_deformation - stored.pose_deformation).max() < 1e-4  # 0.1 mm
     assert np.array_equal(rebuilt.mirror, stored.mirror)
 
 
