@@ -57,7 +57,7 @@ def fill_message(msg, fields: Mapping[str, Any]):
     leaves out keep their defaults.
     """
     for name, value in fields.items():
-        if isinstance(value, Mapping):
+        if type(value) is dict:  # (not isinstance of typing.Mapping: ~10x slower per field)
             fill_message(getattr(msg, name), value)
         elif isinstance(value, np.ndarray):
             code = "f" if value.dtype == np.float32 else "d"

@@ -29,8 +29,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from face3d_ros.core.types import NUM_MESH, FaceResult, FrameResult
-from face3d_ros.ros.marker_cdr import (MarkerPart, encode_marker_array, point_msgs,
-                                       to_marker_array)
+from face3d_ros.ros.marker_cdr import MarkerPart, encode_marker_array, to_marker_array
 
 NS_MESH = "face_mesh"
 NS_LANDMARKS = "face_landmarks"
@@ -152,37 +151,40 @@ def landmarks_marker(face: FaceResult, header: Header, mid: int, lifetime: Durat
 
 
 def gaze_markers(face: FaceResult, header: Header, mid: int, lifetime: Duration,
-                 length_m: float) -> List[Marker]:
-    """ARROWs of the left, right and combined gaze (origin -> origin + length * direction)."""
+                 length_m: float) -> List[MarkerPart]:
+    """ARROWs of the left, right and combined gaze (origin -> origin + length * direction;
+    the two points as an array)."""
     out = []
     rays = (face.gaze.left, face.gaze.right, face.gaze.combined)
     for ns, ray, (r, g, b) in zip(NS_GAZE, rays, _GAZE_COLORS):
         m = _marker(header, ns, mid, Marker.ARROW, lifetime)
         o = np.asarray(ray.origin, dtype=np.float64)
         d = np.asarray(ray.direction, dtype=np.float64)
-        m.points = point_msgs(np.stack([o, o + length_m * d]))
         combined = ns == NS_GAZE[2]
         m.scale.x = 0.004 if combined else 0.002  # shaft diameter
         m.scale.y = 0.008 if combined else 0.004  # head diameter
         m.scale.z = 0.015  # head length
         m.color = ColorRGBA(r=r, g=g, b=b, a=float(np.clip(0.3 + 0.7 * ray.confidence, 0, 1)))
-        out.append(m)
+        out.append(MarkerPart(m, np.stack([o, o + length_m * d])))
     return out
 
 
+#: Colours of the axes marker's line ends: x red, y green, z blue (two ends each).
+_AXES_COLORS = np.repeat(np.eye(3, 4, dtype=np.float32) + np.array([0, 0, 0, 1], np.float32),
+                         2, axis=0)
+
+
 def axes_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
-                length_m: float) -> Marker:
-    """LINE_LIST of the face frame axes from the head pose (x red, y green, z blue)."""
+                length_m: float) -> MarkerPart:
+    """LINE_LIST of the face frame axes from the head pose (x red, y green, z blue; points
+    and colours as arrays)."""
     m = _marker(header, NS_AXES, mid, Marker.LINE_LIST, lifetime)
     t = np.asarray(face.head_pose.translation, dtype=np.float64)
     rot = np.asarray(face.head_pose.rotation, dtype=np.float64)
     ends = t[None, :] + length_m * rot.T  # (3, 3) row k = end of axis k
-    m.points = point_msgs(np.stack([t, ends[0], t, ends[1], t, ends[2]]))
-    rgb = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-    m.colors = [ColorRGBA(r=c[0], g=c[1], b=c[2], a=1.0) for c in rgb for _ in range(2)]
     m.scale.x = 0.003  # line width
     m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-    return m
+    return MarkerPart(m, np.stack([t, ends[0], t, ends[1], t, ends[2]]), _AXES_COLORS)
 
 
 def label_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration) -> Marker:
@@ -216,9 +218,10 @@ def delete_markers(header: Header, ids: Iterable[int],
 
 def frame_parts(frame: FrameResult, header: Header, triangles: Optional[np.ndarray],
                 options: MarkerOptions = MarkerOptions()) -> Tuple[List[MarkerPart], Set[int]]:
-    """ADD markers of every face of ``frame`` and the set of marker ids drawn: first the small
-    ones (gaze, axes, label) of all faces, then the mesh and landmark markers, whose points are
-    arrays. ``triangles``: (F, 3) mesh triangles; None skips the mesh."""
+    """ADD markers of every face of ``frame`` and the set of marker ids drawn: first the labels
+    of all faces (no arrays: serialized in one call), then the markers whose points are arrays
+    (mesh, landmarks, gaze, axes). ``triangles``: (F, 3) mesh triangles; None skips the
+    mesh."""
     lifetime = _duration(options.lifetime_s)
     light: List[MarkerPart] = []
     heavy: List[MarkerPart] = []
@@ -231,11 +234,9 @@ def frame_parts(frame: FrameResult, header: Header, triangles: Optional[np.ndarr
         if options.landmarks:
             heavy.append(landmarks_marker(face, header, mid, lifetime, options.point_size_m))
         if options.gaze:
-            light.extend(MarkerPart(m) for m in gaze_markers(face, header, mid, lifetime,
-                                                             options.gaze_length_m))
+            heavy.extend(gaze_markers(face, header, mid, lifetime, options.gaze_length_m))
         if options.axes:
-            light.append(MarkerPart(axes_marker(face, header, mid, lifetime,
-                                                options.axes_length_m)))
+            heavy.append(axes_marker(face, header, mid, lifetime, options.axes_length_m))
         if options.labels:
             light.append(MarkerPart(label_marker(face, header, mid, lifetime)))
     return light + heavy, ids
