@@ -16,6 +16,9 @@ Made from this spec: the nodes' ParameterDescriptors and set-parameter checks
 (``tools.eval_input``, which runs without ROS), the parameter tables of docs/ros.md
 (``tools.param_table``; a test fails when they differ) and the check of the shipped
 ``config/face3d.yaml`` (one ``/**`` section; each node takes the names it declares).
+
+One module (over 400 lines): it is the spec, the one place of every parameter; about half of
+it is the two tables of parameters and their descriptions.
 """
 
 from __future__ import annotations
