@@ -80,6 +80,8 @@ def test_fused_model_covers_more_and_agrees_better_than_single_views(views, enro
 
 
 def test_expression_removed_as_far_as_views_allow(views, enrolled):
+    """The expression every view shows is removed against the canonical face (the astronaut
+    smiles in every view); what one view shows beyond the others, against the others."""
     observed = idn.expression_of(enrolled.view_shapes[0])
     model = idn.expression_of(enrolled.model.vertices)
     print(f"\nsmile left/right: observed {observed['mouth_smile_left']:.3f}/"
@@ -94,6 +96,29 @@ def test_expression_removed_as_far_as_views_allow(views, enrolled):
     d = np.linalg.norm(enrolled.view_identities[0][rigid] - enrolled.view_shapes[0][rigid],
                        axis=-1)
     assert float(d.max()) < 1e-3
+
+    # Three views that read no expression against the canonical face, one of which smiles
+    # more than the others (her smile against the canonical face added once more): only that
+    # view's mouth moves, back towards the others.
+    base = enrolled.view_shapes[0]
+    extra = base - idn.neutralize(base, np.ones(len(views[0].face.expression.values)))[0]
+    mouth = idn.region_masks()["mouth"] > 0.5
+    local = np.stack([base, base, base + extra])
+    weights = np.ones((3, 478))
+    zero = [np.zeros(len(views[0].face.expression.values))] * 3
+    neutral = E.neutralize_views(local, weights, zero)
+    moved = [1e3 * float(np.linalg.norm(idn.align(n, base) - base, axis=-1)[mouth].mean())
+             for n in neutral]
+    added = 1e3 * float(np.linalg.norm(extra, axis=-1)[mouth].mean())
+    print(f"mouth, mm from the other views' shape: added {added:.2f}, after neutralisation "
+          + ", ".join(f"{m:.2f}" for m in moved))
+    assert added > 1.0
+    assert moved[2] < 0.6 * added
+    assert max(moved[:2]) < 0.3 * added
+    # One view: all it reads is removed against the canonical face.
+    coeffs = E.neutral_coefficients(views[0].face.expression.values)
+    np.testing.assert_allclose(E.neutralize_views(local[:1], weights[:1], [coeffs])[0],
+                               idn.neutralize(base, coeffs)[0], atol=1e-12)
 
 
 def test_texture_shows_the_face_where_the_views_saw_it(views, enrolled):

@@ -230,23 +230,27 @@ def neutral_reference(face_points: np.ndarray) -> np.ndarray:
     return align(out, x)
 
 
-def neutralize(face_points: np.ndarray, coefficients: Optional[np.ndarray] = None
-               ) -> Tuple[np.ndarray, np.ndarray]:
+def neutralize(face_points: np.ndarray, coefficients: Optional[np.ndarray] = None,
+               reference: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Identity estimate and expression displacement of one observation (each (478, 3) m).
 
-    In each expression region the deviation from :func:`neutral_reference` is taken as
+    In each expression region the deviation from the neutral reference is taken as
     expression in proportion to that region's gate (:func:`expression_gates` of the
     coefficients, computed from the points when None); elsewhere the shape is identity.
+    reference: (478, 3) the person's own neutral shape, in the observation's frame (e.g. the
+    other views of an enrolment); None: :func:`neutral_reference`, the canonical face fitted
+    to the observation. The coefficients should be measured against the same reference.
     """
     x = _check_shape("face_points", face_points)
     if coefficients is None:
-        coefficients = expression_coefficients(x[None])[0]
+        coefficients = expression_coefficients(x[None], reference)[0]
     gates = expression_gates(coefficients)
     masks = region_masks()
     amount = np.zeros(NUM_LANDMARKS)
     for r, g in gates.items():
         amount = np.maximum(amount, g * masks[r])
-    disp = amount[:, None] * (x - neutral_reference(x))
+    ref = neutral_reference(x) if reference is None else _check_shape("reference", reference)
+    disp = amount[:, None] * (x - ref)
     return x - disp, disp
 
 
