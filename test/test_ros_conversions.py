@@ -21,7 +21,8 @@ from face3d_ros.ros.camera_info import camera_info_to_intrinsics  # noqa: E402
 from face3d_ros.ros.conversions import (  # noqa: E402
     SUPPORTED_ENCODINGS, ImageFormatError, compressed_msg_to_rgb,
     face_from_msg, frame_to_msg, gaze_pose_array, image_msg_to_rgb,
-    quaternion_x_to, rgb_to_image_msg, stamp_to_seconds, topology_to_msg)
+    quaternion_x_to, rgb_to_image_msg, topology_to_msg)
+from face3d_ros.ros.input_size import header_seconds  # noqa: E402
 from ros_frames import INTRINSICS, make_frame, two_face_frame  # noqa: E402
 
 
@@ -364,5 +365,5 @@ def test_topology_to_msg():
         topology_to_msg(tri + 2, uv)
 
 
-def test_stamp_to_seconds():
-    assert stamp_to_seconds(_header()) == pytest.approx(1700000000.123456789)
+def test_header_seconds():
+    assert header_seconds(_header()) == pytest.approx(1700000000.123456789)

@@ -15,7 +15,9 @@ from face3d_ros.core.pipeline.canonical import load_canonical  # noqa: E402
 from face3d_ros.core.people.identity import REID_MIN_FRAMES, Reidentifier  # noqa: E402
 from face3d_ros.core.people.model_io import save_model, with_vertices  # noqa: E402
 from face3d_ros.ros import gallery as G  # noqa: E402
+from face3d_ros.core.io.face_fields import frame_from_message  # noqa: E402
 from face3d_ros.ros.conversions import frame_to_msg  # noqa: E402
+from face3d_ros.ros.input_size import header_seconds  # noqa: E402
 from ros_frames import make_face, make_frame  # noqa: E402
 
 
@@ -125,11 +127,12 @@ def test_identify_a_fresh_model(tmp_path, astronaut_model):
     assert gallery.identify(canonical) == (4, "person4", "")
 
 
-def test_frame_from_msg_reads_a_faces_message_back():
+def test_a_faces_message_reads_back_with_its_stamp():
     frame = make_frame([make_face(4, 10.0, (0.0, 0.0, 0.8)), make_face(-1, 0.0, (0.3, 0, 1))])
     header = Header(frame_id="cam")
     header.stamp.sec, header.stamp.nanosec = 12, 500_000_000
-    back = G.frame_from_msg(frame_to_msg(frame, header))
+    msg = frame_to_msg(frame, header)
+    back = frame_from_message(msg, header_seconds(msg.header))
     assert back.stamp == pytest.approx(12.5)
     assert back.image_size == frame.image_size and back.intrinsics == frame.intrinsics
     assert [f.track_id for f in back.faces] == [4, -1]

@@ -58,7 +58,8 @@ class CameraInfoBuffer:
     match, or that publishes no camera_info, costs no wait: ``CAMERA_INFO_MISSES_OFF`` waits
     in vain in a row turn waiting off, and an info that carries a received image's stamp
     (also one that arrives after its image) turns it on again. Not locked by itself: the
-    caller holds the condition it passes to :meth:`take` around every call.
+    caller holds the condition it passes to :meth:`take` around :meth:`add` and :meth:`take`
+    (:meth:`should_wait` reads two fields and may run without it).
     """
 
     def __init__(self, keep: int = CAMERA_INFO_KEEP) -> None:

@@ -20,7 +20,6 @@ from std_msgs.msg import Header
 
 from face3d_ros.core.io.face_fields import face_fields, face_from_message, frame_fields
 from face3d_ros.core.types import FaceResult, FrameResult
-from face3d_ros.ros.input_size import header_seconds
 from face3d_ros.ros.image_codec import (  # noqa: F401 - re-exported for the node and tests
     SUPPORTED_ENCODINGS,
     ImageFormatError,
@@ -147,8 +146,3 @@ def topology_to_msg(triangles: np.ndarray, uv: np.ndarray) -> FaceMeshTopology:
     msg.triangles = array.array("I", np.ascontiguousarray(tri, dtype=np.uint32).tobytes())
     msg.uv = _f32(uv)
     return msg
-
-
-def stamp_to_seconds(header: Header) -> float:
-    """Header stamp as float seconds (``ros.input_size.header_seconds``)."""
-    return header_seconds(header)

@@ -5,8 +5,7 @@ faces message paired with its image (:meth:`EnrollmentCollector.offer`); the ret
 :class:`CollectorStatus` carries the guidance to log and send as feedback ("turn left", "turn
 right", "hold still", ...). When :attr:`CollectorStatus.finished` is True the node calls
 :meth:`EnrollmentCollector.finish`, which fuses the views (``core.people.enrollment``), lets the
-caller
-give the model its final person id and name (``assign``: a re-enrolled person keeps theirs,
+caller give the model its final person id and name (``assign``: a re-enrolled person keeps theirs,
 and their file), writes the model file and its OBJ / glTF exports once, and returns an
 :class:`EnrollmentOutcome` whose fields map one to one onto the action result.
 

@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from face3d_msgs.msg import Face3DArray, RecognisedPeople, RecognisedPerson
+from face3d_msgs.msg import RecognisedPeople, RecognisedPerson
 from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from face3d_ros.core.people.identity import Match, Reidentifier
 from face3d_ros.core.people.model_io import FaceModel, ModelFileError, load_model, triangle_list
-from face3d_ros.core.types import CameraIntrinsics, FrameResult
-from face3d_ros.ros.conversions import face_from_msg, stamp_to_seconds
+from face3d_ros.core.types import FrameResult
 
 #: Largest person id (int32).
 PERSON_ID_MAX = 2**31 - 1
@@ -131,10 +130,6 @@ class Gallery:
         self._people[person.person_id] = person
         self.reid.add(person.person_id, person.name, person.model.vertices)
 
-    def person(self, pid: int) -> Optional[Person]:
-        """The enrolled person with id ``pid``, or None."""
-        return self._people.get(pid)
-
     def match_model(self, model: FaceModel) -> Match:
         """Whether a freshly enrolled model is somebody already enrolled (a re-enrolment)."""
         return self.reid.decide(model.vertices.astype(np.float64), self.reid.min_frames)
@@ -178,17 +173,6 @@ class Gallery:
         self.reid.prune(alive if alive is not None else
                         [f.track_id for f in frame.faces if f.track_id >= 0])
         return {frame.faces[i].track_id: m for i, m in sorted(matches.items())}
-
-
-def frame_from_msg(msg: Face3DArray) -> FrameResult:
-    """The :class:`FrameResult` of a ``face3d_msgs/Face3DArray`` (faces by
-    :func:`conversions.face_from_msg`, image size and intrinsics from the message, stamp in
-    seconds from its header)."""
-    w, h = int(msg.image_width), int(msg.image_height)
-    intr = CameraIntrinsics(float(msg.fx), float(msg.fy), float(msg.cx), float(msg.cy), w, h,
-                            assumed=bool(msg.intrinsics_assumed))
-    return FrameResult(faces=tuple(face_from_msg(f) for f in msg.faces), image_size=(w, h),
-                       intrinsics=intr, stamp=stamp_to_seconds(msg.header))
 
 
 def match_confidence(distance: float, threshold: float) -> float:

@@ -7,8 +7,7 @@ rule of the mapping lives here and is tested with plain pytest.
   strings that start with a letter. Only confirmed tracks (track id >= 0) have one.
 - ROI and landmarks: normalised image coordinates in [0, 1] from the top-left corner.
 - 70 landmarks: the iBUG-68 points (``core.pipeline.geometry.IBUG68_INDICES``; RIGHT_* is the
-  person's
-  right) then RIGHT_PUPIL (68) and LEFT_PUPIL (69), the iris centres.
+  person's right) then RIGHT_PUPIL (68) and LEFT_PUPIL (69), the iris centres.
 - Frames: ``face_<id>`` in the image's optical frame, origin between the eyes, x out of the
   face, y to the person's left, z up (face3d's head pose is already in this convention);
   ``gaze_<id>`` a child of ``face_<id>`` with the same origin, optical convention: z along

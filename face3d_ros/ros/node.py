@@ -69,11 +69,10 @@ from face3d_ros.ros.conversions import (
     gaze_pose_array,
     image_msg_to_rgb,
     rgb_to_image_msg,
-    stamp_to_seconds,
     topology_to_msg,
 )
 from face3d_ros.ros.camera_info import CameraInfoBuffer, camera_info_to_intrinsics
-from face3d_ros.ros.input_size import to_original_pixels, track_frame
+from face3d_ros.ros.input_size import header_seconds, to_original_pixels, track_frame
 from face3d_ros.ros.hri_bridge import HriBridge
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
 from face3d_ros.ros.node_health import (FrameStats, duplicate_name_text,
@@ -622,7 +621,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
         timings["decode"] = (t1 - t0) * 1e3
         height, width = rgb.shape[:2]
         intr = self._intrinsics(width, height, msg.header)
-        stamp = stamp_to_seconds(msg.header) or time.monotonic()
+        stamp = header_seconds(msg.header) or time.monotonic()
         # Input size policy (ros.input_size): a frame larger than max_image_side is processed
         # downscaled (its results mapped back to its own pixels), so memory and time stay
         # bounded.

@@ -227,8 +227,9 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               "Subscribe to image/compressed (CompressedImage) instead of image.",
               read_only=True),
     ParamSpec("input_reliability", "node",
-              "Reliability of the image and camera_info subscriptions: 'best_effort' "
-              "(matches any camera) or 'reliable'.", read_only=True),
+              "Reliability of the camera subscriptions (image and camera_info; the people "
+              "node's image while enrolling): 'best_effort' (matches any camera) or "
+              "'reliable'.", read_only=True),
     ParamSpec("use_camera_info", "node",
               "Take intrinsics from camera_info; false always assumes default_hfov_deg."),
     ParamSpec("publish_markers", "node",
@@ -359,8 +360,9 @@ def people_config_from_values(values: Mapping[str, Any]) -> PeopleConfig:
 
 
 def config_from_values(values: Mapping[str, Any], specs: Sequence[ParamSpec] = PARAMETERS):
-    """:func:`configs_from_values` or :func:`people_config_from_values`, by ``specs``."""
-    if specs is PEOPLE_PARAMETERS:
+    """:func:`configs_from_values` or :func:`people_config_from_values`, by the target of
+    ``specs`` (the people node's specs feed "people")."""
+    if any(s.target == "people" for s in specs):
         return people_config_from_values(values)
     return configs_from_values(values)
 

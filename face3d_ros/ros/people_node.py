@@ -60,14 +60,14 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
+from face3d_ros.core.io.face_fields import frame_from_message
 from face3d_ros.core.people.identity import Reidentifier
 from face3d_ros.core.people.model_io import FaceModel
 from face3d_ros.core.types import FrameResult
-from face3d_ros.ros.conversions import (ImageFormatError, compressed_msg_to_rgb,
-                                        image_msg_to_rgb, stamp_to_seconds)
+from face3d_ros.ros.conversions import ImageFormatError, compressed_msg_to_rgb, image_msg_to_rgb
 from face3d_ros.ros.enrollment import CollectorStatus, EnrollmentCollector, EnrollmentOutcome
-from face3d_ros.ros.gallery import (Gallery, Person, frame_from_msg, gallery_markers,
-                                    load_folder, people_msg)
+from face3d_ros.ros.gallery import Gallery, Person, gallery_markers, load_folder, people_msg
+from face3d_ros.ros.input_size import header_seconds
 from face3d_ros.ros.param_spec import (PEOPLE_PARAMETERS, ParameterStartupError, PeopleConfig,
                                        startup_problems)
 from face3d_ros.ros.node_runner import run_node
@@ -79,11 +79,11 @@ NODE_NAME = "face3d_people"
 #: A track not seen for this many seconds of faces-message time is forgotten (it left the view;
 #: the perception node drops a track after max_missed frames).
 TRACK_FORGET_S = 2.0
-#: Images kept while waiting for their faces message (same stamp): those of the last
-#: IMAGE_KEEP_S seconds of image time, at most IMAGE_DEPTH (the perception node answers an image
-#: after its processing time and skips images while busy: latest frame wins).
-IMAGE_KEEP_S = 1.5
-IMAGE_DEPTH = 64
+#: Images kept while waiting for their faces message (same stamp): the newest IMAGE_DEPTH (the
+#: perception node answers an image after its processing time and skips images while busy:
+#: latest frame wins; an image older than one already paired is dropped, it can never pair).
+#: A count, not a span of image time: a slow camera's images are as far apart as they are.
+IMAGE_DEPTH = 16
 #: Faces messages kept while waiting for their image (they rarely come first).
 FACES_DEPTH = 8
 #: Warn when no faces message arrived for this long while active, seconds (again every minute).
@@ -121,11 +121,9 @@ class _Enrolment:
     (guarded by the node's lock)."""
 
     collector: EnrollmentCollector
-    goal_face_id: int
     images: "collections.OrderedDict" = field(default_factory=collections.OrderedDict)
     frames: "collections.OrderedDict" = field(default_factory=collections.OrderedDict)
     status: Optional[CollectorStatus] = None
-    offered: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     abort_reason: Optional[str] = None
     #: Held while a frame is offered to the collector: the goal sets ``done`` under it, so that
@@ -354,15 +352,22 @@ class PeopleNode(SpecParameters, LifecycleNode):
         return list(self._seen)
 
     def _on_faces(self, msg: Face3DArray) -> None:
+        with self._lock:
+            if not self._active:
+                return
+            self._faces_t = time.monotonic()
+            wanted = ((self._gallery is not None and self._cfg.reidentify)
+                      or self._enrol is not None)
+        if not wanted:  # nothing to recognise, no goal: the message need not be read
+            return
         try:
-            frame = frame_from_msg(msg)
+            frame = frame_from_message(msg, header_seconds(msg.header))
         except ValueError as exc:
             self._warn_once("bad_faces", f"Ignored a faces message: {exc}")
             return
         with self._lock:
             if not self._active:
                 return
-            self._faces_t = time.monotonic()
             gallery, cfg = self._gallery, self._cfg
             people = None
             if gallery is not None and cfg.reidentify:
@@ -371,8 +376,8 @@ class PeopleNode(SpecParameters, LifecycleNode):
             enrol = self._enrol
             if enrol is not None:
                 self._queue(enrol, "frames", _stamp_key(msg.header), frame)
-        pub = self._pub.get("people")
-        if people is not None and pub is not None:
+            pub = self._pub.get("people") if people is not None else None
+        if pub is not None:
             pub.publish(people)
         if enrol is not None:
             self._pair(enrol)
@@ -391,10 +396,6 @@ class PeopleNode(SpecParameters, LifecycleNode):
         beyond the bounds of ``which`` ("images" or "frames")."""
         box = getattr(enrol, which)
         box[key] = item
-        if which == "images":
-            newest = key[0] + 1e-9 * key[1]
-            for old in [k for k in box if newest - (k[0] + 1e-9 * k[1]) > IMAGE_KEEP_S]:
-                del box[old]
         while len(box) > (IMAGE_DEPTH if which == "images" else FACES_DEPTH):
             box.popitem(last=False)
 
@@ -421,9 +422,8 @@ class PeopleNode(SpecParameters, LifecycleNode):
             with enrol.offer_lock:
                 if enrol.done.is_set():
                     return
-                status = enrol.collector.offer(frame, rgb, stamp_to_seconds(image.header))
+                status = enrol.collector.offer(frame, rgb, header_seconds(image.header))
             with self._lock:
-                enrol.offered += 1
                 changed = (enrol.status is None or status.guidance != enrol.status.guidance
                            or status.covered != enrol.status.covered)
                 enrol.status = status
@@ -472,8 +472,7 @@ class PeopleNode(SpecParameters, LifecycleNode):
                 reason = "another enrolment is running: wait for it to finish or cancel it"
             if not reason:
                 folder = os.path.expanduser(goal.output_dir or self._enrollment_dir())
-                self._enrol = _Enrolment(EnrollmentCollector(goal.face_id, timeout, folder),
-                                         int(goal.face_id))
+                self._enrol = _Enrolment(EnrollmentCollector(goal.face_id, timeout, folder))
                 self._enroll_idle.clear()
         if reason:
             self.get_logger().warning(f"Rejected an enroll_face goal: {reason}")

@@ -6,6 +6,7 @@ Shared by the offline run (``tools.eval``) and the live run (``tools.eval_live``
 
 from __future__ import annotations
 
+import bisect
 import sys
 import time
 from dataclasses import dataclass, field
@@ -157,6 +158,7 @@ def scan_bag(reader: bagio.BagReader, args) -> BagInput:
             else:
                 v = msg.vector
                 inp.truth_gaze[key] = np.array([v.x, v.y, v.z])
+    inp.camera_infos.sort(key=lambda item: item[0])  # log order (stable for equal times)
     return inp
 
 
@@ -185,8 +187,11 @@ def _intrinsics_for(inp: BagInput, log_ns: int, stamp: int, width: int, height: 
     use_camera_info is false (the engine then assumes its field of view)."""
     if not settings.use_camera_info:
         return None
-    horizon = log_ns + int(CAMERA_INFO_WAIT_S * 1e9)
-    received = [m for t, m in inp.camera_infos if t <= horizon][-CAMERA_INFO_KEEP:]
+    # The infos recorded up to the horizon, the newest CAMERA_INFO_KEEP of them (the node's
+    # buffer); the recording is in log order, so a bisection finds the end.
+    end = bisect.bisect_right(inp.camera_infos, log_ns + int(CAMERA_INFO_WAIT_S * 1e9),
+                              key=lambda item: item[0])
+    received = [m for _, m in inp.camera_infos[max(0, end - CAMERA_INFO_KEEP):end]]
     info, _ = select_camera_info(received, (stamp // 10**9, stamp % 10**9), width, height)
     intr, _ = camera_info_to_intrinsics(info, width, height, settings.default_hfov_deg)
     return intr

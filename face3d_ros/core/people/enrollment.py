@@ -271,8 +271,7 @@ def view_reliability(face: FaceResult) -> float:
 def scale_weights(views: Sequence[EnrollmentView]) -> np.ndarray:
     """(V,) weight of each view in the model's metric size: the precision of its metric scale
     (``core.pipeline.geometry``: the iris where its confidence holds, else the face size prior),
-    so a
-    frontal view with open eyes counts most."""
+    so a frontal view with open eyes counts most."""
     import torch
 
     from ..pipeline.geometry import FACE_SCALE_SIGMA, IRIS_SCALE_SIGMA, iris_scale_weight
@@ -495,8 +494,7 @@ def largest_face(faces: Sequence[FaceResult]) -> Optional[FaceResult]:
 def views_from_images(engine, images: Sequence[np.ndarray],
                       names: Optional[Sequence[str]] = None) -> List[EnrollmentView]:
     """Run ``engine`` (a :class:`~face3d_ros.core.pipeline.engine.FaceEngine`) on RGB images (one
-    batch)
-    and take the largest face of each as a view, its landmarks refined on their own crop as
+    batch) and take the largest face of each as a view, its landmarks refined on their own crop as
     the tracker (and so the node) refines them. Raises ValueError naming an image without a
     face."""
     names = list(names) if names is not None else [f"view{i}" for i in range(len(images))]

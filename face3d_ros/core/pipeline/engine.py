@@ -15,10 +15,9 @@ Tracking over a stream (ROIs carried from the previous frame, persistent ids, sm
 :class:`face3d_ros.core.pipeline.tracking.FaceTracker`, built on the same stages.
 
 Backends (``EngineConfig.backend``, :func:`face3d_ros.core.pipeline.models.resolve_backend`):
-torch on
-CUDA, Google's LiteRT on the CPU by default. On the CPU the image stays a numpy view (no float
-copy of the frame) and crops are OpenCV warps fed to the networks in NHWC (the host path of
-``core.pipeline.detection`` and ``core.pipeline.landmarks``), with either backend.
+torch on CUDA, Google's LiteRT on the CPU by default. On the CPU the image stays a numpy view
+(no float copy of the frame) and crops are OpenCV warps fed to the networks in NHWC (the host
+path of ``core.pipeline.detection`` and ``core.pipeline.landmarks``), with either backend.
 """
 
 from __future__ import annotations

@@ -411,8 +411,7 @@ _DEFORMATION_CACHE: dict = {}
 
 def stored_gaze_follow(device: torch.device | str = "cpu") -> torch.Tensor:
     """(478, 2, 3) the follow of the stored canonical face
-    (``core/pipeline/data/canonical_face.npz``)
-    on ``device`` (cached)."""
+    (``core/pipeline/data/canonical_face.npz``) on ``device`` (cached)."""
     key = str(device)
     if key not in _FOLLOW_CACHE:
         from .canonical import load_canonical  # (core.pipeline.canonical imports this module)

@@ -124,11 +124,6 @@ class FaceTracker:
         self._frame = 0
         self._force_detect = True
 
-    @property
-    def active_ids(self) -> List[int]:
-        """Confirmed ids currently tracked (including briefly missed ones)."""
-        return [t.track_id for t in self._tracks if t.track_id >= 0]
-
     def process(self, image: np.ndarray, intrinsics: Optional[CameraIntrinsics] = None,
                 stamp: Optional[float] = None) -> FrameResult:
         """Faces of the next frame of the stream. stamp: seconds (for smoothing; defaults to
