@@ -75,6 +75,8 @@ from face3d_ros.ros.camera_info import CameraInfoBuffer, camera_info_to_intrinsi
 from face3d_ros.ros.input_size import header_seconds, to_original_pixels, track_frame
 from face3d_ros.ros.hri_bridge import HriBridge
 from face3d_ros.ros.markers import MarkerBuilder, MarkerOptions
+from face3d_ros.ros.node_common import (REWARN_S, WarnOnce, camera_subscription,
+                                        logged_transition)
 from face3d_ros.ros.node_health import (FrameStats, duplicate_name_text,
                                         incompatible_publisher_text,
                                         incompatible_subscriber_text, message_info_sequence,
@@ -113,8 +115,6 @@ def _trim_heap() -> None:
 
 
 NODE_NAME = "face3d"
-#: Seconds between repeated warnings about the same ongoing problem.
-REWARN_S = 60.0
 #: Processing stops (FATAL, diagnostics ERROR) after this many frames in a row fail unexpectedly.
 MAX_CONSECUTIVE_FAILURES = 10
 #: History depth of the camera_info subscription (the image subscription keeps depth 1).
@@ -124,26 +124,6 @@ DUPLICATE_CHECK_S = 5.0
 #: Whether this rclpy gives subscription callbacks the message info (publication sequence
 #: numbers: frames lost before the node took them). Iron and newer.
 _HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")
-
-
-def _logged_transition(method):
-    """Log an exception raised in a lifecycle transition callback, then re-raise it.
-
-    rclpy turns such an exception into an ERROR transition without logging anything; this
-    makes the cause visible. Not used on the per-frame path.
-    """
-
-    @functools.wraps(method)
-    def wrapper(self, state):
-        """Run the transition callback, logging its exception."""
-        try:
-            return method(self, state)
-        except Exception:
-            self.get_logger().error(
-                f"{method.__name__} failed:\n{traceback.format_exc()}")
-            raise
-
-    return wrapper
 
 
 class Face3DNode(SpecParameters, LifecycleNode):
@@ -199,7 +179,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
         self._intr_key: Optional[tuple] = None
         self._intr: Tuple[Optional[CameraIntrinsics], Optional[str]] = (None, None)
         self._intr_source = "none yet"
-        self._warned: Dict[str, float] = {}
+        self._warn_once = WarnOnce(self.get_logger())
         self._silence_warned_t: Optional[float] = None
         self._duplicate_check_t = 0.0
         self._duplicate_warned = False
@@ -239,7 +219,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
         self.get_logger().info("Applied new engine/tracker parameters")
 
     # -- lifecycle -----------------------------------------------------------------------
-    @_logged_transition
+    @logged_transition
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Load the models and create the publishers."""
         cfg = self._cfg
@@ -296,21 +276,12 @@ class Face3DNode(SpecParameters, LifecycleNode):
                  f"{cfg.engine.detector}, {len(topology.triangles)} mesh triangles")
         return TransitionCallbackReturn.SUCCESS
 
-    @_logged_transition
+    @logged_transition
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Subscribe to the camera and start the processing thread."""
         cfg = self._cfg.node
-        qos = QoSProfile(
-            depth=1,
-            history=HistoryPolicy.KEEP_LAST,
-            reliability=(ReliabilityPolicy.BEST_EFFORT if cfg.input_reliability == "best_effort"
-                         else ReliabilityPolicy.RELIABLE),
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        if cfg.use_compressed:
-            topic, msg_type = self._compressed_topic(), CompressedImage
-        else:
-            topic, msg_type = "image", Image
+        topic, msg_type, qos = camera_subscription(
+            self, cfg.use_compressed, cfg.input_reliability, depth=1)
         on_image = self._on_image_with_info if _HAS_MESSAGE_INFO else self._on_image
         image_sub = self.create_subscription(
             msg_type, topic, on_image, qos,
@@ -350,7 +321,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
             f"{cfg.input_reliability}) and {self._info_topic}")
         return super().on_activate(state)
 
-    @_logged_transition
+    @logged_transition
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Stop the processing thread and unsubscribe."""
         self._stop_processing()
@@ -364,13 +335,13 @@ class Face3DNode(SpecParameters, LifecycleNode):
             self._pub["markers"].publish(self._markers.clear(self._last_header()))
         return super().on_deactivate(state)
 
-    @_logged_transition
+    @logged_transition
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Free the models and destroy the publishers."""
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    @_logged_transition
+    @logged_transition
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         """Stop everything from any state; :func:`main` then ends the process."""
         self._stop_processing()
@@ -381,7 +352,7 @@ class Face3DNode(SpecParameters, LifecycleNode):
         self.finished.set()
         return TransitionCallbackReturn.SUCCESS
 
-    @_logged_transition
+    @logged_transition
     def on_error(self, state: State) -> TransitionCallbackReturn:
         """After a failed transition: stop and free everything (back to unconfigured)."""
         self._stop_processing()
@@ -432,11 +403,6 @@ class Face3DNode(SpecParameters, LifecycleNode):
         self._stop_processing()
 
     # -- input ---------------------------------------------------------------------------
-    def _compressed_topic(self) -> str:
-        """``<resolved image topic>/compressed`` so that remapping ``image`` is enough."""
-        resolve = getattr(self, "resolve_topic_name", None)
-        return resolve("image") + "/compressed" if resolve else "image/compressed"
-
     def _on_image_with_info(self, msg, info) -> None:
         """Image callback with the message info: a gap in a publisher's sequence numbers is
         frames lost before the node took them (overwritten in the depth-1 input queue, or
@@ -541,20 +507,6 @@ class Face3DNode(SpecParameters, LifecycleNode):
                     self._tracker.reset()
                 if failures >= MAX_CONSECUTIVE_FAILURES:
                     raise
-
-    def _warn_once(self, key: str, text: str, error: bool = False) -> None:
-        """Log ``text`` the first time ``key`` comes up, then at most every REWARN_S."""
-        now = time.monotonic()
-        last = self._warned.get(key)
-        if last is not None and now - last < REWARN_S:
-            return
-        self._warned[key] = now
-        again = " (again)" if last is not None else ""
-        # One call site per severity: rclpy refuses a call site that changes severity.
-        if error:
-            self.get_logger().error(text + again)
-        else:
-            self.get_logger().warning(text + again)
 
     def _camera_info_for(self, header, width: int, height: int) -> Optional[CameraInfo]:
         """The camera_info of an image by the one policy of ``ros.camera_info`` (the one with

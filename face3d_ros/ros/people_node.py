@@ -40,13 +40,11 @@ writing).
 from __future__ import annotations
 
 import collections
-import functools
 import math
 import os
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -57,7 +55,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage
 from visualization_msgs.msg import MarkerArray
 
 from face3d_ros.core.io.face_fields import frame_from_message
@@ -68,6 +66,7 @@ from face3d_ros.ros.conversions import ImageFormatError, compressed_msg_to_rgb, 
 from face3d_ros.ros.enrollment import CollectorStatus, EnrollmentCollector, EnrollmentOutcome
 from face3d_ros.ros.gallery import Gallery, Person, gallery_markers, load_folder, people_msg
 from face3d_ros.ros.input_size import header_seconds
+from face3d_ros.ros.node_common import WarnOnce, camera_subscription, logged_transition
 from face3d_ros.ros.param_spec import (PEOPLE_PARAMETERS, ParameterStartupError, PeopleConfig,
                                        startup_problems)
 from face3d_ros.ros.node_runner import run_node
@@ -94,21 +93,6 @@ ENROLL_WALL_GRACE_S = 5.0
 ENROLL_CANCEL_WAIT_S = 30.0
 #: Period of the goal's checks for cancel, abort and new feedback, seconds.
 ENROLL_POLL_S = 0.05
-
-
-def _logged_transition(method):
-    """Log an exception raised in a lifecycle transition callback, then re-raise it."""
-
-    @functools.wraps(method)
-    def wrapper(self, state):
-        """Run the transition callback, logging its exception."""
-        try:
-            return method(self, state)
-        except Exception:
-            self.get_logger().error(f"{method.__name__} failed:\n{traceback.format_exc()}")
-            raise
-
-    return wrapper
 
 
 def _stamp_key(header) -> Tuple[int, int]:
@@ -160,7 +144,7 @@ class PeopleNode(SpecParameters, LifecycleNode):
         self._active = False
         self._seen: Dict[int, float] = {}
         self._last_stamp: Optional[float] = None
-        self._warned: Dict[str, float] = {}
+        self._warn_once = WarnOnce(self.get_logger())
         self._faces_t = 0.0
         self._input_timer = None
         self._enrol: Optional[_Enrolment] = None
@@ -203,7 +187,7 @@ class PeopleNode(SpecParameters, LifecycleNode):
         gallery.reid.min_frames = cfg.reid_min_frames
 
     # -- lifecycle -----------------------------------------------------------------------
-    @_logged_transition
+    @logged_transition
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Load the enrolled models and create the publishers (the gallery is latched)."""
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -217,7 +201,7 @@ class PeopleNode(SpecParameters, LifecycleNode):
         self._load_gallery()
         return TransitionCallbackReturn.SUCCESS
 
-    @_logged_transition
+    @logged_transition
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Subscribe to the faces; goals are accepted from now on."""
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -235,20 +219,20 @@ class PeopleNode(SpecParameters, LifecycleNode):
                                + ("" if self._cfg.reidentify else " (reidentify is off)"))
         return super().on_activate(state)
 
-    @_logged_transition
+    @logged_transition
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Abort a running goal (nothing written) and unsubscribe."""
         self._stop("the node was deactivated")
         return super().on_deactivate(state)
 
-    @_logged_transition
+    @logged_transition
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Abort a running goal, forget the gallery and destroy the publishers."""
         self._stop("the node was cleaned up")
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    @_logged_transition
+    @logged_transition
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         """Stop everything from any state; :func:`main` then ends the process."""
         self._stop("the node is shutting down")
@@ -256,7 +240,7 @@ class PeopleNode(SpecParameters, LifecycleNode):
         self.finished.set()
         return TransitionCallbackReturn.SUCCESS
 
-    @_logged_transition
+    @logged_transition
     def on_error(self, state: State) -> TransitionCallbackReturn:
         """After a failed transition: stop and free everything (back to unconfigured)."""
         self._stop("a lifecycle transition failed")
@@ -448,13 +432,6 @@ class PeopleNode(SpecParameters, LifecycleNode):
                f"{count} publisher(s) on {topic}, but nothing arrived (is the camera running?)")
         self._warn_once("no_faces", f"No faces received for {since:.0f} s; {why}")
 
-    def _warn_once(self, key: str, text: str) -> None:
-        now = time.monotonic()
-        if now - self._warned.get(key, -1e9) < 60.0:
-            return
-        self._warned[key] = now
-        self.get_logger().warning(text)
-
     # -- enrolment -----------------------------------------------------------------------
     def _on_goal(self, goal) -> GoalResponse:
         """Accept one goal at a time while active; the reason of a rejection is logged."""
@@ -499,17 +476,8 @@ class PeopleNode(SpecParameters, LifecycleNode):
 
     def _subscribe_images(self) -> None:
         cfg = self._cfg
-        qos = QoSProfile(
-            depth=2, history=HistoryPolicy.KEEP_LAST,
-            reliability=(ReliabilityPolicy.BEST_EFFORT if cfg.input_reliability == "best_effort"
-                         else ReliabilityPolicy.RELIABLE),
-            durability=DurabilityPolicy.VOLATILE)
-        if cfg.use_compressed:
-            resolve = getattr(self, "resolve_topic_name", None)
-            topic = resolve("image") + "/compressed" if resolve else "image/compressed"
-            msg_type = CompressedImage
-        else:
-            topic, msg_type = "image", Image
+        topic, msg_type, qos = camera_subscription(
+            self, cfg.use_compressed, cfg.input_reliability, depth=2)
         self._image_sub = self.create_subscription(msg_type, topic, self._on_image, qos,
                                                    callback_group=self._data_group)
 
