@@ -40,10 +40,6 @@ from face3d_ros.ros.launch_helpers import (find_executable, launch_switch, node_
                                            rviz_config_text)
 
 
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ("true", "1", "yes", "on")
-
-
 def _end_launch(event, context, executable="face3d_node"):
     """When a node process ends, end the launch (unless it is ending already)."""
     if getattr(context, "is_shutdown", False):
@@ -101,7 +97,7 @@ def _setup(context, share):
             remappings=[("image", PathJoinSubstitution([camera, arg["image"]]))],
         )
         actions += _managed(people, "face3d_people")
-    if _truthy(arg["use_rviz"]):
+    if launch_switch("use_rviz", arg["use_rviz"]):
         if find_executable("rviz2", "rviz2") is None:
             actions.append(LogInfo(msg="WARNING: use_rviz is true but rviz2 is not installed "
                                        "(install ros-<distro>-rviz2); face3d runs without it"))

@@ -261,10 +261,10 @@ class PeopleNode(SpecParameters, LifecycleNode):
         self._faces_sub = self._image_sub = None
 
     def _release(self) -> None:
-        for pub in self._pub.values():
-            self.destroy_publisher(pub)
-        self._pub = {}
         with self._lock:
+            for pub in self._pub.values():
+                self.destroy_publisher(pub)
+            self._pub = {}
             self._gallery = None
 
     def shutdown_processing(self) -> None:
@@ -361,8 +361,10 @@ class PeopleNode(SpecParameters, LifecycleNode):
             if enrol is not None:
                 self._queue(enrol, "frames", _stamp_key(msg.header), frame)
             pub = self._pub.get("people") if people is not None else None
-        if pub is not None:
-            pub.publish(people)
+            if pub is not None:
+                # Under the lock: _release destroys the publishers under it too, so a message
+                # in flight never meets a destroyed publisher.
+                pub.publish(people)
         if enrol is not None:
             self._pair(enrol)
 
