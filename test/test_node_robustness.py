@@ -235,6 +235,10 @@ def test_cleanup_during_enroll_aborts_and_saves_nothing(client, rb_node, astrona
         assert action.wait_for_server(timeout_sec=60.0), "no enroll_face action:\n" + \
             log.read_text(errors="replace")[-3000:]
         assert client.spin_until(lambda: node.count_subscribers(f"{NS}/faces") >= 2, 30.0)
+        # wait_for_server sees the server's topics; the server may not see this client's
+        # response reader yet, and then drops the goal response ("failed to send response
+        # (timeout)" in its log): let discovery settle both ways first.
+        client.spin_until(lambda: False, 1.0)
         out_dir = tmp_path / "out"
         handle = send_goal(EnrollFace.Goal(face_id=-1, timeout_s=60.0,
                                            output_dir=str(out_dir)))

@@ -69,6 +69,10 @@ def log_lines(path: Path, pattern: str) -> list:
     return [ln for ln in path.read_text(errors="replace").splitlines() if re.search(pattern, ln)]
 
 
+#: Seconds to let DDS discovery settle both ways before the first goal of an action client.
+DISCOVERY_SETTLE_S = 1.0
+
+
 class Client:
     """Camera publishers; subscribers of faces, people and the gallery; the action client."""
 
@@ -147,6 +151,10 @@ class Client:
     def send_goal(self, goal, feedback=None):
         """The goal handle of ``goal`` (accepted or not)."""
         assert self.action.wait_for_server(timeout_sec=30.0), "no enroll_face action server"
+        # wait_for_server sees the server's topics; the server may not see this client's
+        # response reader yet, and then drops the goal response ("failed to send response
+        # (timeout)" in its log): let discovery settle both ways first.
+        self.spin_until(lambda: False, DISCOVERY_SETTLE_S)
         future = self.action.send_goal_async(goal, feedback_callback=feedback)
         assert self.spin_until(future.done, 30.0), "the goal got no answer"
         return future.result()
