@@ -178,11 +178,13 @@ class FaceEngine:
             self._canonical_tensors = (
                 torch.from_numpy(canonical.vertices).to(self.device),
                 pose_weights().to(self.device),
-                torch.from_numpy(canonical.eyeball_centres).to(self.device))
-        can, weights, eyeballs = self._canonical_tensors
+                torch.from_numpy(canonical.eyeball_centres).to(self.device),
+                torch.from_numpy(canonical.gaze_follow).to(self.device),
+                torch.from_numpy(canonical.pose_deformation).to(self.device))
+        can, weights, eyeballs, follow, deformation = self._canonical_tensors
         with torch.inference_mode():
             return solve_faces(landmarks, intrinsics.to(landmarks.device), can, weights,
-                               eyeballs, self.config.iris_diameter_m)
+                               eyeballs, self.config.iris_diameter_m, follow, deformation)
 
     def intrinsics_for(self, image: np.ndarray | torch.Tensor,
                        intrinsics: Optional[CameraIntrinsics]) -> CameraIntrinsics:

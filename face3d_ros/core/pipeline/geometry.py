@@ -30,7 +30,7 @@ frames and batch layout, and :func:`solve_faces` runs them as one pass on the de
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -405,30 +405,20 @@ def deformed_canonical(canonical: torch.Tensor, deformation: torch.Tensor,
     return canonical[None] + torch.einsum("nk,kpc->npc", phi, deformation.to(canonical.dtype))
 
 
-_FOLLOW_CACHE: dict = {}
-_DEFORMATION_CACHE: dict = {}
+_STORED_CACHE: Dict[Tuple[str, str], torch.Tensor] = {}
 
 
-def stored_gaze_follow(device: torch.device | str = "cpu") -> torch.Tensor:
-    """(478, 2, 3) the follow of the stored canonical face
-    (``core/pipeline/data/canonical_face.npz``) on ``device`` (cached)."""
-    key = str(device)
-    if key not in _FOLLOW_CACHE:
+def stored_canonical(field: str, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A measured array of the stored canonical face (``core/pipeline/data/canonical_face.npz``:
+    ``gaze_follow`` (478, 2, 3) or ``pose_deformation`` (NUM_VIEW_FEATURES, 478, 3)) on
+    ``device``, cached: the default of :func:`solve_faces` for callers that pass none (the
+    engine passes its own)."""
+    key = (field, str(device))
+    if key not in _STORED_CACHE:
         from .canonical import load_canonical  # (core.pipeline.canonical imports this module)
 
-        _FOLLOW_CACHE[key] = torch.from_numpy(load_canonical().gaze_follow).to(device)
-    return _FOLLOW_CACHE[key]
-
-
-def stored_pose_deformation(device: torch.device | str = "cpu") -> torch.Tensor:
-    """(NUM_VIEW_FEATURES, 478, 3) the pose deformation of the stored canonical face on
-    ``device`` (cached)."""
-    key = str(device)
-    if key not in _DEFORMATION_CACHE:
-        from .canonical import load_canonical  # (core.pipeline.canonical imports this module)
-
-        _DEFORMATION_CACHE[key] = torch.from_numpy(load_canonical().pose_deformation).to(device)
-    return _DEFORMATION_CACHE[key]
+        _STORED_CACHE[key] = torch.from_numpy(getattr(load_canonical(), field)).to(device)
+    return _STORED_CACHE[key]
 
 
 def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: torch.Tensor,
@@ -456,9 +446,9 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     w = weights.to(dtype)
     eyes = eyeball_centres.to(dtype)
     if gaze_follow is None:
-        gaze_follow = stored_gaze_follow(lm.device)
+        gaze_follow = stored_canonical("gaze_follow", lm.device)
     if pose_deformation is None:
-        pose_deformation = stored_pose_deformation(lm.device)
+        pose_deformation = stored_canonical("pose_deformation", lm.device)
     # The lift is linear in the metric scale (metres per pixel), and so are the fit's
     # translation, scale and residual, while its rotation does not depend on it: fit once at
     # one metre per pixel, then scale.
