@@ -58,8 +58,16 @@ CLOSED_EYE_GAZE_CONFIDENCE_MAX = 0.3
 JAW_OPEN_R_MIN = 0.9
 # brow_up rise from browInnerUp 0 to 1 (facecap raises only the inner brow): measured 0.29.
 BROW_UP_RISE_MIN = 0.15
-# Neutral face, largest coefficient: target <= 0.15; measured 0.54 (mouth_pucker), + 20 %.
+# Neutral face, largest coefficient: target <= 0.15; measured 0.54 (mouth_pucker) against the
+# canonical face, + 20 %; 0.59 (brow_up: facecap's brows sit ~4 mm higher than the neutral
+# faces') since the expression neutral.
 NEUTRAL_MAX = 0.65
+# Neutral face, the mouth's coefficients (pucker, funnel, smile, jaw_open): target <= 0.15;
+# measured 0.27 (mouth_funnel) since the expression neutral (0.54, mouth_pucker, before), + 20 %.
+NEUTRAL_MOUTH_MAX = 0.32
+# mouth_smile_left/right against mouthSmile_L/R over SMILE_WEIGHTS: Pearson r >= 0.9 and
+# monotone (met since the expression neutral: r 0.97 / 0.96; always 0 before).
+SMILE_R_MIN = 0.9
 
 # --------------------------------------------------------------------------------------------
 # The subset
@@ -71,6 +79,8 @@ TURNED_SET = (("lps", -60.0), ("lps", 60.0), ("facecap", -60.0), ("facecap", 60.
               ("facecap", -75.0), ("facecap", 75.0))
 GAZE_EYES = tuple((y, p) for y in (-20, 0, 20) for p in (-15, 0, 15))  # facecap, head yaw 0
 JAW_WEIGHTS = (0.0, 0.5, 1.0)
+SMILE_WEIGHTS = (0.0, 0.5, 1.0)
+MOUTH = ("mouth_pucker", "mouth_funnel", "mouth_smile_left", "mouth_smile_right", "jaw_open")
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +218,23 @@ def test_jaw_open_monotone(acc, heads):
     assert fit["r"] >= JAW_OPEN_R_MIN
 
 
+@pytest.mark.parametrize("blend, coef, other", [
+    ("mouthSmile_L", "mouth_smile_left", "mouth_smile_right"),
+    ("mouthSmile_R", "mouth_smile_right", "mouth_smile_left")])
+def test_smile_follows_the_weight(acc, heads, blend, coef, other):
+    """mouth_smile_* rises with the mouthSmile weight of its own side (it read 0 throughout
+    while measured against the canonical face, whose mouth is half a smile)."""
+    samples = [_found(acc, A.Spec("facecap", blend=((blend, w),) if w else ()))
+               for w in SMILE_WEIGHTS]
+    values = [s.reading.expression[coef] for s in samples]
+    fit = A.expression_curve(SMILE_WEIGHTS, values)
+    print(f"\n{coef} at {blend} {SMILE_WEIGHTS}: {np.round(values, 3).tolist()}, r "
+          f"{fit['r']:.3f}, monotone {fit['monotone']}; {other} at 1: "
+          f"{samples[-1].reading.expression[other]:.3f} (r min {SMILE_R_MIN})")
+    assert fit["monotone"] and fit["r"] >= SMILE_R_MIN
+    assert samples[-1].reading.expression[other] < values[-1]  # sides not swapped
+
+
 def test_brow_up_rises_with_the_brows(acc, heads):
     """brow_up rises when browInnerUp lifts the brows (it fell while the brows came from the
     edge of the iris network's eye crop: r -0.94)."""
@@ -224,3 +251,6 @@ def test_neutral_face_coefficients(acc, heads):
     print("\nneutral: " + ", ".join(f"{k} {v:.2f}" for k, v in expr.items())
           + f"; max {name} {expr[name]:.2f} (limit {NEUTRAL_MAX})")
     assert expr[name] <= NEUTRAL_MAX
+    mouth = max(MOUTH, key=expr.get)
+    print(f"neutral mouth: max {mouth} {expr[mouth]:.2f} (limit {NEUTRAL_MOUTH_MAX})")
+    assert expr[mouth] <= NEUTRAL_MOUTH_MAX

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from face3d_ros.core.pipeline.canonical import load_canonical
-from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES, expression_coefficients
+from face3d_ros.core.pipeline.expression import (EXPRESSION_NAMES, EYE_MEASURES, MEASURE_NAMES,
+                                                 expression_coefficients, measures)
 
 
 def test_stored_canonical_matches_a_rebuild():
@@ -23,6 +24,7 @@ def test_stored_canonical_matches_a_rebuild():
     assert np.abs(rebuilt.pose_deformation).max() > 1e-3  # measured, not the zeros default
     assert np.abs(rebuilt.pose_deformation - stored.pose_deformation).max() < 1e-4  # 0.1 mm
     assert np.array_equal(rebuilt.mirror, stored.mirror)
+    assert np.abs(rebuilt.expression_neutral - stored.expression_neutral).max() < 1e-4
 
 
 def test_gaze_follow_is_symmetric_and_where_measured():
@@ -53,13 +55,43 @@ def test_canonical_is_metric_symmetric_and_frontal():
     assert can.uv.min() >= 0.0 and can.uv.max() <= 1.0
 
 
-def coefficients(points):
-    return dict(zip(EXPRESSION_NAMES, expression_coefficients(points[None])[0]))
+def coefficients(points, neutral=None):
+    """Coefficients of ``points`` against ``neutral`` (default: the canonical face itself, so
+    that a change of the canonical shape is the only expression)."""
+    if neutral is None:
+        neutral = load_canonical().vertices.astype(np.float64)
+    return dict(zip(EXPRESSION_NAMES, expression_coefficients(points[None], neutral)[0]))
 
 
-def test_neutral_face_has_no_expression():
-    c = coefficients(load_canonical().vertices.astype(np.float64))
-    assert max(c.values()) < 1e-6
+def test_a_face_measured_against_itself_has_no_expression():
+    can = load_canonical().vertices.astype(np.float64)
+    assert max(coefficients(can).values()) < 1e-6
+
+
+def test_expression_neutral_is_symmetric_with_the_canonical_eyes_and_a_relaxed_mouth():
+    """The stored expression neutral: the canonical face's eyes, a closed relaxed mouth (the
+    canonical's own mouth is half a smile, open: one of its portraits smiles)."""
+    can = load_canonical()
+    neutral = dict(zip(MEASURE_NAMES, can.expression_neutral))
+    own = {k: float(v[0]) for k, v in measures(can.vertices.astype(np.float64)[None]).items()}
+    for name in EYE_MEASURES:
+        assert neutral[name] == pytest.approx(own[name], abs=1e-9)
+    for name in MEASURE_NAMES:
+        if name.endswith("_right"):
+            assert neutral[name] == neutral[name.replace("_right", "_left")]
+    # Narrower, closed and less raised at the corners than the canonical's mouth.
+    assert neutral["width"] < 0.95 * own["width"] and neutral["gap"] < 0.6 * own["gap"]
+    assert neutral["rise_left"] < 0.6 * own["rise_left"]
+    # So the canonical face, read against the neutral, smiles and opens its mouth a little,
+    # and reads no pucker.
+    c = dict(zip(EXPRESSION_NAMES, expression_coefficients(
+        can.vertices.astype(np.float64)[None])[0]))
+    print(f"\ncanonical against the expression neutral: "
+          f"{ {k: round(float(v), 2) for k, v in c.items() if v > 0} }")
+    assert c["mouth_smile_left"] > 0.3 and c["mouth_smile_right"] > 0.3
+    assert c["jaw_open"] > 0.1 and c["mouth_pucker"] == 0.0
+    assert max(c[n] for n in ("eye_blink_left", "eye_blink_right", "eye_wide_left",
+                              "eye_wide_right")) == 0.0
 
 
 def test_expressions_respond_to_the_right_motion():
@@ -88,3 +120,5 @@ def test_expressions_do_not_depend_on_scale():
     jaw[[14, 17]] -= [0, 0, 0.01]
     assert expression_coefficients(jaw[None]) == pytest.approx(
         expression_coefficients(2.5 * jaw[None]), abs=1e-6)
+    assert expression_coefficients(jaw[None], can) == pytest.approx(
+        expression_coefficients(2.5 * jaw[None], 0.5 * can), abs=1e-6)

@@ -121,8 +121,7 @@ def test_running_identity_converges_and_stops_flicker(engine, astronaut_rgb):
     frames = engine.process_batch([_jittered(astronaut_rgb, k) for k in range(10)])
     obs = [E.face_frame_points(f.faces[0]) for f in frames]
     fusion = idn.RunningIdentity(forgetting=0.05)
-    updates = [fusion.update(x, coefficients=f.faces[0].expression.values)
-               for x, f in zip(obs, frames)]
+    updates = [fusion.update(x) for x in obs]
     assert updates[-1].frames == 10
     id_steps = [_rms_mm(b.identity, a.identity) for a, b in zip(updates, updates[1:])]
     raw = [_rms_mm(b, a) for a, b in zip(obs, obs[1:])]
@@ -137,7 +136,7 @@ def test_running_identity_converges_and_stops_flicker(engine, astronaut_rgb):
     print(f"mesh flicker frames 5-10: raw {np.mean(raw_flicker):.3f} mm, fused output "
           f"{np.mean(out_flicker):.3f} mm")
     # The identity approaches the batch estimate of all ten frames as frames accumulate.
-    neutral = [idn.neutralize(x, f.faces[0].expression.values)[0] for x, f in zip(obs, frames)]
+    neutral = [idn.neutralize(x)[0] for x in obs]
     batch = E.fuse_shapes(np.stack([idn.align(n, ref) for n in neutral]), np.ones((10, 478)))
     err = [_rms_mm(u.identity, batch) for u in updates]
     print("identity to the 10-frame batch estimate (mm): " + ", ".join(f"{e:.3f}" for e in err))

@@ -78,7 +78,7 @@ def _running(sequence, model):
     running = idn.RunningIdentity()
     out = []
     for f in sequence:
-        running.update(E.face_frame_points(f), coefficients=np.asarray(f.expression.values))
+        running.update(E.face_frame_points(f))
         out.append(idn.shape_distance(running.identity, model.vertices))
     return out
 
@@ -112,8 +112,8 @@ def test_measured_distances_separate_the_two_people(people):
 
 
 def _feed(reid, track_id, sequence):
-    return [reid.update(track_id, E.face_frame_points(f), f.head_pose.yaw, f.head_pose.pitch,
-                        np.asarray(f.expression.values)) for f in sequence]
+    return [reid.update(track_id, E.face_frame_points(f), f.head_pose.yaw, f.head_pose.pitch)
+            for f in sequence]
 
 
 def test_astronaut_recognised_after_a_few_frames(people):

@@ -160,8 +160,7 @@ class Gallery:
                 continue
             pose = face.head_pose
             pts = (np.asarray(face.landmarks_3d, np.float64) - pose.translation) @ pose.rotation
-            m = self.reid.update(face.track_id, pts, pose.yaw, pose.pitch,
-                                 np.asarray(face.expression.values))
+            m = self.reid.update(face.track_id, pts, pose.yaw, pose.pitch)
             if m.known:
                 other = next((j for j, o in matches.items() if o.person_id == m.person_id),
                              None)

@@ -20,7 +20,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 
@@ -33,9 +33,9 @@ log = logging.getLogger("face3d-express")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def points_from_json(path: Path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """(478, 3) face-frame points (m) and the expression values of the largest face with
-    landmarks in a face3d-infer JSON file. Raises ValueError saying what is missing."""
+def points_from_json(path: Path) -> np.ndarray:
+    """(478, 3) face-frame points (m) of the largest face with landmarks in a face3d-infer JSON
+    file. Raises ValueError saying what is missing."""
     data = json.loads(Path(path).read_text())
     for image in data.get("images", []):
         faces = [f for f in image.get("faces", []) if "landmarks_3d" in f]
@@ -45,18 +45,12 @@ def points_from_json(path: Path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         pts = np.asarray(face["landmarks_3d"], dtype=np.float64)
         rot = np.asarray(face["head_pose"]["rotation"], dtype=np.float64)
         t = np.asarray(face["head_pose"]["translation"], dtype=np.float64)
-        from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES
-
-        expr = face.get("expression", {})
-        values = np.array([expr[n] for n in EXPRESSION_NAMES]) if all(
-            n in expr for n in EXPRESSION_NAMES) else None
-        return (pts - t) @ rot, values
+        return (pts - t) @ rot
     raise ValueError(f"{path}: no face with landmarks; run face3d-infer without --no-landmarks")
 
 
-def points_from_image(path: Path, device: str, model_dir: Optional[str]
-                      ) -> Tuple[np.ndarray, np.ndarray]:
-    """Face-frame points (478, 3) m and expression values of the largest face in an image."""
+def points_from_image(path: Path, device: str, model_dir: Optional[str]) -> np.ndarray:
+    """Face-frame points (478, 3) m of the largest face in an image."""
     from face3d_ros.core.config import EngineConfig
     from face3d_ros.core.pipeline.engine import FaceEngine
     from face3d_ros.core.people.enrollment import face_frame_points, largest_face
@@ -67,7 +61,7 @@ def points_from_image(path: Path, device: str, model_dir: Optional[str]
     face = largest_face(engine.process(image).faces)
     if face is None:
         raise ValueError(f"{path}: no face found; use a photo where the face is visible")
-    return face_frame_points(face), np.asarray(face.expression.values)
+    return face_frame_points(face)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,9 +101,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         if args.source.suffix.lower() == ".json":
-            points, coeffs = points_from_json(args.source)
+            points = points_from_json(args.source)
         elif args.source.suffix.lower() in IMAGE_SUFFIXES:
-            points, coeffs = points_from_image(args.source, args.device, args.model_dir)
+            points = points_from_image(args.source, args.device, args.model_dir)
         else:
             raise ValueError(f"{args.source}: give an image (PNG, JPEG, ...) or a face3d-infer "
                              "JSON file")
@@ -117,7 +111,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         log.error("%s", exc)
         return 1
     src_id = (source_model.vertices.astype(np.float64) if source_model is not None
-              else neutralize(points, coeffs)[0])
+              else neutralize(points)[0])
     disp = split(points, src_id)
     tgt_id = target.vertices.astype(np.float64)
     moved = transfer(disp, src_id, tgt_id, per_region=not args.no_region_scaling)

@@ -18,7 +18,10 @@ the line of sight from the facing head, in depth from the head turned by ``DEPTH
 Renders of both heads turned by ``DEFORM_POSES`` and ``FRAME_POSES`` measure how the mesh
 network deforms a face with the direction it is seen from
 (``core.pipeline.canonical.pose_deformation_from_renders``), which the head pose fit then allows
-for.
+for. The expression neutral takes the mouth and brow measures from neutral faces
+(``NEUTRAL_SOURCES``: the head scan facing the camera and the Grace Hopper portrait, with its
+mirror image), the eye measures from the canonical face
+(``core.pipeline.canonical.expression_neutral_from``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import List, Optional
 import numpy as np
 
 from face3d_ros.core.pipeline.canonical import (DATA_FILE, CanonicalFace, build_canonical,
+                                                expression_neutral_from,
                                                 eyeballs_from_truth, follow_from_renders,
                                                 frame_pitch, pose_deformation_from_renders,
                                                 save_canonical, with_frame)
@@ -39,7 +43,14 @@ from face3d_ros.core.types import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 SOURCES = ("shape: skimage.data.astronaut, matplotlib sample grace_hopper.jpg (and their mirror "
            "images); frame pitch, eyeball centres, gaze follow and pose deformation: renders of "
            "the Lee Perry-Smith head scan (CC BY 3.0) and the facecap head (Face Cap, Niels "
-           "Jansson)")
+           "Jansson); expression neutral (mouth, brows): the head scan facing the camera and "
+           "the Grace Hopper portrait")
+#: The neutral faces of the expression neutral's mouth and brow measures: the Lee Perry-Smith
+#: scan facing the camera (eyes closed, mouth relaxed) and the Grace Hopper portrait (and its
+#: mirror image; ``portrait_images`` indices). The astronaut portrait smiles with her mouth
+#: open: she is in the canonical shape, not here. The facecap head, on which face3d-accuracy
+#: scores the expressions, is in neither.
+NEUTRAL_PORTRAITS = (1, 3)
 
 #: Head poses (yaw, pitch) of the frame calibration renders, degrees; both heads.
 FRAME_POSES = [(y, p) for y in (-20, 0, 20) for p in (-15, 0, 15)]
@@ -181,6 +192,42 @@ def _renders(head_name: str, poses, heads: Optional[str]):
         yield hr.render(head, cam, rot, t, **eyes)
 
 
+def _face_frame(engine, face: CanonicalFace, landmarks: np.ndarray, intrinsics) -> np.ndarray:
+    """(478, 3) the landmarks (478, 3) px of one face in the frame of ``face``'s head pose fit
+    (as the engine measures expressions: pose removed, scale divided out)."""
+    import torch
+
+    from face3d_ros.core.pipeline.geometry import pose_weights, solve_faces
+
+    k = intrinsics
+    geo = solve_faces(torch.from_numpy(landmarks[None]),
+                      torch.tensor([[k.fx, k.fy, k.cx, k.cy]], dtype=torch.float64),
+                      torch.from_numpy(face.vertices), pose_weights(),
+                      torch.from_numpy(face.eyeball_centres), engine.config.iris_diameter_m,
+                      torch.from_numpy(face.gaze_follow), torch.from_numpy(face.pose_deformation))
+    pts, t = geo.points[0].numpy(), geo.translation[0].numpy()
+    return (pts - t) @ geo.rotation[0].numpy() / float(geo.scale[0])
+
+
+def _expression_neutral(engine, face: CanonicalFace, frame_renders, frame_landmarks
+                        ) -> np.ndarray:
+    """The expression neutral of ``face`` (its own eye measures; the mouth and brows of the
+    head scan facing the camera, among the frame renders, and of ``NEUTRAL_PORTRAITS``)."""
+    from face3d_ros.core.types import CameraIntrinsics
+
+    faces = [_face_frame(engine, face, lm, truth.intrinsics)
+             for lm, (_, truth) in zip(frame_landmarks, frame_renders)
+             if truth.head == "lps" and abs(truth.yaw) < 1e-6 and abs(truth.pitch) < 1e-6]
+    if len(faces) != 1:
+        raise RuntimeError(f"expected one frontal head scan render, found {len(faces)}")
+    images = portrait_images()
+    for i in NEUTRAL_PORTRAITS:
+        h, w = images[i].shape[:2]
+        faces.append(_face_frame(engine, face, _landmarks(engine, images[i], refine=True),
+                                 CameraIntrinsics.from_fov(w, h, engine.config.default_hfov_deg)))
+    return expression_neutral_from(face.vertices, np.stack(faces))
+
+
 def _pose_deformation(engine, face: CanonicalFace, frame_renders, frame_landmarks,
                       heads: Optional[str]) -> np.ndarray:
     """The pose deformation of ``face`` (``core.pipeline.canonical.
@@ -238,7 +285,9 @@ def make(model_dir: Optional[str] = None, heads: Optional[str] = None) -> Canoni
     turned_lm = [_landmarks(engine, im, refine=True) for im, _ in turned]
     eyes = _eyeballs(with_frame(framed, 0.0, eyes), turned_lm, turned, depth_only=eyes)
     deformation = _pose_deformation(engine, framed, renders, frame_lm, heads)
-    return with_frame(shape, pitch, eyes, framed.gaze_follow, deformation)
+    final = with_frame(shape, pitch, eyes, framed.gaze_follow, deformation)
+    return with_frame(final, 0.0, eyes, final.gaze_follow, deformation,
+                      _expression_neutral(engine, final, renders, frame_lm))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -46,7 +46,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .identity import align, face_size, neutralize
+from .identity import align, canonical_coefficients, face_size, neutralize
 from .model_io import FaceModel
 from ..pipeline.expression import EXPRESSION_NAMES, expression_coefficients
 from ..pipeline.topology import load_topology
@@ -468,7 +468,8 @@ def enroll(views: Sequence[EnrollmentView], name: str = "face", face_id: int = -
     size = float(np.exp((sw * np.log([face_size(x) for x in local])).sum() / sw.sum()))
     reliability = np.array([view_reliability(v.face) for v in views])
     weights = weights * reliability[:, None]
-    coeffs = [neutral_coefficients(v.face.expression.values) for v in views]
+    # Measured against the canonical face, towards which the expression is taken off.
+    coeffs = [neutral_coefficients(canonical_coefficients(x)) for x in local]
     neutral = neutralize_views(local, weights, coeffs)
     ident, _ = fuse_aligned(neutral, weights, size)
     shapes = np.stack([align(x, ident) for x in local])

@@ -196,10 +196,21 @@ def expression_of(shape: np.ndarray, identity: Optional[np.ndarray] = None
                   ) -> Dict[str, float]:
     """Named expression coefficients (``core.pipeline.expression``) of a face-frame shape (478, 3),
     measured against ``identity`` (the person's neutral shape) when given, else against the
-    canonical (average) face."""
-    neutral = None if identity is None else _check_shape("identity", identity)
-    values = expression_coefficients(_check_shape("shape", shape)[None], neutral)[0]
+    canonical (average) face (:func:`canonical_coefficients`)."""
+    x = _check_shape("shape", shape)
+    values = (canonical_coefficients(x) if identity is None
+              else expression_coefficients(x[None], _check_shape("identity", identity))[0])
     return {n: float(v) for n, v in zip(EXPRESSION_NAMES, values)}
+
+
+def canonical_coefficients(face_points: np.ndarray) -> np.ndarray:
+    """(K,) expression coefficients (``EXPRESSION_NAMES`` order) of a face-frame shape
+    (478, 3) measured against the canonical face: the reference :func:`neutralize` takes the
+    expression off towards. (The engine publishes coefficients measured against the
+    expression neutral, whose mouth is relaxed and closed; the canonical face's is half a
+    smile, so those would not match the displacement removed here.)"""
+    can = load_canonical().vertices.astype(np.float64)
+    return expression_coefficients(_check_shape("face_points", face_points)[None], can)[0]
 
 
 def expression_gates(coefficients: np.ndarray) -> Dict[str, float]:
@@ -239,11 +250,14 @@ def neutralize(face_points: np.ndarray, coefficients: Optional[np.ndarray] = Non
     coefficients, computed from the points when None); elsewhere the shape is identity.
     reference: (478, 3) the person's own neutral shape, in the observation's frame (e.g. the
     other views of an enrolment); None: :func:`neutral_reference`, the canonical face fitted
-    to the observation. The coefficients should be measured against the same reference.
+    to the observation. The coefficients must be measured against the same reference
+    (:func:`canonical_coefficients` for None; computed so when None), not the ones the engine
+    publishes.
     """
     x = _check_shape("face_points", face_points)
     if coefficients is None:
-        coefficients = expression_coefficients(x[None], reference)[0]
+        coefficients = (canonical_coefficients(x) if reference is None else
+                        expression_coefficients(x[None], _check_shape("reference", reference))[0])
     gates = expression_gates(coefficients)
     masks = region_masks()
     amount = np.zeros(NUM_LANDMARKS)
@@ -309,14 +323,15 @@ class RunningIdentity:
         """(478, 3) m, the current identity estimate (None before the first frame)."""
         return None if self._mean is None else self._mean.copy()
 
-    def update(self, face_points: np.ndarray, weights: Optional[np.ndarray] = None,
-               coefficients: Optional[np.ndarray] = None) -> IdentityUpdate:
-        """Fuse one observation (478, 3) m; weights: (478,) per-vertex visibility in [0, 1]."""
+    def update(self, face_points: np.ndarray, weights: Optional[np.ndarray] = None
+               ) -> IdentityUpdate:
+        """Fuse one observation (478, 3) m; weights: (478,) per-vertex visibility in [0, 1].
+        Its expression is measured from the points (:func:`neutralize`)."""
         x = _check_shape("face_points", face_points)
         w = np.ones(NUM_LANDMARKS) if weights is None else np.clip(
             np.asarray(weights, dtype=np.float64).reshape(NUM_LANDMARKS), 0.0, 1.0)
         if self._mean is None:
-            neutral, _ = neutralize(x, coefficients)
+            neutral, _ = neutralize(x)
             self._mean = neutral
             self._noise = np.full(NUM_LANDMARKS, np.inf)  # set by the second frame
             self._wsum = w.copy()
@@ -327,7 +342,7 @@ class RunningIdentity:
             return IdentityUpdate(self._mean.copy(), disp, x.copy(), 1)
         assert self._noise is not None and self._wsum is not None and self._disp is not None
         aligned = align(x, self._mean)
-        neutral, _ = neutralize(aligned, coefficients)
+        neutral, _ = neutralize(aligned)
         r = neutral - self._mean
         rn = np.linalg.norm(r, axis=-1)
         if self.frames == 1:  # first residuals: the noise level (robust to single outliers)
@@ -484,20 +499,18 @@ class Reidentifier:
         return Match(best_id, self._names[self._ids.index(best_id)], best, second, frames, True)
 
     def update(self, track_id: int, face_points: np.ndarray, yaw_deg: float = 0.0,
-               pitch_deg: float = 0.0,
-               coefficients: Optional[np.ndarray] = None) -> Match:
+               pitch_deg: float = 0.0) -> Match:
         """Fuse one frame of track ``track_id`` (>= 0) and answer who it is.
 
         face_points: (478, 3) m in the face frame, ``(landmarks_3d - t) @ R``. yaw_deg,
-        pitch_deg: the head angles (degrees). coefficients: the frame's expression
-        coefficients (``EXPRESSION_NAMES`` order), computed from the points when None.
+        pitch_deg: the head angles (degrees).
         """
         running = self._tracks.get(track_id)
         if running is None:
             running = self._tracks[track_id] = RunningIdentity()
         turned = max(abs(float(yaw_deg)), abs(float(pitch_deg))) > self.max_angle_deg
         if not turned or running.identity is None:
-            running.update(face_points, coefficients=coefficients)
+            running.update(face_points)
         elif track_id in self._last:
             return self._last[track_id]
         identity = running.identity

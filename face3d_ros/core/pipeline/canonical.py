@@ -23,11 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
+from .expression import EYE_MEASURES, MEASURE_NAMES, neutral_measures
 from .geometry import (EYEBALL_TO_IRIS_M, FOLLOW_SOURCE, NUM_VIEW_FEATURES, anatomical_frame,
                        iris_diameter_px, lift_to_metric, pose_weights, view_direction,
                        view_features, weighted_umeyama)
@@ -45,7 +46,9 @@ class CanonicalFace:
     landmark's x, y px and relative depth px per x, y px of its iris's displacement from
     straight ahead (``geometry.eye_fit``); zeros until measured. pose_deformation:
     (NUM_VIEW_FEATURES, 478, 3) metres, the mesh network's deformation of the face per feature
-    of the view direction (``geometry.deformed_canonical``); zeros until measured."""
+    of the view direction (``geometry.deformed_canonical``); zeros until measured.
+    expression_neutral: (len(expression.MEASURE_NAMES),) the expression measures of a neutral
+    face (:func:`expression_neutral_from`); None: those of ``vertices``."""
 
     vertices: np.ndarray
     mirror: np.ndarray
@@ -55,6 +58,22 @@ class CanonicalFace:
         default_factory=lambda: np.zeros((NUM_LANDMARKS, 2, 3), np.float32))
     pose_deformation: np.ndarray = field(
         default_factory=lambda: np.zeros((NUM_VIEW_FEATURES, NUM_LANDMARKS, 3), np.float32))
+    expression_neutral: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.expression_neutral is None:
+            object.__setattr__(self, "expression_neutral",
+                               neutral_measures(self.vertices.astype(np.float64)[None]))
+
+
+def expression_neutral_from(vertices: np.ndarray, neutral_faces: np.ndarray) -> np.ndarray:
+    """(len(MEASURE_NAMES),) the expression neutral (``expression``): the measures of the eyes
+    (``EYE_MEASURES``) of the canonical ``vertices`` (478, 3), those of the mouth and brows of
+    ``neutral_faces`` (N, 478, 3) in the canonical face's frame, each made left/right
+    symmetric."""
+    eyes = neutral_measures(np.asarray(vertices, np.float64)[None])
+    rest = neutral_measures(neutral_faces)
+    return np.where([n in EYE_MEASURES for n in MEASURE_NAMES], eyes, rest)
 
 
 def _uv_from_vertices(vertices: np.ndarray, margin: float = 0.02) -> np.ndarray:
@@ -237,26 +256,31 @@ def build_canonical(landmark_sets: Sequence[np.ndarray],
 def with_frame(face: CanonicalFace, pitch_deg: float = 0.0,
                eyeball_centres: np.ndarray | None = None,
                gaze_follow: np.ndarray | None = None,
-               pose_deformation: np.ndarray | None = None) -> CanonicalFace:
+               pose_deformation: np.ndarray | None = None,
+               expression_neutral: np.ndarray | None = None) -> CanonicalFace:
     """``face`` turned by ``pitch_deg`` about its y axis (see :func:`frame_pitch`), with the
     given (2, 3) eyeball centres in the turned frame (else the anatomical ones), the given
     gaze follow (else ``face``'s; it is in image terms and does not turn) and the given pose
-    deformation in the turned frame (else ``face``'s, measured in the frame it is given in)."""
+    deformation in the turned frame (else ``face``'s, measured in the frame it is given in) and
+    the given expression neutral (else that of the turned vertices)."""
     v = (face.vertices.astype(np.float64) @ pitch_rotation(pitch_deg).T).astype(np.float32)
     eyes = _eyeballs(v) if eyeball_centres is None else np.asarray(eyeball_centres)
     follow = face.gaze_follow if gaze_follow is None else np.asarray(gaze_follow, np.float32)
     deform = (face.pose_deformation if pose_deformation is None
               else np.asarray(pose_deformation, np.float32))
     return CanonicalFace(vertices=v, mirror=face.mirror, eyeball_centres=eyes.astype(np.float32),
-                         uv=_uv_from_vertices(v), gaze_follow=follow, pose_deformation=deform)
+                         uv=_uv_from_vertices(v), gaze_follow=follow, pose_deformation=deform,
+                         expression_neutral=expression_neutral)
 
 
 def save_canonical(face: CanonicalFace, path: Path = DATA_FILE, source: str = "") -> None:
     """Write ``face`` to an .npz file (vertices, mirror, eyeball centres, gaze follow, pose
-    deformation; UVs are derived)."""
+    deformation, expression neutral with its measure names; UVs are derived)."""
     np.savez(path, vertices=face.vertices, mirror=face.mirror,
              eyeball_centres=face.eyeball_centres, gaze_follow=face.gaze_follow,
-             pose_deformation=face.pose_deformation, source=np.array(source))
+             pose_deformation=face.pose_deformation,
+             expression_neutral=face.expression_neutral,
+             expression_measures=np.array(MEASURE_NAMES), source=np.array(source))
 
 
 @lru_cache(maxsize=4)
@@ -276,6 +300,14 @@ def load_canonical(path: Path = DATA_FILE) -> CanonicalFace:
         deform = (data["pose_deformation"].astype(np.float32)
                   if "pose_deformation" in data.files
                   else np.zeros((NUM_VIEW_FEATURES, NUM_LANDMARKS, 3), np.float32))
+        neutral = None
+        if "expression_neutral" in data.files:
+            names = tuple(str(n) for n in data["expression_measures"])
+            if names != MEASURE_NAMES:
+                raise ValueError(f"{path}: expression_neutral measures {names} are not "
+                                 f"{MEASURE_NAMES}; rebuild it with "
+                                 "'python -m face3d_ros.tools.make_canonical'")
+            neutral = data["expression_neutral"].astype(np.float64)
     if vertices.shape != (NUM_LANDMARKS, 3) or mirror.shape != (NUM_LANDMARKS,):
         raise ValueError(f"{path}: expected vertices (478, 3) and mirror (478,), got "
                          f"{vertices.shape} and {mirror.shape}")
@@ -286,4 +318,4 @@ def load_canonical(path: Path = DATA_FILE) -> CanonicalFace:
                          f"{deform.shape}")
     return CanonicalFace(vertices=vertices, mirror=mirror, eyeball_centres=eyes,
                          uv=_uv_from_vertices(vertices), gaze_follow=follow,
-                         pose_deformation=deform)
+                         pose_deformation=deform, expression_neutral=neutral)

@@ -1,8 +1,16 @@
 """Named expression coefficients from metric landmarks, invariant to distance and head turn.
 
 Each coefficient is a geometric measure taken in the face frame (pose removed, size divided by
-the inter-ocular distance), compared with the same measure on the canonical neutral face and
-mapped to [0, 1] by a documented span: 0 is the neutral face, 1 a full expression.
+the inter-ocular distance), compared with the same measure on a neutral face and mapped to
+[0, 1] by a documented span: 0 is the neutral face, 1 a full expression.
+
+The neutral face is the person's own when known (their enrolled identity), else the stored
+*expression neutral* (``canonical.CanonicalFace.expression_neutral``): the measures of the
+eyes (:data:`EYE_MEASURES`) taken on the canonical face (portraits with open eyes), those of
+the mouth and brows on neutral faces (a head scan and a portrait with a relaxed, closed mouth;
+``tools.make_canonical``). The canonical face itself is not neutral there: one of its two
+portraits smiles with her mouth open, so against it a relaxed mouth read as puckered and a
+smile as nothing.
 
 | name | measure (face frame, / inter-ocular distance) | span for 1.0 |
 |---|---|---|
@@ -49,8 +57,18 @@ _UPPER_LIP, _LOWER_LIP = 0, 17
 _NOSE_TIP = 1
 
 
-def _measures(local: np.ndarray) -> Dict[str, np.ndarray]:
-    """Raw measures of (N, 478, 3) face-frame points; each (N,), unitless."""
+#: The raw measures (:func:`measures`), in the order of the stored expression neutral.
+MEASURE_NAMES: Tuple[str, ...] = (
+    "open_right", "brow_right", "rise_right", "out_right", "cheek_right",
+    "open_left", "brow_left", "rise_left", "out_left", "cheek_left",
+    "gap", "width", "protrusion")
+#: Measures of the eyes: the expression neutral takes them from faces with open eyes.
+EYE_MEASURES: Tuple[str, ...] = ("open_right", "cheek_right", "open_left", "cheek_left")
+
+
+def measures(local: np.ndarray) -> Dict[str, np.ndarray]:
+    """Raw measures (:data:`MEASURE_NAMES`) of (N, 478, 3) face-frame points; each (N,),
+    unitless."""
     eye_c = {s: 0.5 * (local[:, o] + local[:, i]) for s, (o, i) in _EYE.items()}
     openness = eye_openness(torch.from_numpy(local)).numpy()  # (N, 2) right, left
     iod = np.linalg.norm(eye_c["left"] - eye_c["right"], axis=-1)
@@ -71,12 +89,22 @@ def _measures(local: np.ndarray) -> Dict[str, np.ndarray]:
     return m
 
 
+def neutral_measures(faces: np.ndarray) -> np.ndarray:
+    """(len(MEASURE_NAMES),) the mean measures of (N, 478, 3) face-frame shapes, made
+    left/right symmetric (each sided measure the mean of its two sides)."""
+    m = {k: float(np.mean(v)) for k, v in measures(np.asarray(faces, np.float64)).items()}
+    for name in MEASURE_NAMES:
+        if name.endswith("_right"):
+            base = name[:-len("_right")]
+            m[name] = m[base + "_left"] = 0.5 * (m[name] + m[base + "_left"])
+    return np.array([m[name] for name in MEASURE_NAMES])
+
+
 @lru_cache(maxsize=1)
 def _neutral() -> Dict[str, float]:
     from .canonical import load_canonical
 
-    can = load_canonical().vertices.astype(np.float64)[None]
-    return {k: float(v[0]) for k, v in _measures(can).items()}
+    return dict(zip(MEASURE_NAMES, load_canonical().expression_neutral.tolist()))
 
 
 def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = None
@@ -85,13 +113,13 @@ def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = N
 
     local: (N, 478, 3) landmarks in the face frame (pose removed), any uniform scale.
     neutral: (478, 3) the person's own neutral face (their enrolled identity) to measure
-    against; None uses the canonical face, i.e. an average person.
+    against; None uses the stored expression neutral, an average person's.
     """
-    m = _measures(np.asarray(local, dtype=np.float64))
+    m = measures(np.asarray(local, dtype=np.float64))
     if neutral is None:
         n = _neutral()
     else:
-        ref = _measures(np.asarray(neutral, dtype=np.float64).reshape(1, -1, 3))
+        ref = measures(np.asarray(neutral, dtype=np.float64).reshape(1, -1, 3))
         n = {k: float(v[0]) for k, v in ref.items()}
 
     def ramp(x: np.ndarray, span: float) -> np.ndarray:
