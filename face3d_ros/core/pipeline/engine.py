@@ -291,13 +291,16 @@ class FaceEngine:
                     lm_host = batch.landmarks.float().cpu().numpy()
                     rois = [roi_from_landmarks(lm) for lm in lm_host]
                     batch = self.landmarks(tensors, image_index, rois)
+            # Only the faces whose face flag passes get their geometry.
             keep = (batch.presence >= self.config.min_presence).cpu().numpy()
+            kept = np.flatnonzero(keep)
+            rows = torch.from_numpy(kept).to(batch.landmarks.device)
+            image_index = [image_index[j] for j in kept]
             with self.stage(timings, "geometry"):
-                faces = self.build_faces(batch.landmarks, batch.presence,
-                                         [intr[i] for i in image_index], rois,
-                                         [d.score for d in flat], [-1] * len(flat))
-            faces = [f for f, k in zip(faces, keep) if k]
-            image_index = [i for i, k in zip(image_index, keep) if k]
+                faces = self.build_faces(batch.landmarks[rows], batch.presence[rows],
+                                         [intr[i] for i in image_index],
+                                         [rois[j] for j in kept], [flat[j].score for j in kept],
+                                         [-1] * len(kept))
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         return [FrameResult(faces=tuple(f for f, i in zip(faces, image_index) if i == j),
                             image_size=(int(t.shape[2]), int(t.shape[1])), intrinsics=intr[j],

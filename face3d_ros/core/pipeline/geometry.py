@@ -149,13 +149,16 @@ def iris_diameter_px(landmarks: torch.Tensor) -> torch.Tensor:
 
 
 def ray_rotation(ray: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 3) the smallest rotation taking the camera z axis onto unit rays (N, 3)."""
+    """(N, 3, 3) the smallest rotation taking the camera z axis onto unit rays (N, 3).
+
+    Rodrigues' formula about z x ray, written out: with k = 1 / (1 + z),
+    [[1 - k x^2, -k x y, x], [-k x y, 1 - k y^2, y], [-x, -y, z]] (one stack rather than a
+    matrix product: this runs several times per face on the CPU)."""
     x, y, z = ray.unbind(-1)
-    zero = torch.zeros_like(x)
-    vx = torch.stack((torch.stack((zero, zero, x), -1), torch.stack((zero, zero, y), -1),
-                      torch.stack((-x, -y, zero), -1)), dim=-2)  # [z x ray]_x
-    eye = torch.eye(3, dtype=ray.dtype, device=ray.device).expand_as(vx)
-    return eye + vx + (vx @ vx) / (1.0 + z)[:, None, None]
+    k = 1.0 / (1.0 + z)
+    kxy = -k * x * y
+    return torch.stack((1.0 - k * x * x, kxy, x, kxy, 1.0 - k * y * y, y, -x, -y, z),
+                       dim=-1).reshape(ray.shape[:-1] + (3, 3))
 
 
 def lift_to_metric(landmarks: torch.Tensor, intrinsics: torch.Tensor,
@@ -197,33 +200,37 @@ def anatomical_frame(points: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return torch.stack((x, y, z), dim=-1), origin
 
 
-def weighted_umeyama(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor
+def weighted_umeyama(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor,
+                     residual: bool = True
                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Similarity transform dst ~ s R src + t minimising the weighted squared error.
 
     src: (P, 3) or (N, P, 3); dst: (N, P, 3); weights: (P,) >= 0.
-    Returns R (N, 3, 3) proper rotations, t (N, 3), s (N,), rmse (N,) weighted residual.
-    (Umeyama 1991; torch rather than scipy so the batch stays on the device.)
+    Returns R (N, 3, 3) proper rotations, t (N, 3), s (N,), rmse (N,) weighted residual
+    (zeros when ``residual`` is False: the fits that only need the transform skip it).
+    (Umeyama 1991; torch rather than scipy so the batch stays on the device. A handful of
+    small operations: on the CPU each costs its dispatch, so the reflection test is the sign of
+    a triple product rather than ``linalg.det``.)
     """
-    n = dst.shape[0]
-    if src.dim() == 2:
-        src = src.expand(n, -1, -1)
-    w = (weights / weights.sum()).to(dst.dtype)[None, :, None]  # (1, P, 1)
-    mu_s = (w * src).sum(1)  # (N, 3)
-    mu_d = (w * dst).sum(1)
-    xs = src - mu_s[:, None]
+    w = (weights / weights.sum()).to(dst.dtype)  # (P,)
+    mu_s = w @ src  # (3,) or (N, 3)
+    mu_d = w @ dst  # (N, 3)
+    xs = src - mu_s[..., None, :]
     xd = dst - mu_d[:, None]
-    cov = (w * xd).transpose(1, 2) @ xs  # (N, 3, 3)
+    cov = (xd * w[:, None]).transpose(1, 2) @ xs  # (N, 3, 3)
     u, sig, vh = torch.linalg.svd(cov)
-    d = torch.sign(torch.linalg.det(u @ vh))
+    m = u @ vh
+    det = (m[:, :, 0] * torch.linalg.cross(m[:, :, 1], m[:, :, 2], dim=-1)).sum(-1)  # (N,)
     diag = torch.ones_like(sig)
-    diag[:, 2] = d
-    rot = u @ torch.diag_embed(diag) @ vh
-    var_s = (w * xs.pow(2)).sum((1, 2))
+    diag[:, 2] = torch.sign(det)
+    rot = (u * diag[:, None, :]) @ vh
+    var_s = xs.pow(2).sum(-1) @ w  # () or (N,)
     scale = (sig * diag).sum(-1) / var_s
-    t = mu_d - scale[:, None] * (rot @ mu_s[..., None]).squeeze(-1)
+    t = mu_d - scale[:, None] * (mu_s[..., None, :] @ rot.transpose(1, 2))[:, 0]
+    if not residual:
+        return rot, t, scale, torch.zeros_like(scale)
     fitted = scale[:, None, None] * (src @ rot.transpose(1, 2)) + t[:, None]
-    rmse = torch.sqrt((w * (fitted - dst).pow(2)).sum((1, 2)))
+    rmse = torch.sqrt((fitted - dst).pow(2).sum(-1) @ w)
     return rot, t, scale, rmse
 
 
@@ -358,21 +365,28 @@ def eye_fit(unit: torch.Tensor, canonical: torch.Tensor, weights: torch.Tensor,
     rr = ray_rotation(torch.nn.functional.normalize(anchor, dim=-1))  # (N, 3, 3)
     iris_px = ((iris - anchor[:, None]) @ rr)[..., :2]  # (N, 2, 2) px from the anchor
     source = FOLLOW_SOURCE[:unit.shape[1]].to(unit.device)
-    fol = follow.to(unit.dtype)
+    # The follow per px of iris move, turned from the ray's frame into the camera's once:
+    # (N, 478, 2, 3).
+    fol = follow.to(unit.dtype)[None] @ rr.transpose(1, 2)[:, None]
+    open_sum = eye_weight.sum(1, keepdim=True).clamp_min(1e-6)  # (N, 1)
+    eyes_ahead = torch.cat((eyeball_centres, eyeball_centres.new_tensor([[EYEBALL_TO_IRIS_M,
+                                                                          0.0, 0.0]])))
+    corners_can = canonical[..., _EYE_CORNER_INDICES, :]  # (4, 3) or (N, 4, 3)
     rot, t, s = rotation, translation, scale
     for _ in range(iterations):
-        centres = s[:, None, None] * (eyeball_centres[None] @ rot.transpose(1, 2)) + t[:, None]
-        ahead = centres + (s * EYEBALL_TO_IRIS_M)[:, None, None] * rot[:, None, :, 0]
+        # The eyeball centres and the straight-ahead offset, placed by the current fit.
+        placed = s[:, None, None] * (eyes_ahead[None] @ rot.transpose(1, 2))  # (N, 3, 3)
+        ahead = placed[:, :2] + placed[:, 2:] + t[:, None]  # (N, 2, 3)
         shift = (iris_px - ((ahead - anchor[:, None]) @ rr)[..., :2]) * eye_weight[..., None]
-        both = shift.sum(1) / eye_weight.sum(1).clamp_min(1e-6)[:, None]  # open eyes' mean
-        per_source = torch.stack((both, shift[:, 0], shift[:, 1]), dim=1)  # (N, 3, 2)
-        moved = torch.einsum("npk,pkc->npc", per_source[:, source], fol)  # (N, 478, 3) px
-        fixed = unit - moved @ rr.transpose(1, 2)
-        rot, t, s, _ = weighted_umeyama(canonical, fixed, weights)
+        both = shift.sum(1) / open_sum  # (N, 2) open eyes' mean
+        per_source = torch.cat((both[:, None], shift), dim=1)  # (N, 3, 2)
+        moved = (per_source[:, source, :, None] * fol).sum(2)  # (N, 478, 3) camera frame
+        fixed = unit - moved
+        rot, t, s, _ = weighted_umeyama(canonical, fixed, weights, residual=False)
         # The height from the whole face and from the eye corners (see
         # EYE_CORNER_HEIGHT_SHARE): the corners' own translation, its face-z part blended in.
-        corner = (fixed[:, _EYE_CORNER_INDICES] - s[:, None, None] * (
-            canonical[_EYE_CORNER_INDICES][None] @ rot.transpose(1, 2))).mean(1)  # (N, 3)
+        corner = (fixed[:, _EYE_CORNER_INDICES]
+                  - s[:, None, None] * (corners_can @ rot.transpose(1, 2))).mean(1)  # (N, 3)
         up = rot[..., 2]  # (N, 3) the face's z axis in the camera frame
         t = t + (EYE_CORNER_HEIGHT_SHARE * ((corner - t) * up).sum(-1))[:, None] * up
     return rot, t, s
@@ -459,7 +473,8 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # are large enough to read; the canonical irises turned by the head pose against the
     # diameters seen) and the face's own size (the canonical face's, scale 1: turning the head
     # does not shrink it). See :func:`scale_confidences`.
-    iris_w = iris_scale_weight(lm, rot)  # (N,)
+    openness = eye_openness(lm)  # (N, 2); the lift is a similarity: the same ratios
+    iris_w = iris_scale_weight(lm, rot, openness)  # (N,)
     mpp = (_iris_metres_per_px(lm, can, rot, iris_diameter_m).log() * iris_w
            - s.log() * (1.0 - iris_w)).exp()  # (N,)
     pts = unit * mpp[:, None, None]  # (N, 478, 3)
@@ -467,7 +482,6 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # Eyeball centres from the fit without the eyes' follow (open eyes only), in the lift's
     # weak perspective; centres and irises then taken to true perspective, and each iris's
     # camera ray intersected with its eyeball.
-    openness = eye_openness(unit)
     open_conf = ((openness - CLOSED_EYE_OPENNESS) / 0.08).clamp(0.0, 1.0)  # open ~0.25
     rot_e, t_e, s_e = eye_fit(unit, can, w, eyes, gaze_follow, open_conf, rot, t, s)
     centres = (s_e[:, None, None] * (eyes[None] @ rot_e.transpose(1, 2))
@@ -475,7 +489,7 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # The head pose: the canonical face deformed for the view the rigid fit reads, fitted again
     # (one step: the deformation is measured against the rigid fit's view, not the true one).
     can_v = deformed_canonical(can, pose_deformation, rot, t)  # (N, 478, 3)
-    rot_p, t_p, s_p, _ = weighted_umeyama(can_v, unit, w)
+    rot_p, t_p, s_p, _ = weighted_umeyama(can_v, unit, w, residual=False)
     iris = pts[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
     anchor = iris.mean(1)
     centres = perspective_points(centres, anchor)
@@ -515,17 +529,20 @@ IRIS_SCALE_SIGMA = 0.068
 FACE_SCALE_SIGMA = 0.06
 
 
-def scale_confidences(landmarks: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+def scale_confidences(landmarks: torch.Tensor, rotation: torch.Tensor,
+                      openness: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(N, 2) confidence in [0, 1] of the two metric-scale sources: the iris, the face size.
 
     The iris: 1 with both eyes open, the face towards the camera and irises of at least
     ``IRIS_SCALE_PX[1]`` px; 0 once an eye closes, the head turns past
     ``IRIS_SCALE_TURN_DEG[1]`` or the irises shrink below ``IRIS_SCALE_PX[0]`` px (tiny faces).
     The face size: always 1 (a prior; a missing face has no landmarks at all).
-    landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face.
+    landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face; openness: (N, 2) their
+    :func:`eye_openness` when already computed.
     """
-    openness = eye_openness(landmarks).min(-1).values  # (N,)
-    open_w = ((openness - 0.12) / 0.08).clamp(0.0, 1.0)
+    if openness is None:
+        openness = eye_openness(landmarks)
+    open_w = ((openness.min(-1).values - 0.12) / 0.08).clamp(0.0, 1.0)
     lo, hi = (float(np.cos(np.radians(a))) for a in IRIS_SCALE_TURN_DEG[::-1])
     facing = ((-rotation[:, 2, 0] - lo) / (hi - lo)).clamp(0.0, 1.0)  # face x towards camera
     px_lo, px_hi = IRIS_SCALE_PX
@@ -534,13 +551,15 @@ def scale_confidences(landmarks: torch.Tensor, rotation: torch.Tensor) -> torch.
     return torch.stack((iris, torch.ones_like(iris)), dim=-1)
 
 
-def iris_scale_weight(landmarks: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+def iris_scale_weight(landmarks: torch.Tensor, rotation: torch.Tensor,
+                      openness: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(N,) weight in [0, 1] of the iris in the metric scale (the face size has the rest):
     the sources' confidences (:func:`scale_confidences`) times their precisions
     (``IRIS_SCALE_SIGMA``, ``FACE_SCALE_SIGMA``), normalised. With open eyes facing the
     camera about 0.44; 0 as the head turns past ``IRIS_SCALE_TURN_DEG`` or an eye closes.
-    landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face."""
-    conf = scale_confidences(landmarks, rotation)  # (N, 2)
+    landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face; openness: (N, 2) their
+    :func:`eye_openness` when already computed."""
+    conf = scale_confidences(landmarks, rotation, openness)  # (N, 2)
     precision = conf / conf.new_tensor([IRIS_SCALE_SIGMA ** 2, FACE_SCALE_SIGMA ** 2])
     return precision[:, 0] / precision.sum(-1)
 
