@@ -214,13 +214,13 @@ class FaceEngine:
         geo = self.solve(landmarks, k.to(landmarks.device))
         host = {name: getattr(geo, name).double().cpu().numpy()
                 for name in ("points", "rotation", "translation", "scale", "fit_rmse",
-                             "eye_origin", "eye_direction", "eye_confidence")}
+                             "eye_origin", "eye_direction", "eye_confidence", "eye_openness")}
         lm = landmarks.double().cpu().numpy()
         flags = presence.double().cpu().numpy()
         rot, t, s = host["rotation"], host["translation"], host["scale"]
         angles = euler_from_rotation(rot, t)  # (N, 3) yaw, pitch, roll
         local = np.einsum("npk,nkj->npj", host["points"] - t[:, None], rot) / s[:, None, None]
-        expr = expression_coefficients(local)
+        expr = expression_coefficients(local, openness=host["eye_openness"])
         boxes = boxes_from_landmarks(lm)
         fit_conf = np.clip(1.0 - host["fit_rmse"] / s / POSE_RMSE_ZERO_CONF_M, 0.0, 1.0)
         # Gaze of all faces at once: per eye, then both eyes weighted by their confidence

@@ -66,11 +66,13 @@ MEASURE_NAMES: Tuple[str, ...] = (
 EYE_MEASURES: Tuple[str, ...] = ("open_right", "cheek_right", "open_left", "cheek_left")
 
 
-def measures(local: np.ndarray) -> Dict[str, np.ndarray]:
+def measures(local: np.ndarray, openness: Optional[np.ndarray] = None
+             ) -> Dict[str, np.ndarray]:
     """Raw measures (:data:`MEASURE_NAMES`) of (N, 478, 3) face-frame points; each (N,),
-    unitless."""
+    unitless. openness: (N, 2) their ``geometry.eye_openness`` when already computed."""
     eye_c = {s: 0.5 * (local[:, o] + local[:, i]) for s, (o, i) in _EYE.items()}
-    openness = eye_openness(torch.from_numpy(local)).numpy()  # (N, 2) right, left
+    if openness is None:
+        openness = eye_openness(torch.from_numpy(local)).numpy()  # (N, 2) right, left
     iod = np.linalg.norm(eye_c["left"] - eye_c["right"], axis=-1)
     m: Dict[str, np.ndarray] = {}
     lip_mid_z = 0.5 * (local[:, _UPPER_LIP, 2] + local[:, _LOWER_LIP, 2])
@@ -107,15 +109,17 @@ def _neutral() -> Dict[str, float]:
     return dict(zip(MEASURE_NAMES, load_canonical().expression_neutral.tolist()))
 
 
-def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = None
-                            ) -> np.ndarray:
+def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = None,
+                            openness: Optional[np.ndarray] = None) -> np.ndarray:
     """(N, K) coefficients in [0, 1], ordered as :data:`EXPRESSION_NAMES`.
 
     local: (N, 478, 3) landmarks in the face frame (pose removed), any uniform scale.
     neutral: (478, 3) the person's own neutral face (their enrolled identity) to measure
     against; None uses the stored expression neutral, an average person's.
+    openness: (N, 2) the points' ``geometry.eye_openness`` when already computed (any
+    similarity of the points has the same).
     """
-    m = measures(np.asarray(local, dtype=np.float64))
+    m = measures(np.asarray(local, dtype=np.float64), openness)
     if neutral is None:
         n = _neutral()
     else:
