@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class CanonicalFace:
     (NUM_VIEW_FEATURES, 478, 3) metres, the mesh network's deformation of the face per feature
     of the view direction (``geometry.deformed_canonical``); zeros until measured.
     expression_neutral: (len(expression.MEASURE_NAMES),) the expression measures of a neutral
-    face (:func:`expression_neutral_from`); None: those of ``vertices``."""
+    face (:func:`expression_neutral_from`); empty (the default): those of ``vertices``."""
 
     vertices: np.ndarray
     mirror: np.ndarray
@@ -58,10 +58,10 @@ class CanonicalFace:
         default_factory=lambda: np.zeros((NUM_LANDMARKS, 2, 3), np.float32))
     pose_deformation: np.ndarray = field(
         default_factory=lambda: np.zeros((NUM_VIEW_FEATURES, NUM_LANDMARKS, 3), np.float32))
-    expression_neutral: Optional[np.ndarray] = None
+    expression_neutral: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def __post_init__(self) -> None:
-        if self.expression_neutral is None:
+        if self.expression_neutral.size == 0:
             object.__setattr__(self, "expression_neutral",
                                neutral_measures(self.vertices.astype(np.float64)[None]))
 
@@ -270,7 +270,8 @@ def with_frame(face: CanonicalFace, pitch_deg: float = 0.0,
               else np.asarray(pose_deformation, np.float32))
     return CanonicalFace(vertices=v, mirror=face.mirror, eyeball_centres=eyes.astype(np.float32),
                          uv=_uv_from_vertices(v), gaze_follow=follow, pose_deformation=deform,
-                         expression_neutral=expression_neutral)
+                         expression_neutral=(np.empty(0) if expression_neutral is None
+                                             else np.asarray(expression_neutral, np.float64)))
 
 
 def save_canonical(face: CanonicalFace, path: Path = DATA_FILE, source: str = "") -> None:
@@ -300,7 +301,7 @@ def load_canonical(path: Path = DATA_FILE) -> CanonicalFace:
         deform = (data["pose_deformation"].astype(np.float32)
                   if "pose_deformation" in data.files
                   else np.zeros((NUM_VIEW_FEATURES, NUM_LANDMARKS, 3), np.float32))
-        neutral = None
+        neutral = np.empty(0)
         if "expression_neutral" in data.files:
             names = tuple(str(n) for n in data["expression_measures"])
             if names != MEASURE_NAMES:
