@@ -137,11 +137,16 @@ def _decoded(data: bytes):
 
 
 def test_serialized_markers_decode_to_the_same_messages(triangles):
-    """build_serialized (numpy data spliced into rclpy's CDR) == build (plain messages),
-    over frames with faces appearing and vanishing (deletes) and two frame_id lengths."""
+    """build_serialized (numpy data spliced into rclpy's CDR, markers reused frame to frame)
+    == build (new plain messages), over frames with faces appearing, vanishing (deletes) and
+    changing slots, and two frame_id lengths; the node's plain fallback with reused markers
+    too."""
     from rclpy.serialization import serialize_message
+
+    from face3d_ros.ros.marker_cdr import to_marker_array
     fast = MarkerBuilder(MarkerOptions(), triangles)
     slow = MarkerBuilder(MarkerOptions(), triangles)
+    plain = MarkerBuilder(MarkerOptions(), triangles)
     a = make_face(3, 10.0, (0.0, 0.0, 0.7), seed=1)
     b = make_face(5, -10.0, (0.2, 0.0, 0.9), seed=2)
     for k, faces in enumerate(([a, b], [b], [], [a], [a, b])):
@@ -153,6 +158,9 @@ def test_serialized_markers_decode_to_the_same_messages(triangles):
             got = _decoded(data)
             assert got == _decoded(serialize_message(ref))
             assert len(got.markers) == len(ref.markers)
+            reused = to_marker_array(plain.parts(make_frame(faces), header, reuse=True))
+            # (Compared decoded: CDR padding bytes are not guaranteed to be zero.)
+            assert _decoded(serialize_message(reused)) == _decoded(serialize_message(ref))
 
 
 def test_marker_cdr_self_check_and_a_corrupted_point():

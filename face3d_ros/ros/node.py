@@ -653,8 +653,9 @@ class Face3DNode(SpecParameters, LifecycleNode):
 
     def _publish_markers(self, result: FrameResult, header) -> None:
         """The MarkerArray serialized from numpy (see ros/marker_cdr.py), or as a message
-        where this ROS installation failed the self-check or cannot publish bytes."""
-        parts = self._markers.parts(result, header)
+        where this ROS installation failed the self-check or cannot publish bytes. The
+        markers are the builder's own, refilled each frame: published before the next."""
+        parts = self._markers.parts(result, header, reuse=True)
         if self._markers_serialized:
             try:
                 self._pub["markers"].publish(marker_cdr.encode_marker_array(parts))
