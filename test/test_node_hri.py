@@ -31,7 +31,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from face3d_ros.core.pipeline.geometry import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER  # noqa: E402
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
-from test_node_integration import node_command  # noqa: E402
+from dds_client import node_command  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -6,12 +6,8 @@ publishes real photos with camera_info and checks faces, gaze, markers, the debu
 /diagnostics, the handling of bad frames and the validation of parameter changes.
 """
 
-import array
-import os
-import shutil
-import subprocess
+import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +15,19 @@ import pytest
 
 pytest.importorskip("rclpy", reason="run scripts/setup.sh, then source scripts/env.sh")
 import rclpy  # noqa: E402
-from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from face3d_msgs.msg import Face3D, Face3DArray, FaceMeshTopology  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from face3d_ros.ros.markers import NAMESPACES, count_by_namespace  # noqa: E402
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
+from dds_client import (PARAMS_FILE, CameraClient, log_lines, node_command,  # noqa: E402
+                        stamp_key, start_process)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -40,97 +36,41 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 # (input_reliability:=reliable, as docs/ros.md advises for large images on one host), so that
 # every frame the test sends arrives.
 
-REPO = Path(__file__).resolve().parents[1]
 CAMERA_NS = "/it_cam"
 FRAME_ID = "it_cam_optical_frame"
 
 
-def node_command() -> list:
-    """The installed ``face3d_node`` (colcon install, else PATH), as a user starts it."""
-    installed = REPO / "install" / "face3d_ros" / "lib" / "face3d_ros" / "face3d_node"
-    exe = str(installed) if installed.is_file() else shutil.which("face3d_node")
-    if exe is None:
-        pytest.fail("face3d_node is not installed: run scripts/setup.sh, then "
-                    "source scripts/env.sh")
-    return [exe]
-
-
-class Harness:
-    """This process's side: image/camera_info publishers and subscribers of every output."""
+class Harness(CameraClient):
+    """This process's side: the camera publishers and subscribers of every output."""
 
     def __init__(self, context) -> None:
-        self.node = rclpy.create_node("face3d_it_harness", context=context)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, f"{CAMERA_NS}/image_raw", reliable)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{CAMERA_NS}/camera_info",
-                                                   reliable)
-        self.faces, self.gaze, self.markers, self.debug, self.diag = {}, {}, {}, {}, []
+        super().__init__(context, "face3d_it_harness", CAMERA_NS, "/faces", FRAME_ID,
+                         first_sec=1000, nanosec=250_000_000, depth=20)
+        self.gaze, self.markers, self.debug, self.diag = {}, {}, {}, []
         self.topology = []
-        reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         sub = self.node.create_subscription
-        sub(Face3DArray, "/faces", lambda m: self.faces.__setitem__(_key(m.header), m),
-            reliable)
-        sub(PoseArray, "/gaze", lambda m: self.gaze.__setitem__(_key(m.header), m), reliable)
-        sub(MarkerArray, "/face_markers", self._on_markers, reliable)
-        sub(Image, "/debug_image", lambda m: self.debug.__setitem__(_key(m.header), m),
-            reliable)
-        sub(DiagnosticArray, "/diagnostics", self.diag.append, reliable)
+        sub(PoseArray, "/gaze", lambda m: self.gaze.__setitem__(stamp_key(m.header), m),
+            self.reliable)
+        sub(MarkerArray, "/face_markers", self._on_markers, self.reliable)
+        sub(Image, "/debug_image", lambda m: self.debug.__setitem__(stamp_key(m.header), m),
+            self.reliable)
+        sub(DiagnosticArray, "/diagnostics", self.diag.append, self.reliable)
         sub(FaceMeshTopology, "/face_mesh_topology", self.topology.append, latched)
         self.set_params = self.node.create_client(SetParameters, "/face3d/set_parameters")
-        self._sec = 1000
 
     def _on_markers(self, msg: MarkerArray) -> None:
         adds = [m for m in msg.markers if m.action == Marker.ADD]
         if adds:
-            self.markers[_key(adds[0].header)] = msg
-
-    def spin_until(self, done, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while not done() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
-        return bool(done())
-
-    def next_stamp(self) -> Time:
-        self._sec += 1
-        return Time(sec=self._sec, nanosec=250_000_000)
-
-    def publish(self, rgb: np.ndarray, stamp: Time, encoding: str = "rgb8",
-                step: int = None, width: int = None, height: int = None) -> None:
-        h, w = rgb.shape[:2]
-        img = Image(width=w if width is None else width, height=h if height is None else height,
-                    encoding=encoding, step=3 * w if step is None else step)
-        img.header.stamp, img.header.frame_id = stamp, FRAME_ID
-        img.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
-        info = CameraInfo(width=w, height=h,
-                          k=[0.9 * w, 0.0, w / 2.0, 0.0, 0.9 * w, h / 2.0, 0.0, 0.0, 1.0])
-        info.header = img.header
-        self.info_pub.publish(info)
-        self.image_pub.publish(img)
+            self.markers[stamp_key(adds[0].header)] = msg
 
     def process(self, rgb: np.ndarray, timeout_s: float = 60.0) -> Face3DArray:
         """Publish ``rgb`` until the node answers for its stamp; that answer."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            stamp = self.next_stamp()
-            self.publish(rgb, stamp)
-            key = (stamp.sec, stamp.nanosec)
-            if self.spin_until(lambda: key in self.faces, 10.0):
-                # Markers and gaze of the same frame follow right after.
-                self.spin_until(lambda: key in self.gaze and key in self.markers, 3.0)
-                return self.faces[key]
-        raise AssertionError(f"the node answered no image within {timeout_s} s")
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
-def _key(header):
-    return (header.stamp.sec, header.stamp.nanosec)
+        key = self.answer_key(rgb, timeout_s, per_try_s=10.0)
+        # Markers and gaze of the same frame follow right after.
+        self.spin_until(lambda: key in self.gaze and key in self.markers, 3.0)
+        return self.faces[key]
 
 
 @pytest.fixture(scope="module")
@@ -141,16 +81,12 @@ def node_log(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def node_process(node_log):
     """The node subprocess (autostart), stopped with SIGINT at the end (must exit 0)."""
-    cmd = node_command() + [
-        "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
+    proc = start_process(node_command() + [
+        "--ros-args", "--params-file", str(PARAMS_FILE),
         "-r", f"image:={CAMERA_NS}/image_raw", "-r", f"camera_info:={CAMERA_NS}/camera_info",
         "-p", "diagnostics_period_s:=0.5", "-p", "device:=cpu",
         "-p", "input_reliability:=reliable",
-    ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0",
-               RCUTILS_LOGGING_BUFFERED_STREAM="0", RCUTILS_LOGGING_USE_STDOUT="0")
-    with open(node_log, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    ], node_log)
     try:
         yield proc
     finally:
@@ -164,23 +100,11 @@ def harness(node_process, node_log):
     rclpy.init(context=ctx)
     h = Harness(ctx)
     try:
-        # Ready when the node is up and both of its inputs are matched (else the first frame
-        # may legitimately run on assumed intrinsics while camera_info is still being matched).
-        ready = h.spin_until(lambda: bool(h.topology) and h.image_pub.get_subscription_count() > 0
-                             and h.info_pub.get_subscription_count() > 0
-                             or node_process.poll() is not None, 120.0)
-        if node_process.poll() is not None or not ready:
-            pytest.fail(f"face3d_node did not come up (exit code {node_process.poll()}):\n"
-                        + node_log.read_text(errors="replace")[-3000:])
-        # One answered frame first: until a camera_info has arrived, the node rightly works on
+        # Ready when the node is up (its latched topology arrived), both of its inputs are
+        # matched and an answer used its own camera_info: until then the node rightly works on
         # assumed intrinsics, and the content tests below are about later frames.
-        # Then until an answer used its own camera_info: each side of both topics has matched
-        # the other (a sample sent before the node's reader knew the writer is only re-sent at
-        # the writer's next heartbeat, and the infos after it wait for it).
-        deadline = time.monotonic() + 60.0
-        gray = np.full((512, 512, 3), 128, np.uint8)
-        while h.process(gray).intrinsics_assumed and time.monotonic() < deadline:
-            pass
+        h.wait_until_serving(node_process, node_log, np.full((512, 512, 3), 128, np.uint8),
+                             ready=lambda: bool(h.topology))
         yield h
     finally:
         h.close()
@@ -209,7 +133,7 @@ def test_astronaut_one_face_pose_ids_markers_gaze(harness, astronaut_rgb):
     assert ids[0] >= 0 and ids == [ids[0]] * len(ids), f"ids changed: {ids}"
     assert len(face.landmarks_3d) == len(face.landmarks_2d) == 478 * 3
 
-    key = _key(answers[-1].header)
+    key = stamp_key(answers[-1].header)
     gaze = harness.gaze[key]
     assert gaze.header.frame_id == FRAME_ID and len(gaze.poses) == 1
     o = face.gaze_combined.origin
@@ -239,7 +163,7 @@ def test_no_face_on_the_cat_and_one_on_grace_hopper(harness, chelsea_rgb, grace_
 
 def test_debug_image_while_subscribed(harness, astronaut_rgb):
     msg = harness.process(astronaut_rgb)
-    key = _key(msg.header)
+    key = stamp_key(msg.header)
     assert harness.spin_until(lambda: key in harness.debug, 5.0)
     img = harness.debug[key]
     assert (img.width, img.height, img.encoding) == (512, 512, "rgb8")
@@ -265,10 +189,6 @@ def test_diagnostics(harness):
     assert int(values["frames_processed"]) >= 5
 
 
-def _log_lines(node_log: Path, phrase: str) -> list:
-    return [ln for ln in node_log.read_text(errors="replace").splitlines() if phrase in ln]
-
-
 def test_bad_frames_logged_once_and_next_good_frame_processed(harness, node_process,
                                                               node_log, astronaut_rgb):
     bad = [
@@ -278,16 +198,15 @@ def test_bad_frames_logged_once_and_next_good_frame_processed(harness, node_proc
     ]
     for _ in range(2):  # twice: still one log line per cause
         for kwargs, _phrase in bad:
-            stamp = harness.next_stamp()
-            harness.publish(astronaut_rgb, stamp, **kwargs)
+            key = harness.send(astronaut_rgb, **kwargs)
             harness.spin_until(lambda: False, 0.5)
-            assert (stamp.sec, stamp.nanosec) not in harness.faces
+            assert key not in harness.faces
     msg = harness.process(astronaut_rgb)
     assert len(msg.faces) == 1
     assert node_process.poll() is None, "the node died"
     for _kwargs, phrase in bad:
-        harness.spin_until(lambda: bool(_log_lines(node_log, phrase)), 5.0)
-        lines = _log_lines(node_log, phrase)
+        harness.spin_until(lambda: bool(log_lines(node_log, re.escape(phrase))), 5.0)
+        lines = log_lines(node_log, re.escape(phrase))
         assert len(lines) == 1, f"{phrase!r} logged {len(lines)} times"
         assert "ERROR" in lines[0] and f"{CAMERA_NS}/image_raw" in lines[0]
 

@@ -31,7 +31,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
-from test_node_integration import node_command  # noqa: E402
+from dds_client import node_command  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

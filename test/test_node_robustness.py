@@ -6,8 +6,6 @@ registry packages. What each test covers is the numbered point of the robustness
 docstring.
 """
 
-import array
-import os
 import re
 import signal
 import subprocess
@@ -20,110 +18,54 @@ import pytest
 
 pytest.importorskip("rclpy", reason="run scripts/setup.sh, then source scripts/env.sh")
 import rclpy  # noqa: E402
-from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from face3d_msgs.msg import Face3DArray  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
-from test_node_integration import node_command  # noqa: E402
+from dds_client import (ENV, PARAMS_FILE, CameraClient, image_msg, info_msg,  # noqa: E402
+                        log_lines, node_command, people_command, stamp_key, start_process)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
 NS = "/rb"
 CAM = "/rb_cam"
-ENV = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0",
-           RCUTILS_LOGGING_BUFFERED_STREAM="0")
+FRAME_ID = "rb_optical_frame"
 
 
 def start_node(log_path: Path, *extra: str, ns: str = NS, cam: str = CAM) -> subprocess.Popen:
     """``face3d_node`` with the shipped params file, reliable input, in namespace ``ns``."""
-    cmd = node_command() + [
-        "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
+    return start_process(node_command() + [
+        "--ros-args", "--params-file", str(PARAMS_FILE),
         "-r", f"__ns:={ns}", "-r", f"image:={cam}/image_raw",
         "-r", f"camera_info:={cam}/camera_info", "-p", "device:=cpu",
-        "-p", "input_reliability:=reliable", "-p", "diagnostics_period_s:=0.5", *extra]
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=ENV)
+        "-p", "input_reliability:=reliable", "-p", "diagnostics_period_s:=0.5", *extra],
+        log_path)
 
 
-def log_lines(path: Path, pattern: str) -> list:
-    """Lines of the node's log that contain ``pattern`` (a regular expression)."""
-    return [ln for ln in path.read_text(errors="replace").splitlines() if re.search(pattern, ln)]
-
-
-def image_msg(rgb: np.ndarray, stamp: Time, encoding: str = "rgb8", channels: int = 3):
-    h, w = rgb.shape[:2]
-    img = Image(width=w, height=h, encoding=encoding, step=channels * w * rgb.itemsize)
-    img.header.stamp, img.header.frame_id = stamp, "rb_optical_frame"
-    img.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
-    return img
-
-
-def info_msg(w: int, h: int, stamp: Time, fx: float = None) -> CameraInfo:
-    fx = 0.9 * w if fx is None else fx
-    info = CameraInfo(width=w, height=h, k=[fx, 0.0, w / 2.0, 0.0, fx, h / 2.0, 0.0, 0.0, 1.0])
-    info.header.stamp, info.header.frame_id = stamp, "rb_optical_frame"
-    return info
-
-
-class Client:
+class Client(CameraClient):
     """This process's side: camera publishers, subscribers of faces and diagnostics, service
     clients of the node."""
 
     def __init__(self, ctx, ns: str = NS, cam: str = CAM) -> None:
+        super().__init__(ctx, "face3d_rb_client", cam, f"{ns}/faces", FRAME_ID,
+                         first_sec=5000, nanosec=500)
         self.ctx = ctx
-        self.node = rclpy.create_node("face3d_rb_client", context=ctx)
-        self.executor = SingleThreadedExecutor(context=ctx)
-        self.executor.add_node(self.node)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, f"{cam}/image_raw", reliable)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{cam}/camera_info", reliable)
-        self.faces, self.diag = {}, []
-        self.node.create_subscription(
-            Face3DArray, f"{ns}/faces",
-            lambda m: self.faces.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), m),
-            reliable)
+        self.diag = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diag.append,
-                                      reliable)
+                                      self.reliable)
         self.change = self.node.create_client(ChangeState, f"{ns}/face3d/change_state")
         self.get_state = self.node.create_client(GetState, f"{ns}/face3d/get_state")
         self.set_params = self.node.create_client(SetParameters, f"{ns}/face3d/set_parameters")
-        self.sec = 5000
-        self.sent = 0
-
-    def spin_until(self, done, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while not done() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.02)
-        return bool(done())
-
-    def stamp(self) -> Time:
-        self.sec += 1
-        return Time(sec=self.sec, nanosec=500)
-
-    def send(self, rgb, stamp=None, info=True, fx=None, encoding="rgb8", channels=3):
-        stamp = stamp or self.stamp()
-        if info:
-            self.info_pub.publish(info_msg(rgb.shape[1], rgb.shape[0], stamp, fx))
-        self.image_pub.publish(image_msg(rgb, stamp, encoding, channels))
-        self.sent += 1
-        return (stamp.sec, stamp.nanosec)
 
     def answer(self, rgb, timeout_s: float = 60.0, **kwargs) -> Face3DArray:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            key = self.send(rgb, **kwargs)
-            if self.spin_until(lambda: key in self.faces, 15.0):
-                return self.faces[key]
-        raise AssertionError("the node answered no image")
+        """Send ``rgb`` (``kwargs``: :meth:`send`'s) until the node answers; that answer."""
+        return self.faces[self.answer_key(rgb, timeout_s, **kwargs)]
 
     def call(self, client, request, timeout_s: float = 30.0):
         assert client.wait_for_service(timeout_sec=20.0), f"no service {client.srv_name}"
@@ -150,10 +92,6 @@ class Client:
         names = [s.name for a in self.diag[-3:] for s in a.status]
         raise AssertionError(f"no status {name!r} in {names}")
 
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-
 
 @pytest.fixture(scope="module")
 def rb_log(tmp_path_factory) -> Path:
@@ -175,17 +113,7 @@ def client(rb_node, rb_log, astronaut_rgb):
     rclpy.init(context=ctx)
     c = Client(ctx)
     try:
-        up = c.spin_until(lambda: (c.image_pub.get_subscription_count() > 0
-                                   and c.info_pub.get_subscription_count() > 0)
-                          or rb_node.poll() is not None, 120.0)
-        if not up or rb_node.poll() is not None:
-            pytest.fail("face3d_node did not come up:\n" + rb_log.read_text()[-3000:])
-        # Ready when an answer used its own camera_info: each side of both topics has matched
-        # the other (a sample sent before the node's reader knew the writer is only re-sent at
-        # the writer's next heartbeat, and the infos after it wait for it).
-        deadline = time.monotonic() + 60.0
-        while c.answer(astronaut_rgb).intrinsics_assumed and time.monotonic() < deadline:
-            pass
+        c.wait_until_serving(rb_node, rb_log, astronaut_rgb)
         yield c
     finally:
         c.close()
@@ -206,19 +134,17 @@ def test_cleanup_during_enroll_aborts_and_saves_nothing(client, rb_node, astrona
     from rclpy.action import ActionClient
 
     log = tmp_path / "people.log"
-    exe = str(Path(node_command()[0]).with_name("face3d_people"))
-    cmd = [exe, "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
-           "-r", f"__ns:={NS}", "-r", f"image:={CAM}/image_raw",
-           "-p", "input_reliability:=reliable", "-p", f"enrollment_dir:={tmp_path / 'enr'}"]
-    with open(log, "wb") as out:
-        people_proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=ENV)
+    people_proc = start_process(people_command() + [
+        "--ros-args", "--params-file", str(PARAMS_FILE),
+        "-r", f"__ns:={NS}", "-r", f"image:={CAM}/image_raw",
+        "-p", "input_reliability:=reliable", "-p", f"enrollment_dir:={tmp_path / 'enr'}"], log)
     node = client.node
     action = ActionClient(node, EnrollFace, f"{NS}/face3d_people/enroll_face")
     change = node.create_client(ChangeState, f"{NS}/face3d_people/change_state")
     people = {}
     sub = node.create_subscription(
         RecognisedPeople, f"{NS}/people",
-        lambda m: people.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), m),
+        lambda m: people.__setitem__(stamp_key(m.header), m),
         QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
 
     def transition(transition_id):
@@ -269,7 +195,7 @@ def test_cleanup_during_enroll_aborts_and_saves_nothing(client, rb_node, astrona
         key = None
         for _ in range(10):
             faces = client.answer(astronaut_rgb)
-            key = (faces.header.stamp.sec, faces.header.stamp.nanosec)
+            key = stamp_key(faces.header)
             if client.spin_until(lambda: key in people, 5.0):
                 break
         assert key in people, "the people node does not answer faces after activating again"
@@ -286,17 +212,17 @@ def test_camera_info_after_the_image_is_paired_by_stamp(client, astronaut_rgb):
     info never came (a wait in vain). Every answer uses its own frame's fx, never the
     previous frame's (before: locked onto the previous info for good)."""
     h, w = astronaut_rgb.shape[:2]
-    stamp = client.stamp()
+    stamp = client.next_stamp()
     client.send(astronaut_rgb, stamp=stamp, info=False)  # its info never comes
     key = (stamp.sec, stamp.nanosec)
     assert client.spin_until(lambda: key in client.faces, 20.0)
     used = []
     for i in range(6):
         fx = 400.0 + 10.0 * i
-        stamp = client.stamp()
-        client.image_pub.publish(image_msg(astronaut_rgb, stamp))
+        stamp = client.next_stamp()
+        client.image_pub.publish(image_msg(astronaut_rgb, stamp, FRAME_ID))
         client.spin_until(lambda: False, 0.05)
-        client.info_pub.publish(info_msg(w, h, stamp, fx))
+        client.info_pub.publish(info_msg(w, h, stamp, FRAME_ID, fx))
         key = (stamp.sec, stamp.nanosec)
         assert client.spin_until(lambda: key in client.faces, 20.0)
         used.append((fx, client.faces[key].fx))
@@ -514,7 +440,7 @@ def test_bad_start_parameters_give_one_fatal_line(tmp_path, args, yaml_line, phr
     """Point 7: a bad value at start ends the node at once with one FATAL line naming the
     parameter, the value and the range, and a non-zero status (before: a multi-line traceback;
     ``-p max_faces:=many`` beside a params file was silently ignored)."""
-    params = REPO / "config" / "face3d.yaml"
+    params = PARAMS_FILE
     if yaml_line:
         text = params.read_text()
         name = yaml_line.split(":")[0]

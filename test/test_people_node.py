@@ -8,7 +8,6 @@ cancel), the ``people`` topic and the latched ``enrolled_faces`` gallery.
 """
 
 import array
-import os
 import re
 import subprocess
 import time
@@ -22,81 +21,54 @@ import rclpy  # noqa: E402
 from action_msgs.msg import GoalStatus  # noqa: E402
 from builtin_interfaces.msg import Time  # noqa: E402
 from face3d_msgs.action import EnrollFace  # noqa: E402
-from face3d_msgs.msg import Face3DArray, RecognisedPeople  # noqa: E402
+from face3d_msgs.msg import RecognisedPeople  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from sensor_msgs.msg import CompressedImage  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from face3d_ros.core.people.model_io import load_model, save_model  # noqa: E402
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
-from test_node_integration import node_command  # noqa: E402
+from dds_client import (PARAMS_FILE, CameraClient, log_lines, node_command,  # noqa: E402
+                        people_command, stamp_key, start_process)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
 NS = "/pp"
 CAM = "/pp_cam"
 FRAME_ID = "pp_optical_frame"
-ENV = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0",
-           RCUTILS_LOGGING_BUFFERED_STREAM="0")
-
-
-def people_command() -> list:
-    """The installed ``face3d_people`` beside ``face3d_node``."""
-    exe = Path(node_command()[0]).with_name("face3d_people")
-    if not exe.is_file():
-        pytest.fail("face3d_people is not installed: run scripts/setup.sh")
-    return [str(exe)]
-
-
-def start(cmd: list, log_path: Path) -> subprocess.Popen:
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=ENV)
 
 
 def start_people(log_path: Path, enrollment_dir: Path, *extra: str) -> subprocess.Popen:
     """``face3d_people`` with the shipped params file in ``/pp``, images from the camera."""
-    return start(people_command() + [
-        "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
+    return start_process(people_command() + [
+        "--ros-args", "--params-file", str(PARAMS_FILE),
         "-r", f"__ns:={NS}", "-r", f"image:={CAM}/image_raw",
         "-p", "input_reliability:=reliable", "-p", f"enrollment_dir:={enrollment_dir}",
         *extra], log_path)
-
-
-def log_lines(path: Path, pattern: str) -> list:
-    return [ln for ln in path.read_text(errors="replace").splitlines() if re.search(pattern, ln)]
 
 
 #: Seconds to let DDS discovery settle both ways before the first goal of an action client.
 DISCOVERY_SETTLE_S = 1.0
 
 
-class Client:
-    """Camera publishers; subscribers of faces, people and the gallery; the action client."""
+class Client(CameraClient):
+    """Camera publishers (and PNGs); subscribers of faces, people and the gallery; the action
+    client."""
 
     def __init__(self, ctx) -> None:
-        self.node = rclpy.create_node("face3d_pp_client", context=ctx)
-        self.executor = SingleThreadedExecutor(context=ctx)
-        self.executor.add_node(self.node)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, f"{CAM}/image_raw", reliable)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{CAM}/camera_info", reliable)
+        super().__init__(ctx, "face3d_pp_client", CAM, f"{NS}/faces", FRAME_ID,
+                         first_sec=7000, nanosec=250)
         self.png_pub = self.node.create_publisher(CompressedImage, f"{CAM}/image_raw/compressed",
-                                                  reliable)
+                                                  self.reliable)
         self.png = {}  # id(rgb) -> PNG bytes, published beside every image while set
         self.send_png = False
-        self.faces, self.people, self.gallery = {}, {}, []
-        self.node.create_subscription(
-            Face3DArray, f"{NS}/faces", lambda m: self.faces.__setitem__(_key(m.header), m),
-            reliable)
+        self.people, self.gallery = {}, []
         self.node.create_subscription(
             RecognisedPeople, f"{NS}/people",
-            lambda m: self.people.__setitem__(_key(m.header), m), reliable)
+            lambda m: self.people.__setitem__(stamp_key(m.header), m), self.reliable)
         self.gallery_sub = None
         self.action = ActionClient(self.node, EnrollFace, f"{NS}/face3d_people/enroll_face")
-        self.sec = 7000
 
     def watch_gallery(self) -> None:
         """(Re)subscribe to the latched gallery (a new people node latches a new one)."""
@@ -108,45 +80,26 @@ class Client:
         self.gallery_sub = self.node.create_subscription(
             MarkerArray, f"{NS}/enrolled_faces", self.gallery.append, latched)
 
-    def spin_until(self, done, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while not done() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.02)
-        return bool(done())
-
-    def send(self, rgb) -> tuple:
-        self.sec += 1
-        stamp = Time(sec=self.sec, nanosec=250)
-        h, w = rgb.shape[:2]
-        img = Image(width=w, height=h, encoding="rgb8", step=3 * w)
-        img.header.stamp, img.header.frame_id = stamp, FRAME_ID
-        img.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
-        info = CameraInfo(width=w, height=h,
-                          k=[0.9 * w, 0.0, w / 2.0, 0.0, 0.9 * w, h / 2.0, 0.0, 0.0, 1.0])
-        info.header = img.header
-        self.info_pub.publish(info)
-        self.image_pub.publish(img)
+    def send(self, rgb, **kwargs) -> tuple:
+        """The frame and its camera_info, and its PNG while ``send_png`` is set."""
+        key = super().send(rgb, **kwargs)
         if self.send_png:
             import cv2
 
             if id(rgb) not in self.png:
                 self.png[id(rgb)] = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1]
             png = CompressedImage(format="png")
-            png.header = img.header
+            png.header.stamp, png.header.frame_id = Time(sec=key[0], nanosec=key[1]), FRAME_ID
             png.data = array.array("B", self.png[id(rgb)].tobytes())
             self.png_pub.publish(png)
-        return _key(img.header)
+        return key
 
     def answer(self, rgb, people: bool = True, timeout_s: float = 60.0):
         """Send ``rgb`` until the perception node (and, with ``people``, the people node)
         answers its stamp: (faces, people or None)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            key = self.send(rgb)
-            if self.spin_until(lambda: key in self.faces and (not people or key in self.people),
-                               15.0):
-                return self.faces[key], self.people.get(key)
-        raise AssertionError("no answer for the image")
+        key = self.answer_key(rgb, timeout_s, lambda k: k in self.faces
+                              and (not people or k in self.people))
+        return self.faces[key], self.people.get(key)
 
     def send_goal(self, goal, feedback=None):
         """The goal handle of ``goal`` (accepted or not)."""
@@ -174,19 +127,14 @@ class Client:
 
     def close(self) -> None:
         self.action.destroy()
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
-def _key(header):
-    return (header.stamp.sec, header.stamp.nanosec)
+        super().close()
 
 
 @pytest.fixture(scope="module")
 def perception(tmp_path_factory):
     log = tmp_path_factory.mktemp("pp_node") / "node.log"
-    proc = start(node_command() + [
-        "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
+    proc = start_process(node_command() + [
+        "--ros-args", "--params-file", str(PARAMS_FILE),
         "-r", f"__ns:={NS}", "-r", f"image:={CAM}/image_raw",
         "-r", f"camera_info:={CAM}/camera_info", "-p", "device:=cpu",
         "-p", "input_reliability:=reliable"], log)
@@ -203,15 +151,7 @@ def client(perception, astronaut_rgb):
     rclpy.init(context=ctx)
     c = Client(ctx)
     try:
-        up = c.spin_until(lambda: c.image_pub.get_subscription_count() > 0
-                          and c.info_pub.get_subscription_count() > 0
-                          or proc.poll() is not None, 120.0)
-        if not up or proc.poll() is not None:
-            pytest.fail("face3d_node did not come up:\n" + log.read_text()[-3000:])
-        deadline = time.monotonic() + 60.0
-        while (c.answer(astronaut_rgb, people=False)[0].intrinsics_assumed
-               and time.monotonic() < deadline):
-            pass
+        c.wait_until_serving(proc, log, astronaut_rgb)
         yield c
     finally:
         c.close()
@@ -415,8 +355,8 @@ def test_no_faces_is_warned_about_with_the_topic(tmp_path):
     """A people node whose ``faces`` nobody publishes (the perception node in another
     namespace) says so, naming the topic, instead of staying silent."""
     log = tmp_path / "alone.log"
-    proc = start(people_command() + [
-        "--ros-args", "--params-file", str(REPO / "config" / "face3d.yaml"),
+    proc = start_process(people_command() + [
+        "--ros-args", "--params-file", str(PARAMS_FILE),
         "-r", "__ns:=/pp_alone", "-p", f"enrollment_dir:={tmp_path / 'enrolled'}"], log)
     try:
         deadline = time.monotonic() + 60.0
