@@ -9,7 +9,8 @@
   ``Face3DArray`` subscriber; it sends frames and waits for the node's answers
   (:meth:`~CameraClient.answer_key`), and :meth:`~CameraClient.wait_until_serving` waits for
   a node to come up. Each test module subclasses it with the topics, services and action
-  clients of its own.
+  clients of its own; :func:`serving_client` gives one in its own context once the node
+  serves.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import re
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -184,3 +186,21 @@ class CameraClient:
         """Stop the executor and destroy the node."""
         self.executor.shutdown()
         self.node.destroy_node()
+
+
+@contextmanager
+def serving_client(make: Callable[..., CameraClient], proc: subprocess.Popen, log: Path,
+                   rgb: np.ndarray, ready: Callable[[CameraClient], bool] = lambda c: True
+                   ) -> Iterator[CameraClient]:
+    """``make(context)`` in a context of its own, once the node ``proc`` serves it
+    (:meth:`CameraClient.wait_until_serving` with ``ready(client)``); closed, and the context
+    shut down, at the end."""
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    client = make(ctx)
+    try:
+        client.wait_until_serving(proc, log, rgb, lambda: ready(client))
+        yield client
+    finally:
+        client.close()
+        ctx.try_shutdown()

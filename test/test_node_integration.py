@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="run scripts/setup.sh, then source scripts/env.sh")
-import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from face3d_msgs.msg import Face3D, Face3DArray, FaceMeshTopology  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
@@ -27,7 +26,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from face3d_ros.ros.markers import NAMESPACES, count_by_namespace  # noqa: E402
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
 from dds_client import (PARAMS_FILE, CameraClient, log_lines, node_command,  # noqa: E402
-                        stamp_key, start_process)
+                        serving_client, stamp_key, start_process)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -96,19 +95,12 @@ def node_process(node_log):
 
 @pytest.fixture(scope="module")
 def harness(node_process, node_log):
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    h = Harness(ctx)
-    try:
-        # Ready when the node is up (its latched topology arrived), both of its inputs are
-        # matched and an answer used its own camera_info: until then the node rightly works on
-        # assumed intrinsics, and the content tests below are about later frames.
-        h.wait_until_serving(node_process, node_log, np.full((512, 512, 3), 128, np.uint8),
-                             ready=lambda: bool(h.topology))
+    # Ready when the node is up (its latched topology arrived), both of its inputs are matched
+    # and an answer used its own camera_info: until then the node rightly works on assumed
+    # intrinsics, and the content tests below are about later frames.
+    with serving_client(Harness, node_process, node_log, np.full((512, 512, 3), 128, np.uint8),
+                        ready=lambda h: bool(h.topology)) as h:
         yield h
-    finally:
-        h.close()
-        ctx.try_shutdown()
 
 
 def test_topology_is_latched(harness):

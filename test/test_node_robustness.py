@@ -29,7 +29,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
 from dds_client import (ENV, PARAMS_FILE, CameraClient, image_msg, info_msg,  # noqa: E402
-                        log_lines, node_command, people_command, stamp_key, start_process)
+                        log_lines, node_command, people_command, serving_client, stamp_key,
+                        start_process)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -109,15 +110,8 @@ def rb_node(rb_log):
 
 @pytest.fixture(scope="module")
 def client(rb_node, rb_log, astronaut_rgb):
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    c = Client(ctx)
-    try:
-        c.wait_until_serving(rb_node, rb_log, astronaut_rgb)
+    with serving_client(Client, rb_node, rb_log, astronaut_rgb) as c:
         yield c
-    finally:
-        c.close()
-        ctx.try_shutdown()
 
 
 def test_cleanup_during_enroll_aborts_and_saves_nothing(client, rb_node, astronaut_rgb,

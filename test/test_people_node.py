@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="run scripts/setup.sh, then source scripts/env.sh")
-import rclpy  # noqa: E402
 from action_msgs.msg import GoalStatus  # noqa: E402
 from builtin_interfaces.msg import Time  # noqa: E402
 from face3d_msgs.action import EnrollFace  # noqa: E402
@@ -30,7 +29,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from face3d_ros.core.people.model_io import load_model, save_model  # noqa: E402
 from face3d_ros.tools.node_process import stop_node  # noqa: E402
 from dds_client import (PARAMS_FILE, CameraClient, log_lines, node_command,  # noqa: E402
-                        people_command, stamp_key, start_process)
+                        people_command, serving_client, stamp_key, start_process)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -147,15 +146,8 @@ def perception(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(perception, astronaut_rgb):
     proc, log = perception
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    c = Client(ctx)
-    try:
-        c.wait_until_serving(proc, log, astronaut_rgb)
+    with serving_client(Client, proc, log, astronaut_rgb) as c:
         yield c
-    finally:
-        c.close()
-        ctx.try_shutdown()
 
 
 @pytest.fixture
