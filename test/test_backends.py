@@ -202,7 +202,8 @@ def test_node_parameters_reach_the_engine_config():
     assert (cfg.engine.backend, cfg.engine.threads) == ("torch", 3)
     assert params.SPECS["backend"].read_only and params.SPECS["threads"].read_only
     assert params.SPECS["backend"].default == "auto" and params.SPECS["threads"].default == 0
-    with pytest.raises(ValueError, match="backend must be one of auto, torch, litert"):
+    with pytest.raises(ValueError,
+                       match="backend must be one of 'auto', 'torch', 'litert', got 'onnx'"):
         params.configs_from_values({"backend": "onnx"})
     with pytest.raises(ValueError, match="threads"):
         params.configs_from_values({"threads": -2})

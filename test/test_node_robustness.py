@@ -423,7 +423,8 @@ def test_deactivated_stays_inactive_and_shutdown_ends_the_process(client, rb_nod
 @pytest.mark.parametrize("args, yaml_line, phrase", [
     (["-p", "min_detection_score:=2.0"], None,
      "min_detection_score must be in [0.0, 1.0], got 2.0"),
-    (["-p", "detector:=tiny"], None, "detector must be one of short, full, both; got 'tiny'"),
+    (["-p", "detector:=tiny"], None,
+     "detector must be one of 'short', 'full', 'both', got 'tiny'"),
     (["-p", "device:=bogus"], None,
      "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'bogus'"),
     ([], "max_faces: 0", "max_faces must be in [1, 256], got 0"),

@@ -28,8 +28,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from face3d_ros.core.config import (CHOICES, LIMITS, EngineConfig, TrackerConfig,
-                                    check_fields)
+from face3d_ros.core.config import (CHOICES, LIMITS, EngineConfig, TrackerConfig, check_choice,
+                                    check_fields, check_range)
 from face3d_ros.core.people.identity import REID_MARGIN, REID_MIN_FRAMES, REID_THRESHOLD
 
 #: Accepted range (inclusive) of each numeric setting of the nodes themselves: the one place
@@ -301,12 +301,13 @@ def check_value(spec: ParamSpec, value: Any) -> Optional[str]:
         ok_type = True
     if not ok_type:
         return f"{spec.name} must be {_TYPE_WORDS[expected]}, got {value!r}"
-    if spec.limits is not None:
-        lo, hi = spec.limits
-        if not (lo <= value <= hi):
-            return f"{spec.name} must be in [{lo}, {hi}], got {value!r}"
-    if spec.choices is not None and value not in spec.choices:
-        return f"{spec.name} must be one of {', '.join(spec.choices)}; got {value!r}"
+    try:  # the configs' own checks: one wording for the node and the library
+        if spec.limits is not None:
+            check_range(spec.name, value, *spec.limits)
+        if spec.choices is not None:
+            check_choice(spec.name, value, spec.choices)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

@@ -51,6 +51,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from ..config import check_choice
 from ..io import model_store
 from .tflite_torch import convert_tflite
 
@@ -93,8 +94,7 @@ def resolve_backend(name: str, device: torch.device
     Raises ``ValueError`` for an unknown name and ``ImportError`` naming the package to install
     when "litert" is asked for explicitly and is not installed.
     """
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {name!r}")
+    check_choice("backend", name, BACKENDS)
     if name == "torch" or (name == "auto" and device.type == "cuda"):
         return "torch", device, None
     if not litert_available():
