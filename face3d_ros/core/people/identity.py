@@ -37,7 +37,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..pipeline.canonical import load_canonical
-from ..pipeline.expression import EXPRESSION_NAMES, expression_coefficients
+from ..pipeline.expression import (EXPRESSION_NAMES, canonical_measures,
+                                   coefficients_from_measures, expression_coefficients, measures)
 from ..pipeline.geometry import RIGID_INDICES
 from ..types import NUM_LANDMARKS, NUM_MESH
 
@@ -209,8 +210,8 @@ def canonical_coefficients(face_points: np.ndarray) -> np.ndarray:
     expression off towards. (The engine publishes coefficients measured against the
     expression neutral, whose mouth is relaxed and closed; the canonical face's is half a
     smile, so those would not match the displacement removed here.)"""
-    can = load_canonical().vertices.astype(np.float64)
-    return expression_coefficients(_check_shape("face_points", face_points)[None], can)[0]
+    m = measures(_check_shape("face_points", face_points)[None])
+    return coefficients_from_measures(m, canonical_measures())[0]
 
 
 def expression_gates(coefficients: np.ndarray) -> Dict[str, float]:

@@ -1,7 +1,8 @@
 """The canonical face: a mean, left/right-symmetric, metric face in the face frame.
 
 The engine fits it to every observed face (head pose) and uses it for the eyeball centres
-(gaze), the neutral expression references and the UV layout of the mesh.
+(gaze), the reference of the expression measures (with its expression neutral) and the UV
+layout of the mesh.
 
 Its *shape* is built from the mesh network's own output on real frontal portraits (shipped in
 registry packages) by :func:`build_canonical`. Its *frame* and its *eyeball centres* come from

@@ -109,6 +109,16 @@ def _neutral() -> Dict[str, float]:
     return dict(zip(MEASURE_NAMES, load_canonical().expression_neutral.tolist()))
 
 
+@lru_cache(maxsize=1)
+def canonical_measures() -> Dict[str, float]:
+    """The measures of the canonical face itself (cached): the reference of coefficients
+    measured against it (``core.people.identity.canonical_coefficients``)."""
+    from .canonical import load_canonical
+
+    can = load_canonical().vertices.astype(np.float64)[None]
+    return {k: float(v[0]) for k, v in measures(can).items()}
+
+
 def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = None,
                             openness: Optional[np.ndarray] = None) -> np.ndarray:
     """(N, K) coefficients in [0, 1], ordered as :data:`EXPRESSION_NAMES`.
@@ -121,10 +131,15 @@ def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = N
     """
     m = measures(np.asarray(local, dtype=np.float64), openness)
     if neutral is None:
-        n = _neutral()
-    else:
-        ref = measures(np.asarray(neutral, dtype=np.float64).reshape(1, -1, 3))
-        n = {k: float(v[0]) for k, v in ref.items()}
+        return coefficients_from_measures(m, _neutral())
+    ref = measures(np.asarray(neutral, dtype=np.float64).reshape(1, -1, 3))
+    return coefficients_from_measures(m, {k: float(v[0]) for k, v in ref.items()})
+
+
+def coefficients_from_measures(m: Dict[str, np.ndarray], n: Dict[str, float]) -> np.ndarray:
+    """(N, K) coefficients in [0, 1] (:data:`EXPRESSION_NAMES` order) of measures ``m`` (each
+    (N,), :func:`measures`) against the neutral measures ``n``: the spans of the module
+    docstring's table."""
 
     def ramp(x: np.ndarray, span: float) -> np.ndarray:
         return np.clip(x / span, 0.0, 1.0)
