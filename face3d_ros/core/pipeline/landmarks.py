@@ -401,11 +401,11 @@ class LandmarkRunner:
                                  index_t.to(self.device))
         roi_t = rois_to_tensor(rois, self.device)  # (N, 4)
         mesh_affine = roi_affine(roi_t, MESH_SIZE)  # (N, 2, 3)
-        views, affine, rows = 1, mesh_affine, groups
+        views, affine = 1, mesh_affine
         if self.config.mesh_flip:  # the mirrored crops: rows N..2N-1
             views, affine = 2, torch.cat([mesh_affine, roi_affine(roi_t, MESH_SIZE, True)])
-            rows = [g + [r + n for r in g] for g in groups]
-        raw, flag = self._network("mesh", imgs, rows, affine)  # (V*N, 468, 3) crop px, (V*N,)
+        raw, flag = self._network("mesh", imgs, groups, mesh_affine,
+                                  mirrored=self.config.mesh_flip)  # (V*N, 468, 3), (V*N,)
         raw = raw.reshape(views * n, 468, 3).float()
         # The mesh network places pixel centres at integer coordinates; the crop affine (like
         # the iris network) at half-integers (align_corners=False).
@@ -436,17 +436,24 @@ class LandmarkRunner:
                              mesh_affine=mesh_affine, eye_affine=eye_affine,
                              image_index=index_t.to(self.device))
 
-    def _network(self, key: str, imgs: Sequence, groups: List[List[int]], affine: torch.Tensor
-                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _network(self, key: str, imgs: Sequence, groups: List[List[int]], affine: torch.Tensor,
+                 mirrored: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Crop every ``affine`` (N, 2, 3) from ``imgs`` for network ``key`` ("mesh" or
-        "iris"), RGB in [0, 1], and run it: its two outputs as tensors on the device."""
+        "iris"), RGB in [0, 1], and run it: its two outputs as tensors on the device.
+        ``mirrored``: after the N crops, their mirror images (rows N..2N-1), flipped rather
+        than sampled again: ``roi_affine(..., mirror=True)`` samples the same points in
+        mirrored order (crop x -> S - x)."""
         size = MESH_SIZE if key == "mesh" else IRIS_SIZE
         if self.host:
             crops = _warp_host(imgs, groups, affine.numpy(), size, cv2.BORDER_REPLICATE,
                                1.0 / 255.0)  # (N, S, S, 3)
+            if mirrored:
+                crops = np.concatenate([crops, crops[:, :, ::-1]])
             a, b = self.models.infer(key, crops)
             return torch.from_numpy(a), torch.from_numpy(b)
         x = _warp(imgs, groups, affine, size, "border") * (1.0 / 255.0)  # (N, 3, S, S)
+        if mirrored:
+            x = torch.cat([x, x.flip(3)])
         return self.models.mesh(x) if key == "mesh" else self.models.iris(x)
 
     def _iris(self, imgs: Sequence, groups: List[List[int]], mesh: torch.Tensor
