@@ -105,6 +105,8 @@ class HeadPose:
     rotation: (3, 3) camera_R_face. translation: (3,) metres, the point between the eyes.
     yaw, pitch, roll: degrees relative to facing the camera (see the module docstring).
     confidence: [0, 1], the face flag times the quality of the fit to the canonical face.
+    quaternion: (4,) the rotation as x, y, z, w when already computed (the engine converts all
+    faces of a frame at once), else None: :attr:`quaternion_xyzw` computes it.
     """
 
     rotation: np.ndarray
@@ -113,10 +115,13 @@ class HeadPose:
     pitch: float
     roll: float
     confidence: float
+    quaternion: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
     @property
     def quaternion_xyzw(self) -> np.ndarray:
         """(4,) the rotation as a unit quaternion x, y, z, w (geometry_msgs order)."""
+        if self.quaternion is not None:
+            return self.quaternion
         from scipy.spatial.transform import Rotation
 
         return Rotation.from_matrix(self.rotation).as_quat()

@@ -30,6 +30,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 import cv2
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from .canonical import load_canonical
 from ..config import EngineConfig
@@ -238,6 +239,7 @@ class FaceEngine:
         comb_conf = conf.mean(1)
         pose_conf = flags * fit_conf
         lm32, pts32 = lm.astype(np.float32), host["points"].astype(np.float32)
+        quats = Rotation.from_matrix(rot).as_quat()  # (N, 4) x, y, z, w; one call per frame
 
         faces = []
         for i in range(n):
@@ -247,7 +249,7 @@ class FaceEngine:
                                float(comb_angles[i, 1]), float(comb_conf[i]))
             pose = HeadPose(rotation=rot[i], translation=t[i], yaw=float(angles[i, 0]),
                             pitch=float(angles[i, 1]), roll=float(angles[i, 2]),
-                            confidence=float(pose_conf[i]))
+                            confidence=float(pose_conf[i]), quaternion=quats[i])
             faces.append(FaceResult(
                 track_id=int(track_ids[i]), score=float(scores[i]),
                 presence=float(flags[i]), box=boxes[i], landmarks_2d=lm32[i],
