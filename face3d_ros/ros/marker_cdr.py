@@ -27,6 +27,13 @@ arrays. :func:`encode_marker_array` builds the serialized ``MarkerArray``:
   the counts, the alignment padding and the little-endian float64 / float32 data. The place of
   the ``points`` count is found once per layout from a second serialization with one sentinel
   point; the padding from the difference in length.
+* a marker with arrays is not serialized anew each time either: markers of one layout (start
+  offset mod 8, the strings, every other field at its default) differ only in fixed-size
+  fields (stamp, id, type, action, pose, scale, colour, lifetime, frame_locked). The first
+  marker of a layout is serialized with those fields set to sentinel values, and each field's
+  place found from a serialization with that one field changed; later markers are that
+  template with their values written in (``_Template``). A marker with any other field set
+  is serialized by rclpy as it is.
 
 The bytes are published with ``Publisher.publish(bytes)``. :func:`self_check` compares the
 decoded result with rclpy's own serialization of the same markers; the node uses this path only
@@ -37,7 +44,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from operator import attrgetter
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from geometry_msgs.msg import Point
@@ -108,32 +116,134 @@ def _layout(m: Marker, offset: int, empty: bytes) -> Tuple[int, int]:
     return found
 
 
-def _spliced(part: MarkerPart, offset: int) -> bytes:
-    """CDR bytes of a marker with array data, starting at payload ``offset``."""
-    m = part.marker
+#: The fixed-size fields in which markers of one layout differ, in the order of their
+#: values in :class:`_Template` (dotted attribute path, struct format character).
+_PATCHED: Tuple[Tuple[str, str], ...] = (
+    ("header.stamp.sec", "i"), ("header.stamp.nanosec", "I"), ("id", "i"), ("type", "i"),
+    ("action", "i"), ("pose.position.x", "d"), ("pose.position.y", "d"),
+    ("pose.position.z", "d"), ("pose.orientation.x", "d"), ("pose.orientation.y", "d"),
+    ("pose.orientation.z", "d"), ("pose.orientation.w", "d"), ("scale.x", "d"),
+    ("scale.y", "d"), ("scale.z", "d"), ("color.r", "f"), ("color.g", "f"), ("color.b", "f"),
+    ("color.a", "f"), ("lifetime.sec", "i"), ("lifetime.nanosec", "I"), ("frame_locked", "?"))
+#: Two sets of values whose bytes differ everywhere (a field's place is where they differ).
+_PROBE: Dict[str, Tuple[Any, Any]] = {
+    "i": (0x11111111, 0x22222222), "I": (0x11111111, 0x22222222),
+    "d": (struct.unpack("<d", b"\x11" * 8)[0], struct.unpack("<d", b"\x22" * 8)[0]),
+    "f": (struct.unpack("<f", b"\x11" * 4)[0], struct.unpack("<f", b"\x22" * 4)[0]),
+    "?": (False, True)}
+#: Fields of this distribution's Marker besides the patched ones, the header and the arrays:
+#: strings are part of a template's key, the others must hold their defaults.
+_DEFAULT = Marker()
+_OTHER = tuple(f for f in Marker.get_fields_and_field_types()
+               if f not in ("header", "id", "type", "action", "pose", "scale", "color",
+                            "lifetime", "frame_locked", "points", "colors"))
+_STRINGS = tuple(f for f in _OTHER if isinstance(getattr(_DEFAULT, f), str))
+_NON_STRINGS = tuple(f for f in _OTHER if f not in _STRINGS)
+_strings = attrgetter(*_STRINGS) if _STRINGS else (lambda m: ())
+
+
+def _set(m: Marker, path: str, value: Any) -> None:
+    *owner, name = path.split(".")
+    obj = m
+    for part in owner:
+        obj = getattr(obj, part)
+    setattr(obj, name, value)
+
+
+class _Template:
+    """The serialization, without arrays, of the markers of one layout, and where its patched
+    fields lie: runs of adjacent fields are written with one ``struct`` call each."""
+
+    def __init__(self, m: Marker, offset: int) -> None:
+        probe = Marker()
+        probe.header.frame_id = m.header.frame_id
+        for name in _STRINGS:
+            setattr(probe, name, getattr(m, name))
+        for path, fmt in _PATCHED:
+            _set(probe, path, _PROBE[fmt][0])
+        self.data = _body(probe, offset)
+        places = []
+        for path, fmt in _PATCHED:
+            _set(probe, path, _PROBE[fmt][1])
+            changed = _body(probe, offset)
+            _set(probe, path, _PROBE[fmt][0])
+            size = struct.calcsize("<" + fmt)
+            at = next((k for k, (a, b) in enumerate(zip(self.data, changed)) if a != b), -1)
+            if (len(changed) != len(self.data) or at < 0
+                    or changed[at + size:] != self.data[at + size:]
+                    or self.data[at:at + size] != struct.pack("<" + fmt, _PROBE[fmt][0])):
+                raise RuntimeError(f"unexpected CDR layout of visualization_msgs/Marker.{path}")
+            places.append((at, path, fmt))
+        self.runs: List[Tuple[struct.Struct, int, Callable[[Marker], Any]]] = []
+        start = 0
+        for k in range(1, len(places) + 1):
+            at, _, fmt = places[k - 1]
+            if k < len(places) and places[k][0] == at + struct.calcsize("<" + fmt):
+                continue  # the next field follows without padding: same run
+            run = places[start:k]
+            paths = [path for _, path, _ in run]
+            self.runs.append((struct.Struct("<" + "".join(f for _, _, f in run)), run[0][0],
+                              attrgetter(*paths) if len(paths) > 1
+                              else (lambda m, g=attrgetter(paths[0]): (g(m),))))
+            start = k
+
+    def body(self, m: Marker) -> bytes:
+        """The bytes of ``m`` (arrays empty)."""
+        buf = bytearray(self.data)
+        for st, at, get in self.runs:
+            st.pack_into(buf, at, *get(m))
+        return bytes(buf)
+
+
+_TEMPLATES: Dict[Tuple[Any, ...], _Template] = {}
+
+
+def _empty_body(m: Marker, offset: int) -> bytes:
+    """CDR bytes of ``m`` with empty arrays starting at payload ``offset``: from its layout's
+    template when every field it does not patch is a string or at its default, else from
+    rclpy (with ``m``'s arrays emptied)."""
+    if all(getattr(m, f) == getattr(_DEFAULT, f) for f in _NON_STRINGS):
+        key = (offset % 8, m.header.frame_id, _strings(m))
+        template = _TEMPLATES.get(key)
+        if template is None:
+            if len(_TEMPLATES) > 256:
+                _TEMPLATES.clear()
+            template = _TEMPLATES[key] = _Template(m, offset)
+        return template.body(m)
     m.points = []
     m.colors = []
-    empty = _body(m, offset)
+    return _body(m, offset)
+
+
+def _spliced(part: MarkerPart, offset: int) -> List[Any]:
+    """CDR pieces of a marker with array data, starting at payload ``offset``: bytes and the
+    contiguous arrays themselves (joined once, with the whole message)."""
+    m = part.marker
+    empty = _empty_body(m, offset)
     count_at, pad = _layout(m, offset, empty)
     pts = part.rows(part.points, 3, "<f8")
     cols = part.rows(part.colors, 4, "<f4")
-    return b"".join((
-        empty[:count_at],
-        _U32.pack(len(pts)), b"\0" * (pad if len(pts) else 0), pts.tobytes(),
-        _U32.pack(len(cols)), cols.tobytes(),
-        empty[count_at + 8:],
-    ))
+    return [empty[:count_at],
+            _U32.pack(len(pts)), b"\0" * (pad if len(pts) else 0), _raw(pts),
+            _U32.pack(len(cols)), _raw(cols),
+            empty[count_at + 8:]]
+
+
+def _raw(rows: np.ndarray) -> Any:
+    """The bytes of a contiguous array without a copy (an empty one as b"")."""
+    return memoryview(rows.reshape(-1)).cast("B") if rows.size else b""
 
 
 def encode_marker_array(parts: Sequence[MarkerPart]) -> bytes:
     """The serialized ``visualization_msgs/MarkerArray`` of ``parts``, ready to publish.
 
     A run of markers without arrays that starts at offset 4 (mod 8), such as the first markers,
-    is serialized in one call. Markers with arrays get their ``points``/``colors`` emptied
-    (they are scratch messages).
+    is serialized in one call. Markers with arrays whose layout has no template yet, or that
+    set a field a template does not hold, get their ``points``/``colors`` emptied (they are
+    scratch messages).
     """
     header = serialize_message(MarkerArray())[:4]  # encapsulation: byte order and format
-    chunks: List[bytes] = [header, _U32.pack(len(parts))]
+    chunks: List[Any] = [header, _U32.pack(len(parts))]
     offset = 4  # payload bytes so far
     i = 0
     while i < len(parts):
@@ -143,9 +253,12 @@ def encode_marker_array(parts: Sequence[MarkerPart]) -> bytes:
             offset += pad
         part = parts[i]
         if part.points is not None or part.colors is not None:
-            body = _spliced(part, offset)
+            pieces = _spliced(part, offset)
+            chunks.extend(pieces)
+            offset += sum(len(x) for x in pieces)
             i += 1
-        elif offset % 8 == 4:
+            continue
+        if offset % 8 == 4:
             run = i
             while run < len(parts) and parts[run].points is None and parts[run].colors is None:
                 run += 1
@@ -214,6 +327,25 @@ def self_check() -> Tuple[bool, str]:
         m = Marker()
         m.ns = "no points, two colours"
         out.append(MarkerPart(m, np.zeros((0, 3)), rng.random((2, 4)).astype(np.float32)))
+        # Two more of one layout (the second from the first's template), every patched field
+        # set, and one with a field no template holds.
+        for k in range(2):
+            m = Marker()
+            m.header.frame_id = "cam"
+            m.header.stamp.sec, m.header.stamp.nanosec = 100 + k, 7 * k + 1
+            m.ns, m.id, m.type, m.action = "same layout", -3 - k, Marker.LINE_LIST, k
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = rng.normal(size=3)
+            m.pose.orientation.x, m.pose.orientation.w = 0.6, 0.8
+            m.scale.x, m.scale.y, m.scale.z = rng.random(3)
+            m.color.r, m.color.g, m.color.b, m.color.a = (float(v) for v in rng.random(4))
+            m.lifetime.sec, m.lifetime.nanosec = k, 500_000_000
+            m.frame_locked = bool(k)
+            out.append(MarkerPart(m, rng.normal(size=(2 + k, 3))))
+        m = Marker()
+        m.header.frame_id = "cam"
+        m.ns = "same layout"
+        m.mesh_use_embedded_materials = True
+        out.append(MarkerPart(m, rng.normal(size=(2, 3))))
         return out
 
     for shift in (0, 4):  # markers with arrays starting at both offsets (mod 8)
