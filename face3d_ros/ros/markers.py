@@ -184,13 +184,13 @@ def gaze_markers(face: FaceResult, header: Header, mid: int, lifetime: Duration,
         m = _marker(header, ns, mid, Marker.ARROW, lifetime,
                     None if reuse is None else reuse[k])
         o = np.asarray(ray.origin, dtype=np.float64)
-        d = np.asarray(ray.direction, dtype=np.float64)
         combined = ns == NS_GAZE[2]
         m.scale.x = 0.004 if combined else 0.002  # shaft diameter
         m.scale.y = 0.008 if combined else 0.004  # head diameter
         m.scale.z = 0.015  # head length
-        m.color = ColorRGBA(r=r, g=g, b=b, a=float(np.clip(0.3 + 0.7 * ray.confidence, 0, 1)))
-        out.append(MarkerPart(m, np.stack([o, o + length_m * d])))
+        alpha = min(max(0.3 + 0.7 * float(ray.confidence), 0.0), 1.0)
+        m.color = ColorRGBA(r=r, g=g, b=b, a=alpha)
+        out.append(MarkerPart(m, np.array([o, o + length_m * np.asarray(ray.direction)])))
     return out
 
 
