@@ -69,12 +69,16 @@ class MarkerPart:
     colors: (V, 4) float32 RGBA in [0, 1], or None for the marker's own ``colors``.
     index: (K,) int rows of ``points`` and ``colors`` to send, in order (a triangle list
         repeats each vertex), or None for all rows once.
+    plain: the marker sets nothing but the fixed-size fields a template patches, its header's
+        frame_id and its strings (as the markers of ``ros.markers`` do): the check that every
+        other field holds its default is skipped.
     """
 
     marker: Marker
     points: Optional[np.ndarray] = None
     colors: Optional[np.ndarray] = None
     index: Optional[np.ndarray] = None
+    plain: bool = False
 
     def rows(self, values: Optional[np.ndarray], width: int, dtype: str) -> np.ndarray:
         """``values`` picked by ``index`` as a contiguous (K, width) array (empty for None)."""
@@ -198,11 +202,11 @@ class _Template:
 _TEMPLATES: Dict[Tuple[Any, ...], _Template] = {}
 
 
-def _empty_body(m: Marker, offset: int) -> bytes:
+def _empty_body(m: Marker, offset: int, plain: bool = False) -> bytes:
     """CDR bytes of ``m`` with empty arrays starting at payload ``offset``: from its layout's
-    template when every field it does not patch is a string or at its default, else from
-    rclpy (with ``m``'s arrays emptied)."""
-    if all(getattr(m, f) == getattr(_DEFAULT, f) for f in _NON_STRINGS):
+    template when every field it does not patch is a string or at its default (taken as so
+    with ``plain``: see :class:`MarkerPart`), else from rclpy (with ``m``'s arrays emptied)."""
+    if plain or all(getattr(m, f) == getattr(_DEFAULT, f) for f in _NON_STRINGS):
         key = (offset % 8, m.header.frame_id, _strings(m))
         template = _TEMPLATES.get(key)
         if template is None:
@@ -219,7 +223,7 @@ def _spliced(part: MarkerPart, offset: int) -> List[Any]:
     """CDR pieces of a marker with array data, starting at payload ``offset``: bytes and the
     contiguous arrays themselves (joined once, with the whole message)."""
     m = part.marker
-    empty = _empty_body(m, offset)
+    empty = _empty_body(m, offset, part.plain)
     count_at, pad = _layout(m, offset, empty)
     pts = part.rows(part.points, 3, "<f8")
     cols = part.rows(part.colors, 4, "<f4")
@@ -327,8 +331,8 @@ def self_check() -> Tuple[bool, str]:
         m = Marker()
         m.ns = "no points, two colours"
         out.append(MarkerPart(m, np.zeros((0, 3)), rng.random((2, 4)).astype(np.float32)))
-        # Two more of one layout (the second from the first's template), every patched field
-        # set, and one with a field no template holds.
+        # Two more of one layout (the second from the first's template, declared plain), every
+        # patched field set, and one with a field no template holds.
         for k in range(2):
             m = Marker()
             m.header.frame_id = "cam"
@@ -340,7 +344,7 @@ def self_check() -> Tuple[bool, str]:
             m.color.r, m.color.g, m.color.b, m.color.a = (float(v) for v in rng.random(4))
             m.lifetime.sec, m.lifetime.nanosec = k, 500_000_000
             m.frame_locked = bool(k)
-            out.append(MarkerPart(m, rng.normal(size=(2 + k, 3))))
+            out.append(MarkerPart(m, rng.normal(size=(2 + k, 3)), plain=bool(k)))
         m = Marker()
         m.header.frame_id = "cam"
         m.ns = "same layout"

@@ -161,7 +161,7 @@ def mesh_marker(face: FaceResult, triangles: np.ndarray, header: Header, mid: in
     rgba[:, 3] = 1.0
     m.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
     return MarkerPart(m, xyz, rgba.astype(np.float32),
-                      np.asarray(triangles, dtype=np.int64).reshape(-1))
+                      np.asarray(triangles, dtype=np.int64).reshape(-1), plain=True)
 
 
 def landmarks_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
@@ -170,7 +170,7 @@ def landmarks_marker(face: FaceResult, header: Header, mid: int, lifetime: Durat
     m = _marker(header, NS_LANDMARKS, mid, Marker.POINTS, lifetime, reuse)
     m.scale.x = m.scale.y = size_m
     m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-    return MarkerPart(m, np.asarray(face.landmarks_3d, dtype=np.float64))
+    return MarkerPart(m, np.asarray(face.landmarks_3d, dtype=np.float64), plain=True)
 
 
 def gaze_markers(face: FaceResult, header: Header, mid: int, lifetime: Duration,
@@ -190,7 +190,8 @@ def gaze_markers(face: FaceResult, header: Header, mid: int, lifetime: Duration,
         m.scale.z = 0.015  # head length
         alpha = min(max(0.3 + 0.7 * float(ray.confidence), 0.0), 1.0)
         m.color = ColorRGBA(r=r, g=g, b=b, a=alpha)
-        out.append(MarkerPart(m, np.array([o, o + length_m * np.asarray(ray.direction)])))
+        out.append(MarkerPart(m, np.array([o, o + length_m * np.asarray(ray.direction)]),
+                              plain=True))
     return out
 
 
@@ -209,7 +210,8 @@ def axes_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
     ends = t[None, :] + length_m * rot.T  # (3, 3) row k = end of axis k
     m.scale.x = 0.003  # line width
     m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-    return MarkerPart(m, np.stack([t, ends[0], t, ends[1], t, ends[2]]), _AXES_COLORS)
+    return MarkerPart(m, np.stack([t, ends[0], t, ends[1], t, ends[2]]), _AXES_COLORS,
+                      plain=True)
 
 
 def label_marker(face: FaceResult, header: Header, mid: int, lifetime: Duration,
