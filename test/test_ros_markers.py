@@ -191,3 +191,49 @@ def test_marker_cdr_self_check_reports_an_unexpected_layout(monkeypatch):
     monkeypatch.setattr(marker_cdr, "_layout", unexpected)
     ok, why = marker_cdr.self_check()
     assert ok is False and "unexpected CDR layout" in why
+
+
+def test_marker_cdr_templates_and_markers_with_their_own_arrays():
+    """Markers of one layout after the first are written from its template; a marker that
+    arrives with points and colours of its own (ignored when arrays are given) and one that
+    sets a field no template holds still decode to rclpy's serialization of the same markers;
+    a template patched wrongly would not."""
+    from geometry_msgs.msg import Point
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import ColorRGBA
+
+    from face3d_ros.ros import marker_cdr
+    from face3d_ros.ros.marker_cdr import MarkerPart, encode_marker_array, to_marker_array
+
+    marker_cdr._LAYOUTS.clear()
+    marker_cdr._TEMPLATES.clear()
+    rng = np.random.default_rng(3)
+
+    def parts():
+        out = []
+        for k in range(3):
+            m = Marker()
+            m.header.frame_id, m.header.stamp.sec = "tpl_frame", 10 + k
+            m.ns, m.id, m.type = "tpl", k, Marker.POINTS
+            m.pose.position.x, m.scale.x, m.color.g = 0.1 * k, 0.01 * (k + 1), 0.5
+            m.lifetime.nanosec = 1000 * k
+            if k == 1:  # arrays of its own, replaced by the part's
+                m.points = [Point(x=9.0, y=9.0, z=9.0)] * 3
+                m.colors = [ColorRGBA(r=1.0, a=1.0)] * 3
+            if k == 2:
+                m.mesh_use_embedded_materials = True  # a field no template holds
+            out.append(MarkerPart(m, rng.normal(size=(4 + k, 3)),
+                                  rng.random((4 + k, 4)).astype(np.float32)))
+        return out
+
+    fast = _decoded(encode_marker_array(parts()))
+    rng = np.random.default_rng(3)
+    slow = _decoded(serialize_message(to_marker_array(parts())))
+    assert fast == slow
+    assert len(marker_cdr._TEMPLATES) == 1  # one layout, its template reused
+    assert fast.markers[2].mesh_use_embedded_materials
+    template = next(iter(marker_cdr._TEMPLATES.values()))
+    template.runs = template.runs[1:]  # a template that forgets the stamp
+    rng = np.random.default_rng(3)
+    assert _decoded(encode_marker_array(parts())) != slow
+    marker_cdr._TEMPLATES.clear()

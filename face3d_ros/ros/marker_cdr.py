@@ -83,9 +83,13 @@ class MarkerPart:
     def rows(self, values: Optional[np.ndarray], width: int, dtype: str) -> np.ndarray:
         """``values`` picked by ``index`` as a contiguous (K, width) array (empty for None)."""
         if values is None:
-            return np.zeros((0, width), dtype=dtype)
+            return _EMPTY_ROWS[width]
         values = np.asarray(values, dtype=dtype)
         return np.ascontiguousarray(values if self.index is None else values[self.index])
+
+
+#: The rows of an absent array, by width (points 3, colours 4).
+_EMPTY_ROWS = {3: np.zeros((0, 3), "<f8"), 4: np.zeros((0, 4), "<f4")}
 
 
 def _body(marker: Marker, offset: int) -> bytes:
@@ -100,12 +104,14 @@ def _body(marker: Marker, offset: int) -> bytes:
 _LAYOUTS: Dict[Tuple[int, str, str, int], Tuple[int, int]] = {}
 
 
-def _layout(m: Marker, offset: int, empty: bytes) -> Tuple[int, int]:
-    """Where the ``points`` count sits in ``empty`` (``m`` without arrays, starting at payload
-    ``offset``) and the padding CDR puts before the first point there."""
+def _layout(m: Marker, offset: int, empty: Any) -> Tuple[int, int]:
+    """Where the ``points`` count sits in ``empty`` (bytes of ``m`` without arrays, starting at
+    payload ``offset``) and the padding CDR puts before the first point there (``m`` is a
+    scratch message: its arrays are emptied)."""
     key = (offset % 8, m.header.frame_id, m.ns, len(empty))
     found = _LAYOUTS.get(key)
     if found is None:
+        m.colors = []
         m.points = [Point(x=_SENTINEL, y=_SENTINEL, z=_SENTINEL)]
         one = _body(m, offset)
         m.points = []
@@ -191,18 +197,18 @@ class _Template:
                               else (lambda m, g=attrgetter(paths[0]): (g(m),))))
             start = k
 
-    def body(self, m: Marker) -> bytes:
+    def body(self, m: Marker) -> memoryview:
         """The bytes of ``m`` (arrays empty)."""
         buf = bytearray(self.data)
         for st, at, get in self.runs:
             st.pack_into(buf, at, *get(m))
-        return bytes(buf)
+        return memoryview(buf)
 
 
 _TEMPLATES: Dict[Tuple[Any, ...], _Template] = {}
 
 
-def _empty_body(m: Marker, offset: int, plain: bool = False) -> bytes:
+def _empty_body(m: Marker, offset: int, plain: bool = False) -> Any:
     """CDR bytes of ``m`` with empty arrays starting at payload ``offset``: from its layout's
     template when every field it does not patch is a string or at its default (taken as so
     with ``plain``: see :class:`MarkerPart`), else from rclpy (with ``m``'s arrays emptied)."""
