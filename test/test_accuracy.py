@@ -174,24 +174,17 @@ def test_photo_mirror_bias(acc, photo):
     assert abs(m["combined"]) <= PHOTO_MIRROR_BIAS_DEG
 
 
-def test_eye_contact_astronaut(acc):
-    """The astronaut looks into the lens: the combined gaze points at the camera."""
-    a, _ = acc.photo("astronaut")
+@pytest.mark.parametrize("photo, limit", [("astronaut", EYE_CONTACT_ASTRONAUT_DEG),
+                                          ("grace_hopper", EYE_CONTACT_HOPPER_DEG)])
+def test_eye_contact(acc, photo, limit):
+    """The astronaut and Grace Hopper look into the lens: the combined gaze points at the
+    camera."""
+    a, _ = acc.photo(photo)
     assert a.found
     c = A.eye_contact(a)
-    print(f"\neye contact astronaut: yaw {c['yaw']:+.2f} pitch {c['pitch']:+.2f} angle "
-          f"{c['angle']:.2f} deg (limit {EYE_CONTACT_ASTRONAUT_DEG})")
-    assert c["angle"] <= EYE_CONTACT_ASTRONAUT_DEG
-
-
-def test_eye_contact_grace_hopper(acc):
-    """Grace Hopper looks into the lens."""
-    a, _ = acc.photo("grace_hopper")
-    assert a.found
-    c = A.eye_contact(a)
-    print(f"\neye contact grace_hopper: yaw {c['yaw']:+.2f} pitch {c['pitch']:+.2f} angle "
-          f"{c['angle']:.2f} deg (limit {EYE_CONTACT_HOPPER_DEG})")
-    assert c["angle"] <= EYE_CONTACT_HOPPER_DEG
+    print(f"\neye contact {photo}: yaw {c['yaw']:+.2f} pitch {c['pitch']:+.2f} angle "
+          f"{c['angle']:.2f} deg (limit {limit})")
+    assert c["angle"] <= limit
 
 
 @pytest.mark.parametrize("blend, coef, eye", [("eyeBlink_L", "eye_blink_left", 1),
