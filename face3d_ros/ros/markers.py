@@ -101,8 +101,9 @@ class MarkerPool:
     Constructing a ``Marker`` costs ~25 us on the reference CPU (it builds its header, pose,
     colour and, on newer distributions, texture sub-messages); setting the fields of one
     already built ~1.5 us. Each kind of marker sets every field it uses, so a reused marker
-    carries nothing over. Only for markers that are serialized before the next frame reuses
-    them (:meth:`MarkerBuilder.build_serialized`), never for messages handed out.
+    carries nothing over. Only for markers that are serialized or published before the next
+    frame reuses them (``MarkerBuilder.parts(..., reuse=True)``: ``build_serialized`` and the
+    node), never for messages handed out (``build``).
     """
 
     def __init__(self) -> None:
