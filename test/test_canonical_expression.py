@@ -5,7 +5,8 @@ import pytest
 
 from face3d_ros.core.pipeline.canonical import load_canonical
 from face3d_ros.core.pipeline.expression import (EXPRESSION_NAMES, EYE_MEASURES, MEASURE_NAMES,
-                                                 expression_coefficients, measures)
+                                                 OpenEyeBaseline, expression_coefficients,
+                                                 measures)
 
 
 def test_stored_canonical_matches_a_rebuild():
@@ -122,3 +123,53 @@ def test_expressions_do_not_depend_on_scale():
         expression_coefficients(2.5 * jaw[None]), abs=1e-6)
     assert expression_coefficients(jaw[None], can) == pytest.approx(
         expression_coefficients(2.5 * jaw[None], 0.5 * can), abs=1e-6)
+
+
+def _stored_open_eye() -> float:
+    return float(dict(zip(MEASURE_NAMES, load_canonical().expression_neutral))["open_right"])
+
+
+def test_open_eye_baseline_learns_the_open_eye_and_never_a_closed_one():
+    """The baseline is the median of open-eye readings of a head facing the camera: blinks,
+    shut eyes and turned heads do not enter, and it is unknown until enough have."""
+    avg = _stored_open_eye()
+    b = OpenEyeBaseline(window=50, min_samples=10)
+    for _ in range(9):
+        assert np.isnan(b.observe(np.array([1.1, 1.2]) * avg, 0.0, 0.0)).all()
+    for _ in range(30):  # turned or pitched too far, or shut: nothing enters
+        b.observe(np.array([0.5, 0.5]) * avg, 30.0, 0.0)
+        b.observe(np.array([0.5, 0.5]) * avg, 0.0, -25.0)
+        b.observe(np.array([0.3, 0.3]) * avg, 0.0, 0.0)
+    assert np.isnan(b.value()).all()
+    for i in range(10):  # winks of the left eye among open frames: each eye its own
+        b.observe(np.array([1.1, 0.4 if i % 3 == 0 else 1.2]) * avg, 5.0, -5.0)
+    assert b.value() == pytest.approx([1.1 * avg, 1.2 * avg])
+    for _ in range(50):  # eyes kept shut for a window: back to unknown (the stored average)
+        b.observe(np.array([0.3, 0.3]) * avg, 0.0, 0.0)
+    assert np.isnan(b.value()).all()
+    for _ in range(60):  # the window forgets: another person's eyes
+        b.observe(np.array([0.9, 0.9]) * avg, 0.0, 0.0)
+    assert b.value() == pytest.approx([0.9 * avg, 0.9 * avg])
+    with pytest.raises(ValueError, match="min_samples"):
+        OpenEyeBaseline(window=5, min_samples=6)
+
+
+def test_blink_against_the_own_open_eye():
+    """Against a person's own open eye the blink starts at 90 % of it (OWN_EYE_DEAD_ZONE);
+    against the stored average at 85 % of the average's: wide eyes half closed read no blink
+    there, but do against their own; NaN (unknown) keeps the average."""
+    from face3d_ros.core.pipeline.expression import coefficients_from_measures
+
+    can = load_canonical()
+    n = dict(zip(MEASURE_NAMES, can.expression_neutral))
+    avg = n["open_right"]
+    own = 1.15 * avg
+    m = {k: np.full(3, v) for k, v in n.items()}
+    m["open_right"] = np.array([own, 0.8 * own, 1.2 * own])  # open, partly closed, wide
+    m["open_left"] = np.full(3, own)
+    eyes = np.array([[own, own], [own, own], [np.nan, np.nan]])
+    c = dict(zip(EXPRESSION_NAMES, coefficients_from_measures(m, n, eyes).T))
+    plain = dict(zip(EXPRESSION_NAMES, coefficients_from_measures(m, n).T))
+    assert c["eye_blink_right"][0] == 0.0 and c["eye_blink_left"].max() == 0.0
+    assert c["eye_blink_right"][1] > 0.1 and plain["eye_blink_right"][1] == 0.0
+    assert c["eye_wide_right"][2] == plain["eye_wide_right"][2] > 0.0  # unknown: the average

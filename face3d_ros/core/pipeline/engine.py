@@ -35,7 +35,7 @@ from scipy.spatial.transform import Rotation
 from .canonical import load_canonical
 from ..config import EngineConfig
 from .detection import FaceDetector
-from .expression import EXPRESSION_NAMES, expression_coefficients
+from .expression import EXPRESSION_NAMES, OpenEyeBaseline, expression_coefficients
 from .geometry import (FaceGeometry, boxes_from_landmarks, direction_angles,
                        euler_from_rotation, pose_weights, solve_faces)
 from .landmarks import LandmarkBatch, LandmarkRunner, roi_from_detection, roi_from_landmarks
@@ -201,12 +201,14 @@ class FaceEngine:
     # -- assembly ------------------------------------------------------------------------
     def build_faces(self, landmarks: torch.Tensor, presence: torch.Tensor,
                     intrinsics: Sequence[CameraIntrinsics], rois: Sequence[Roi],
-                    scores: Sequence[float], track_ids: Sequence[int]) -> List[FaceResult]:
+                    scores: Sequence[float], track_ids: Sequence[int],
+                    own_eyes: Optional[Sequence[OpenEyeBaseline]] = None) -> List[FaceResult]:
         """Frozen per-face results for N faces.
 
         landmarks: (N, 478, 3) image px (possibly smoothed); presence: (N,) face flags;
-        intrinsics/rois/scores/track_ids: one per face. One host synchronisation for the
-        whole batch.
+        intrinsics/rois/scores/track_ids: one per face. own_eyes: one per face, each person's
+        open-eye baseline (a track's), fed this frame's eyes and measured against. One host
+        synchronisation for the whole batch.
         """
         n = landmarks.shape[0]
         if n == 0:
@@ -221,7 +223,10 @@ class FaceEngine:
         rot, t, s = host["rotation"], host["translation"], host["scale"]
         angles = euler_from_rotation(rot, t)  # (N, 3) yaw, pitch, roll
         local = np.einsum("npk,nkj->npj", host["points"] - t[:, None], rot) / s[:, None, None]
-        expr = expression_coefficients(local, openness=host["eye_openness"])
+        own = None if own_eyes is None else np.stack([
+            b.observe(o, y, p)
+            for b, o, y, p in zip(own_eyes, host["eye_openness"], angles[:, 0], angles[:, 1])])
+        expr = expression_coefficients(local, openness=host["eye_openness"], own_eyes=own)
         boxes = boxes_from_landmarks(lm)
         fit_conf = np.clip(1.0 - host["fit_rmse"] / s / POSE_RMSE_ZERO_CONF_M, 0.0, 1.0)
         # Gaze of all faces at once: per eye, then both eyes weighted by their confidence

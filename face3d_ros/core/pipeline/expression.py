@@ -14,8 +14,8 @@ smile as nothing.
 
 | name | measure (face frame, / inter-ocular distance) | span for 1.0 |
 |---|---|---|
-| eye_blink_left/right | lid opening / eye width (``eye_openness``) < 85 % of neutral | to 0.10 |
-| eye_wide_left/right | lid opening / eye width above 115 % of neutral | +50 % |
+| eye_blink_left/right | lid opening / eye width (``eye_openness``) < 85 % of neutral * | to 0.10 |
+| eye_wide_left/right | lid opening / eye width above 115 % of neutral * | +50 % |
 | jaw_open | inner-lip gap (13-14) | 0.45 |
 | mouth_smile_left/right | mouth corner raised and pulled out | 0.06 rise / 0.12 out |
 | brow_up | mean brow height above the eyes | +0.12 (~7.5 mm, a full raise) |
@@ -23,6 +23,8 @@ smile as nothing.
 | mouth_pucker | mouth width below neutral | -30 % |
 | mouth_funnel | lips pushed forward (x) relative to the nose tip | 0.06 |
 | cheek_squint_left/right | lower lid to cheek distance below neutral | -30 % |
+
+* 90 % and 110 % of the person's own open eye (:class:`OpenEyeBaseline`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ EXPRESSION_NAMES: Tuple[str, ...] = (
     "mouth_smile_left", "mouth_smile_right", "brow_up", "brow_down_left", "brow_down_right",
     "mouth_pucker", "mouth_funnel", "cheek_squint_left", "cheek_squint_right",
 )
+
+#: Eye openness below (1 - dead zone) x the neutral's starts a blink, above (1 + dead zone) x
+#: an eye_wide. Against the stored (average) neutral: people's open eyes differ about this much
+#: (the facecap head's read 14 % more open than the canonical face's).
+POPULATION_EYE_DEAD_ZONE = 0.15
+#: The same against the person's own open eye (:class:`OpenEyeBaseline`): twice the spread of
+#: one open eye's openness over head poses within +-20 deg (5 % on facecap renders, 25 poses).
+OWN_EYE_DEAD_ZONE = 0.10
 
 #: Brow raise (brow height above the eyes / inter-ocular distance) read as brow_up 1.0: a full
 #: raise lifts the brows by 7-10 mm, about 0.12 of the 62 mm between the eyes. (With 0.08, a
@@ -91,6 +101,49 @@ def measures(local: np.ndarray, openness: Optional[np.ndarray] = None
     return m
 
 
+class OpenEyeBaseline:
+    """The person's own open-eye openness (``geometry.eye_openness``, right and left), learnt
+    over a track: the median of the last ``window`` frames' readings of each eye, once
+    ``min_samples`` of them are in (about 1 s at 30 Hz); NaN before.
+
+    Only readings that can be an open eye enter: the head within ``max_turn_deg`` of facing
+    the camera in yaw and pitch (the openness read drops ~10 % at pitch -20 deg), and the eye
+    at least ``floor`` x the stored neutral's openness, so a closed or half-closed eye never
+    does (a person who keeps their eyes shut keeps the stored neutral and reads blinks). Blinks
+    last 0.1-0.4 s, a small part of any window, so the median is the open eye. A plain ring
+    buffer: no library keeps a running median of a window this small faster.
+    """
+
+    def __init__(self, window: int = 150, min_samples: int = 30, max_turn_deg: float = 20.0,
+                 floor: float = 0.75) -> None:
+        if not 1 <= min_samples <= window:
+            raise ValueError(f"min_samples must be in [1, window={window}], got {min_samples}")
+        self._buf = np.full((window, 2), np.nan)
+        self._next = 0
+        self.min_samples = min_samples
+        self.max_turn_deg = max_turn_deg
+        self.floor = floor
+
+    def observe(self, openness: np.ndarray, yaw_deg: float, pitch_deg: float) -> np.ndarray:
+        """Take one frame's openness (2,) right, left at head yaw/pitch (deg); return the
+        baseline (2,), NaN for an eye not yet known."""
+        if abs(yaw_deg) <= self.max_turn_deg and abs(pitch_deg) <= self.max_turn_deg:
+            n = _neutral()
+            lo = self.floor * np.array([n["open_right"], n["open_left"]])
+            o = np.asarray(openness, dtype=np.float64)
+            self._buf[self._next % len(self._buf)] = np.where(o >= lo, o, np.nan)
+            self._next += 1
+        return self.value()
+
+    def value(self) -> np.ndarray:
+        """(2,) the median open-eye openness per eye, NaN where under ``min_samples`` readings."""
+        count = np.isfinite(self._buf).sum(0)
+        out = np.full(2, np.nan)
+        for e in np.flatnonzero(count >= self.min_samples):
+            out[e] = np.nanmedian(self._buf[:, e])
+        return out
+
+
 def neutral_measures(faces: np.ndarray) -> np.ndarray:
     """(len(MEASURE_NAMES),) the mean measures of (N, 478, 3) face-frame shapes, made
     left/right symmetric (each sided measure the mean of its two sides)."""
@@ -120,7 +173,8 @@ def canonical_measures() -> Dict[str, float]:
 
 
 def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = None,
-                            openness: Optional[np.ndarray] = None) -> np.ndarray:
+                            openness: Optional[np.ndarray] = None,
+                            own_eyes: Optional[np.ndarray] = None) -> np.ndarray:
     """(N, K) coefficients in [0, 1], ordered as :data:`EXPRESSION_NAMES`.
 
     local: (N, 478, 3) landmarks in the face frame (pose removed), any uniform scale.
@@ -128,27 +182,39 @@ def expression_coefficients(local: np.ndarray, neutral: Optional[np.ndarray] = N
     against; None uses the stored expression neutral, an average person's.
     openness: (N, 2) the points' ``geometry.eye_openness`` when already computed (any
     similarity of the points has the same).
+    own_eyes: (N, 2) each person's own open-eye openness (:class:`OpenEyeBaseline`), NaN where
+    unknown: the eyes are then measured against it, with :data:`OWN_EYE_DEAD_ZONE`.
     """
     m = measures(np.asarray(local, dtype=np.float64), openness)
     if neutral is None:
-        return coefficients_from_measures(m, _neutral())
+        return coefficients_from_measures(m, _neutral(), own_eyes)
     ref = measures(np.asarray(neutral, dtype=np.float64).reshape(1, -1, 3))
-    return coefficients_from_measures(m, {k: float(v[0]) for k, v in ref.items()})
+    return coefficients_from_measures(m, {k: float(v[0]) for k, v in ref.items()}, own_eyes)
 
 
-def coefficients_from_measures(m: Dict[str, np.ndarray], n: Dict[str, float]) -> np.ndarray:
+def coefficients_from_measures(m: Dict[str, np.ndarray], n: Dict[str, float],
+                               own_eyes: Optional[np.ndarray] = None) -> np.ndarray:
     """(N, K) coefficients in [0, 1] (:data:`EXPRESSION_NAMES` order) of measures ``m`` (each
     (N,), :func:`measures`) against the neutral measures ``n``: the spans of the module
-    docstring's table."""
+    docstring's table. own_eyes: (N, 2) open-eye openness right, left that replaces the
+    neutral's where finite (:func:`expression_coefficients`)."""
 
-    def ramp(x: np.ndarray, span: float) -> np.ndarray:
+    def ramp(x: np.ndarray, span: np.ndarray | float) -> np.ndarray:
         return np.clip(x / span, 0.0, 1.0)
 
     out = {}
     for s in ("left", "right"):
-        o, on = m[f"open_{s}"], n[f"open_{s}"]
-        out[f"eye_blink_{s}"] = ramp(0.85 * on - o, 0.85 * on - CLOSED_EYE_OPENNESS)
-        out[f"eye_wide_{s}"] = ramp(o - 1.15 * on, 0.5 * on)
+        o = m[f"open_{s}"]
+        on: np.ndarray | float = n[f"open_{s}"]
+        dz: np.ndarray | float = POPULATION_EYE_DEAD_ZONE
+        if own_eyes is not None:
+            own = np.asarray(own_eyes, dtype=np.float64)[:, 0 if s == "right" else 1]
+            known = np.isfinite(own)
+            on = np.where(known, own, on)
+            dz = np.where(known, OWN_EYE_DEAD_ZONE, POPULATION_EYE_DEAD_ZONE)
+        shut = (1.0 - dz) * on
+        out[f"eye_blink_{s}"] = ramp(shut - o, shut - CLOSED_EYE_OPENNESS)
+        out[f"eye_wide_{s}"] = ramp(o - (1.0 + dz) * on, 0.5 * on)
         out[f"mouth_smile_{s}"] = np.clip(0.5 * ramp(m[f"rise_{s}"] - n[f"rise_{s}"], 0.06)
                                           + 0.5 * ramp(m[f"out_{s}"] - n[f"out_{s}"], 0.12),
                                           0.0, 1.0)

@@ -17,7 +17,9 @@ Per frame (:meth:`FaceTracker.process`):
    its face is reported with id -1 (nothing is hidden); a track whose landmark-aligned face
    thumbnail no longer resembles the last frame's (``min_appearance``) is another person and
    starts over as a new track;
-5. One-Euro filtering of each track's landmarks; metric 3D, pose and gaze follow from them.
+5. One-Euro filtering of each track's landmarks; metric 3D, pose and gaze follow from them;
+   each track learns its person's open eye (``expression.OpenEyeBaseline``), against which its
+   blinks are measured.
 
 A frame whose size differs from the previous frame's starts a new stream: its tracks end (a
 track's ROI and box are pixels of the old frame and would land on other faces or nowhere)
@@ -27,7 +29,7 @@ and the detector runs; ids keep counting, so an id never names two people.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set
 
 import numpy as np
@@ -35,6 +37,7 @@ import torch
 
 from ..config import TrackerConfig
 from .engine import FaceEngine
+from .expression import OpenEyeBaseline
 from .geometry import boxes_from_landmarks
 from .landmarks import crop_rois, roi_from_detection, roi_from_landmarks
 from ..types import CameraIntrinsics, FrameResult, Roi
@@ -89,6 +92,7 @@ class _Track:
     smoother: Optional[OneEuroFilter] = None
     thumbnail: Optional[np.ndarray] = None
     thumbnail_size: float = 0.0
+    own_eyes: OpenEyeBaseline = field(default_factory=OpenEyeBaseline)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -206,7 +210,8 @@ class FaceTracker:
                     faces = eng.build_faces(
                         lm, lm_presence[keep], [intr] * len(alive), [rois[i] for i in alive],
                         [self._tracks[i].score for i in alive],
-                        [self._tracks[i].track_id for i in alive])
+                        [self._tracks[i].track_id for i in alive],
+                        [self._tracks[i].own_eyes for i in alive])
             self._tracks = [t for t in self._tracks if t.missed <= cfg.max_missed]
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         faces.sort(key=lambda f: (f.track_id < 0, f.track_id))
