@@ -72,6 +72,9 @@ SMILE_R_MIN = 0.9
 # Pearson r >= 0.9 and monotone (met: 0.97 / 0.97; single images, against the stored average
 # open eye, read 0.86 / 0.85: facecap's eyes are 14 % more open than the average's).
 OWN_EYE_BLINK_R_MIN = 0.9
+# A two-frame blink of a tracked face with the node's smoothing: on its closed frames blink
+# >= 0.8 and that eye's gaze confidence <= 0.3 (issue 9's closed-eye targets; met: 1.00 /
+# 0.00; through the landmark smoothing it read 0.68 at most, with full confidence on a frame).
 
 # --------------------------------------------------------------------------------------------
 # The subset
@@ -273,3 +276,23 @@ def test_tracked_blink_against_own_open_eye(acc, heads, blend, coef, other):
     assert fit["monotone"] and fit["r"] >= OWN_EYE_BLINK_R_MIN
     assert values[1] > 0.1  # half closed already reads as closing
     assert readings[-1].expression[other] < 0.1  # the other eye stays open
+
+
+def test_two_frame_blink_through_the_tracker(acc, heads):
+    """A short blink reaches full blink and zero gaze confidence on its closed frames with the
+    node's default smoothing, and is over when the eye opens (the landmark filter, tuned for
+    pose and gaze, once smeared it over eight frames at two thirds of its height)."""
+    weights = A.BLINK_SEQUENCE
+    readings = acc.tracked([A.Spec("facecap", blend=(("eyeBlink_L", w),) if w else ())
+                            for w in weights], A.Spec("facecap"), A.OWN_EYE_WARMUP_FRAMES,
+                           smoothing=True)
+    assert all(r is not None for r in readings), "the tracked face was lost"
+    blink = [r.expression["eye_blink_left"] for r in readings]
+    conf = [float(r.gaze_confidence[1]) for r in readings]
+    print(f"\nweights {weights}: eye_blink_left {np.round(blink, 2).tolist()}, left gaze "
+          f"confidence {np.round(conf, 2).tolist()}")
+    closed = [k for k, w in enumerate(weights) if w == 1.0]
+    assert min(blink[k] for k in closed) >= CLOSED_EYE_BLINK_MIN
+    assert max(conf[k] for k in closed) <= CLOSED_EYE_GAZE_CONFIDENCE_MAX
+    assert max(blink[closed[-1] + 2:]) < 0.1  # open again: no blink left
+    assert max(r.expression["eye_blink_right"] for r in readings) < 0.1  # the other eye

@@ -37,7 +37,8 @@ from ..config import EngineConfig
 from .detection import FaceDetector
 from .expression import EXPRESSION_NAMES, OpenEyeBaseline, expression_coefficients
 from .geometry import (FaceGeometry, boxes_from_landmarks, direction_angles,
-                       euler_from_rotation, pose_weights, solve_faces)
+                       euler_from_rotation, eye_open_confidence, eye_openness, pose_weights,
+                       solve_faces)
 from .landmarks import LandmarkBatch, LandmarkRunner, roi_from_detection, roi_from_landmarks
 from .models import (DEFAULT_THREADS, FaceModels, LiteRTModels, load_face_models,
                      resolve_backend, resolve_device)
@@ -202,13 +203,18 @@ class FaceEngine:
     def build_faces(self, landmarks: torch.Tensor, presence: torch.Tensor,
                     intrinsics: Sequence[CameraIntrinsics], rois: Sequence[Roi],
                     scores: Sequence[float], track_ids: Sequence[int],
-                    own_eyes: Optional[Sequence[OpenEyeBaseline]] = None) -> List[FaceResult]:
+                    own_eyes: Optional[Sequence[OpenEyeBaseline]] = None,
+                    raw_landmarks: Optional[np.ndarray] = None) -> List[FaceResult]:
         """Frozen per-face results for N faces.
 
         landmarks: (N, 478, 3) image px (possibly smoothed); presence: (N,) face flags;
         intrinsics/rois/scores/track_ids: one per face. own_eyes: one per face, each person's
-        open-eye baseline (a track's), fed this frame's eyes and measured against. One host
-        synchronisation for the whole batch.
+        open-eye baseline (a track's), fed this frame's eyes and measured against.
+        raw_landmarks: (N, 478, 3) px, the same landmarks before smoothing: the expression's
+        eye openness is read from them, and an eye closed in them has no gaze confidence (a
+        blink lasts 3-12 frames at 30 Hz; the landmark filter, tuned for pose and gaze, lags
+        it: a 2-frame blink peaked at 0.68 through it and its gaze kept full confidence).
+        One host synchronisation for the whole batch.
         """
         n = landmarks.shape[0]
         if n == 0:
@@ -217,16 +223,23 @@ class FaceEngine:
         geo = self.solve(landmarks, k.to(landmarks.device))
         host = {name: getattr(geo, name).double().cpu().numpy()
                 for name in ("points", "rotation", "translation", "scale", "fit_rmse",
-                             "eye_origin", "eye_direction", "eye_confidence", "eye_openness")}
+                             "eye_origin", "eye_direction", "eye_confidence", "eye_visibility",
+                             "eye_openness")}
         lm = landmarks.double().cpu().numpy()
         flags = presence.double().cpu().numpy()
         rot, t, s = host["rotation"], host["translation"], host["scale"]
         angles = euler_from_rotation(rot, t)  # (N, 3) yaw, pitch, roll
         local = np.einsum("npk,nkj->npj", host["points"] - t[:, None], rot) / s[:, None, None]
+        openness = host["eye_openness"]
+        if raw_landmarks is not None:
+            raw_open = eye_openness(torch.from_numpy(np.asarray(raw_landmarks, np.float64)))
+            openness = raw_open.numpy()
+            host["eye_confidence"] = host["eye_visibility"] * eye_open_confidence(
+                torch.minimum(geo.eye_openness.double().cpu(), raw_open)).numpy()
         own = None if own_eyes is None else np.stack([
-            b.observe(o, y, p)
-            for b, o, y, p in zip(own_eyes, host["eye_openness"], angles[:, 0], angles[:, 1])])
-        expr = expression_coefficients(local, openness=host["eye_openness"], own_eyes=own)
+            b.observe(o, y, p) for b, o, y, p in zip(own_eyes, openness, angles[:, 0],
+                                                     angles[:, 1])])
+        expr = expression_coefficients(local, openness=openness, own_eyes=own)
         boxes = boxes_from_landmarks(lm)
         fit_conf = np.clip(1.0 - host["fit_rmse"] / s / POSE_RMSE_ZERO_CONF_M, 0.0, 1.0)
         # Gaze of all faces at once: per eye, then both eyes weighted by their confidence

@@ -118,8 +118,9 @@ class FaceGeometry:
     view deformation is allowed for: it grows with the head's turn, with expression and with
     landmarks that fit no face, as the pose error does).
     eye_origin: (N, 2, 3) eyeball centres (0 = subject's right, 1 = left), metres.
-    eye_direction: (N, 2, 3) unit gaze directions. eye_confidence: (N, 2) in [0, 1].
-    eye_openness: (N, 2) lid opening / eye width.
+    eye_direction: (N, 2, 3) unit gaze directions. eye_confidence: (N, 2) in [0, 1], the
+    product of :func:`eye_open_confidence` and ``eye_visibility`` (N, 2) in [0, 1] (the eye
+    turned towards the camera). eye_openness: (N, 2) lid opening / eye width.
     """
 
     points: torch.Tensor
@@ -130,6 +131,7 @@ class FaceGeometry:
     eye_origin: torch.Tensor
     eye_direction: torch.Tensor
     eye_confidence: torch.Tensor
+    eye_visibility: torch.Tensor
     eye_openness: torch.Tensor
 
 
@@ -297,6 +299,17 @@ def eye_openness(points: torch.Tensor) -> torch.Tensor:
     corners = points[:, _EYE_CORNERS]  # (N, 2, 2, 3)
     width = torch.linalg.norm(corners[:, :, 0] - corners[:, :, 1], dim=-1)  # (N, 2)
     return opening / width.clamp_min(1e-9)
+
+
+#: Openness above CLOSED_EYE_OPENNESS over which an eye's gaze confidence rises from 0 to 1
+#: (an open eye reads ~0.25).
+OPEN_CONFIDENCE_SPAN = 0.08
+
+
+def eye_open_confidence(openness: torch.Tensor) -> torch.Tensor:
+    """Gaze confidence from the lids, in [0, 1], of :func:`eye_openness` values (any shape):
+    0 for a closed eye, 1 from ``CLOSED_EYE_OPENNESS + OPEN_CONFIDENCE_SPAN``."""
+    return ((openness - CLOSED_EYE_OPENNESS) / OPEN_CONFIDENCE_SPAN).clamp(0.0, 1.0)
 
 
 def ray_sphere_gaze(points: torch.Tensor, rays: torch.Tensor, centres: torch.Tensor,
@@ -482,7 +495,7 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # Eyeball centres from the fit without the eyes' follow (open eyes only), in the lift's
     # weak perspective; centres and irises then taken to true perspective, and each iris's
     # camera ray intersected with its eyeball.
-    open_conf = ((openness - CLOSED_EYE_OPENNESS) / 0.08).clamp(0.0, 1.0)  # open ~0.25
+    open_conf = eye_open_confidence(openness)  # (N, 2)
     rot_e, t_e, s_e = eye_fit(unit, can, w, eyes, gaze_follow, open_conf, rot, t, s)
     centres = (s_e[:, None, None] * (eyes[None] @ rot_e.transpose(1, 2))
                + t_e[:, None]) * mpp[:, None, None]  # (N, 2, 3)
@@ -508,7 +521,8 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     return FaceGeometry(points=pts, rotation=rot_p, translation=t_p * mpp[:, None],
                         scale=s_p * mpp, fit_rmse=rmse * mpp,
                         eye_origin=centres, eye_direction=direction,
-                        eye_confidence=open_conf * vis_conf, eye_openness=openness)
+                        eye_confidence=open_conf * vis_conf, eye_visibility=vis_conf,
+                        eye_openness=openness)
 
 
 _IRIS_DIAMETERS = ((469, 471), (470, 472), (474, 476), (475, 477))

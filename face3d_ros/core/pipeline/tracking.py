@@ -211,7 +211,8 @@ class FaceTracker:
                         lm, lm_presence[keep], [intr] * len(alive), [rois[i] for i in alive],
                         [self._tracks[i].score for i in alive],
                         [self._tracks[i].track_id for i in alive],
-                        [self._tracks[i].own_eyes for i in alive])
+                        [self._tracks[i].own_eyes for i in alive],
+                        raw[alive] if cfg.smoothing else None)
             self._tracks = [t for t in self._tracks if t.missed <= cfg.max_missed]
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         faces.sort(key=lambda f: (f.track_id < 0, f.track_id))
