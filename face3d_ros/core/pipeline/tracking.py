@@ -18,6 +18,8 @@ Per frame (:meth:`FaceTracker.process`):
    thumbnail no longer resembles the last frame's (``min_appearance``) is another person and
    starts over as a new track;
 5. One-Euro filtering of each track's landmarks; metric 3D, pose and gaze follow from them;
+   the expression's eye openness comes from the landmarks before the filter (a blink lasts a
+   few frames; the filter, tuned for pose and gaze, smeared a two-frame blink over eight), and
    each track learns its person's open eye (``expression.OpenEyeBaseline``), against which its
    blinks are measured.
 
