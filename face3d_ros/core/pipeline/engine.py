@@ -232,10 +232,10 @@ class FaceEngine:
         local = np.einsum("npk,nkj->npj", host["points"] - t[:, None], rot) / s[:, None, None]
         openness = host["eye_openness"]
         if raw_landmarks is not None:
-            raw_open = eye_openness(torch.from_numpy(np.asarray(raw_landmarks, np.float64)))
-            openness = raw_open.numpy()
+            openness = eye_openness(torch.from_numpy(np.asarray(raw_landmarks, np.float64))
+                                    ).numpy()
             host["eye_confidence"] = host["eye_visibility"] * eye_open_confidence(
-                torch.minimum(geo.eye_openness.double().cpu(), raw_open)).numpy()
+                torch.from_numpy(np.minimum(host["eye_openness"], openness))).numpy()
         own = None if own_eyes is None else np.stack([
             b.observe(o, y, p) for b, o, y, p in zip(own_eyes, openness, angles[:, 0],
                                                      angles[:, 1])])

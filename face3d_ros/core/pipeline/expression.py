@@ -111,7 +111,8 @@ class OpenEyeBaseline:
     at least ``floor`` x the stored neutral's openness, so a closed or half-closed eye never
     does (a person who keeps their eyes shut keeps the stored neutral and reads blinks). Blinks
     last 0.1-0.4 s, a small part of any window, so the median is the open eye. A plain ring
-    buffer: no library keeps a running median of a window this small faster.
+    buffer, its median from one sort (NaN sorts last): it runs for every tracked face on every
+    frame, and ``np.nanmedian`` made each call 41 us instead of 15.
     """
 
     def __init__(self, window: int = 150, min_samples: int = 30, max_turn_deg: float = 20.0,
@@ -122,26 +123,25 @@ class OpenEyeBaseline:
         self._next = 0
         self.min_samples = min_samples
         self.max_turn_deg = max_turn_deg
-        self.floor = floor
+        n = _neutral()
+        self._lowest = floor * np.array([n["open_right"], n["open_left"]])  # (2,)
 
     def observe(self, openness: np.ndarray, yaw_deg: float, pitch_deg: float) -> np.ndarray:
         """Take one frame's openness (2,) right, left at head yaw/pitch (deg); return the
         baseline (2,), NaN for an eye not yet known."""
         if abs(yaw_deg) <= self.max_turn_deg and abs(pitch_deg) <= self.max_turn_deg:
-            n = _neutral()
-            lo = self.floor * np.array([n["open_right"], n["open_left"]])
             o = np.asarray(openness, dtype=np.float64)
-            self._buf[self._next % len(self._buf)] = np.where(o >= lo, o, np.nan)
+            self._buf[self._next % len(self._buf)] = np.where(o >= self._lowest, o, np.nan)
             self._next += 1
         return self.value()
 
     def value(self) -> np.ndarray:
         """(2,) the median open-eye openness per eye, NaN where under ``min_samples`` readings."""
-        count = np.isfinite(self._buf).sum(0)
-        out = np.full(2, np.nan)
-        for e in np.flatnonzero(count >= self.min_samples):
-            out[e] = np.nanmedian(self._buf[:, e])
-        return out
+        count = np.isfinite(self._buf).sum(0)  # (2,)
+        ordered = np.sort(self._buf, axis=0)  # finite values first, NaN last
+        eyes = np.arange(2)
+        median = 0.5 * (ordered[np.maximum(count - 1, 0) // 2, eyes] + ordered[count // 2, eyes])
+        return np.where(count >= self.min_samples, median, np.nan)
 
 
 def neutral_measures(faces: np.ndarray) -> np.ndarray:
