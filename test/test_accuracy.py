@@ -63,8 +63,14 @@ BROW_UP_RISE_MIN = 0.15
 # faces') since the expression neutral.
 NEUTRAL_MAX = 0.65
 # Neutral face, the mouth's coefficients (pucker, funnel, smile, jaw_open): target <= 0.15;
-# measured 0.27 (mouth_funnel) since the expression neutral (0.54, mouth_pucker, before), + 20 %.
-NEUTRAL_MOUTH_MAX = 0.32
+# measured 0.20 (mouth_pucker) since mouth_funnel needs the lips apart (0.27, mouth_funnel,
+# while it was measured by the lips' depth; 0.54, mouth_pucker, before the expression
+# neutral), + 20 %.
+NEUTRAL_MOUTH_MAX = 0.24
+# mouth_funnel against mouthFunnel over FUNNEL_WEIGHTS: Pearson r >= 0.9 and monotone (met:
+# 0.98 since it is the pucker's narrowing with the lips apart; 0.54, not monotone, measured by
+# the lips' depth).
+FUNNEL_R_MIN = 0.9
 # mouth_smile_left/right against mouthSmile_L/R over SMILE_WEIGHTS: Pearson r >= 0.9 and
 # monotone (met since the expression neutral: r 0.97 / 0.96; always 0 before).
 SMILE_R_MIN = 0.9
@@ -88,6 +94,7 @@ GAZE_EYES = tuple((y, p) for y in (-20, 0, 20) for p in (-15, 0, 15))  # facecap
 JAW_WEIGHTS = (0.0, 0.5, 1.0)
 SMILE_WEIGHTS = (0.0, 0.5, 1.0)
 BLINK_WEIGHTS = (0.0, 0.5, 1.0)
+FUNNEL_WEIGHTS = (0.0, 0.5, 1.0)
 MOUTH = ("mouth_pucker", "mouth_funnel", "mouth_smile_left", "mouth_smile_right", "jaw_open")
 
 
@@ -234,6 +241,20 @@ def test_smile_follows_the_weight(acc, heads, blend, coef, other):
           f"{samples[-1].reading.expression[other]:.3f} (r min {SMILE_R_MIN})")
     assert fit["monotone"] and fit["r"] >= SMILE_R_MIN
     assert samples[-1].reading.expression[other] < values[-1]  # sides not swapped
+
+
+def test_funnel_follows_the_weight(acc, heads):
+    """mouth_funnel rises with mouthFunnel (the lips narrow and part), and a jaw opened
+    without narrowing the mouth reads less funnel than a full funnel."""
+    values = [_found(acc, A.Spec("facecap", blend=(("mouthFunnel", w),) if w else ()))
+              .reading.expression["mouth_funnel"] for w in FUNNEL_WEIGHTS]
+    fit = A.expression_curve(FUNNEL_WEIGHTS, values)
+    jaw = _found(acc, A.Spec("facecap", blend=(("jawOpen", 1.0),))).reading.expression
+    print(f"\nmouth_funnel at mouthFunnel {FUNNEL_WEIGHTS}: {np.round(values, 3).tolist()}, r "
+          f"{fit['r']:.3f}, monotone {fit['monotone']}; at jawOpen 1: {jaw['mouth_funnel']:.3f} "
+          f"(r min {FUNNEL_R_MIN})")
+    assert fit["monotone"] and fit["r"] >= FUNNEL_R_MIN
+    assert jaw["mouth_funnel"] < 0.5 * values[-1]
 
 
 def test_brow_up_rises_with_the_brows(acc, heads):

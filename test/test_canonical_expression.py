@@ -115,6 +115,32 @@ def test_expressions_respond_to_the_right_motion():
     assert c["brow_up"] > 0.5 and c["brow_down_left"] == 0.0
 
 
+def test_funnel_is_a_narrowed_mouth_with_the_lips_apart():
+    """A narrowed closed mouth reads pucker, not funnel; narrowed and open, both; open and not
+    narrowed (the jaw), no funnel."""
+    can = load_canonical().vertices.astype(np.float64)
+    neutral = can.copy()
+    neutral[[14, 17]] = neutral[[13, 0]] - [0, 0, 0.002]  # lips closed (the canonical's part)
+    corners = [61, 291]
+
+    def narrowed(points):
+        out = points.copy()
+        out[corners, 1] *= 0.7
+        return out
+
+    def opened(points):
+        out = points.copy()
+        out[[14, 17]] -= [0, 0, 0.008]
+        return out
+
+    closed_narrow = coefficients(narrowed(neutral), neutral)
+    open_narrow = coefficients(opened(narrowed(neutral)), neutral)
+    open_wide = coefficients(opened(neutral), neutral)
+    assert closed_narrow["mouth_pucker"] > 0.5 and closed_narrow["mouth_funnel"] == 0.0
+    assert open_narrow["mouth_pucker"] > 0.5 and open_narrow["mouth_funnel"] > 0.5
+    assert open_wide["jaw_open"] > 0.1 and open_wide["mouth_funnel"] == 0.0
+
+
 def test_expressions_do_not_depend_on_scale():
     can = load_canonical().vertices.astype(np.float64)
     jaw = can.copy()

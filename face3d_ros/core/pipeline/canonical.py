@@ -304,12 +304,12 @@ def load_canonical(path: Path = DATA_FILE) -> CanonicalFace:
                   else np.zeros((NUM_VIEW_FEATURES, NUM_LANDMARKS, 3), np.float32))
         neutral = np.empty(0)
         if "expression_neutral" in data.files:
-            names = tuple(str(n) for n in data["expression_measures"])
-            if names != MEASURE_NAMES:
-                raise ValueError(f"{path}: expression_neutral measures {names} are not "
-                                 f"{MEASURE_NAMES}; rebuild it with "
-                                 "'python -m face3d_ros.tools.make_canonical'")
             neutral = data["expression_neutral"].astype(np.float64)
+            if tuple(str(n) for n in data["expression_measures"]) != MEASURE_NAMES:
+                # Measures of another version: NaN, so that expression coefficients refuse to
+                # run and name the rebuild, while everything else (make_canonical's rebuild
+                # included) still loads the face.
+                neutral = np.full(len(MEASURE_NAMES), np.nan)
     if vertices.shape != (NUM_LANDMARKS, 3) or mirror.shape != (NUM_LANDMARKS,):
         raise ValueError(f"{path}: expected vertices (478, 3) and mirror (478,), got "
                          f"{vertices.shape} and {mirror.shape}")

@@ -21,7 +21,7 @@ smile as nothing.
 | brow_up | mean brow height above the eyes | +0.12 (~7.5 mm, a full raise) |
 | brow_down_left/right | brow height below neutral | -0.05 |
 | mouth_pucker | mouth width below neutral | -30 % |
-| mouth_funnel | lips pushed forward (x) relative to the nose tip | 0.06 |
+| mouth_funnel | mouth_pucker's narrowing x lips apart (inner-lip gap above neutral) | gap +0.10 |
 | cheek_squint_left/right | lower lid to cheek distance below neutral | -30 % |
 
 * 90 % and 110 % of the person's own open eye (:class:`OpenEyeBaseline`).
@@ -51,6 +51,14 @@ POPULATION_EYE_DEAD_ZONE = 0.15
 #: one open eye's openness over head poses within +-20 deg (5 % on facecap renders, 25 poses).
 OWN_EYE_DEAD_ZONE = 0.10
 
+#: Inner-lip gap above neutral (/ inter-ocular distance, ~6 mm) at which a narrowed mouth reads
+#: as fully funnelled: a funnel (FACS AU22) is a pucker's narrowing (AU18) with the lips apart.
+#: It is measured in the image plane: the mesh network's relative depth does not move with the
+#: lips (on facecap renders lip protrusion read -0.287 at mouthFunnel 0 and -0.284 at 1, of
+#: the eye distance; measured so, mouth_funnel read 0.27-0.31 at every weight and 0.47-0.54 on
+#: the neutral face turned by 30 deg).
+FUNNEL_LIPS_APART = 0.10
+
 #: Brow raise (brow height above the eyes / inter-ocular distance) read as brow_up 1.0: a full
 #: raise lifts the brows by 7-10 mm, about 0.12 of the 62 mm between the eyes. (With 0.08, a
 #: neutral face whose brows sit 4 mm above the average's, as the facecap head's do, read 0.8.)
@@ -64,14 +72,13 @@ _CORNER = {"right": 61, "left": 291}
 _CHEEK = {"right": 50, "left": 280}
 _UPPER_INNER_LIP, _LOWER_INNER_LIP = 13, 14
 _UPPER_LIP, _LOWER_LIP = 0, 17
-_NOSE_TIP = 1
 
 
 #: The raw measures (:func:`measures`), in the order of the stored expression neutral.
 MEASURE_NAMES: Tuple[str, ...] = (
     "open_right", "brow_right", "rise_right", "out_right", "cheek_right",
     "open_left", "brow_left", "rise_left", "out_left", "cheek_left",
-    "gap", "width", "protrusion")
+    "gap", "width")
 #: Measures of the eyes: the expression neutral takes them from faces with open eyes.
 EYE_MEASURES: Tuple[str, ...] = ("open_right", "cheek_right", "open_left", "cheek_left")
 
@@ -96,8 +103,6 @@ def measures(local: np.ndarray, openness: Optional[np.ndarray] = None
     m["gap"] = np.linalg.norm(local[:, _UPPER_INNER_LIP] - local[:, _LOWER_INNER_LIP],
                               axis=-1) / iod
     m["width"] = np.abs(local[:, _CORNER["left"], 1] - local[:, _CORNER["right"], 1]) / iod
-    lips_x = 0.5 * (local[:, _UPPER_LIP, 0] + local[:, _LOWER_LIP, 0])
-    m["protrusion"] = (lips_x - local[:, _NOSE_TIP, 0]) / iod
     return m
 
 
@@ -157,9 +162,14 @@ def neutral_measures(faces: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _neutral() -> Dict[str, float]:
-    from .canonical import load_canonical
+    from .canonical import DATA_FILE, load_canonical
 
-    return dict(zip(MEASURE_NAMES, load_canonical().expression_neutral.tolist()))
+    neutral = load_canonical().expression_neutral
+    if not np.all(np.isfinite(neutral)):
+        raise ValueError(f"{DATA_FILE} holds an expression neutral of other measures than "
+                         f"{MEASURE_NAMES}; rebuild it with "
+                         "'python -m face3d_ros.tools.make_canonical'")
+    return dict(zip(MEASURE_NAMES, neutral.tolist()))
 
 
 @lru_cache(maxsize=1)
@@ -225,5 +235,5 @@ def coefficients_from_measures(m: Dict[str, np.ndarray], n: Dict[str, float],
     out["brow_up"] = ramp(brow - 0.5 * (n["brow_left"] + n["brow_right"]), BROW_RAISE)
     out["jaw_open"] = ramp(m["gap"] - n["gap"], 0.45)
     out["mouth_pucker"] = ramp(n["width"] - m["width"], 0.3 * n["width"])
-    out["mouth_funnel"] = ramp(m["protrusion"] - n["protrusion"], 0.06)
+    out["mouth_funnel"] = out["mouth_pucker"] * ramp(m["gap"] - n["gap"], FUNNEL_LIPS_APART)
     return np.stack([out[name] for name in EXPRESSION_NAMES], axis=-1).astype(np.float32)
