@@ -199,3 +199,32 @@ def test_blink_against_the_own_open_eye():
     assert c["eye_blink_right"][0] == 0.0 and c["eye_blink_left"].max() == 0.0
     assert c["eye_blink_right"][1] > 0.1 and plain["eye_blink_right"][1] == 0.0
     assert c["eye_wide_right"][2] == plain["eye_wide_right"][2] > 0.0  # unknown: the average
+
+
+def test_a_canonical_face_of_other_measures_loads_and_expression_names_the_rebuild(
+        tmp_path, monkeypatch):
+    """A stored face whose expression neutral has other measures (an older version's) still
+    loads, so make_canonical can rebuild it; expression coefficients refuse it, naming the
+    rebuild."""
+    from face3d_ros.core.pipeline import canonical, expression
+    from face3d_ros.core.pipeline.canonical import DATA_FILE
+
+    with np.load(DATA_FILE) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["expression_neutral"] = np.append(arrays["expression_neutral"], -0.29)
+    arrays["expression_measures"] = np.array(MEASURE_NAMES + ("protrusion",))
+    path = tmp_path / "old_canonical.npz"
+    np.savez(path, **arrays)
+    old = load_canonical(path)
+    assert np.array_equal(old.vertices, load_canonical().vertices)
+    assert np.isnan(old.expression_neutral).all()
+    monkeypatch.setattr(canonical, "load_canonical", lambda path=DATA_FILE: old)
+    expression._neutral.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="make_canonical"):
+            expression_coefficients(load_canonical().vertices.astype(np.float64)[None])
+    finally:
+        monkeypatch.undo()
+        expression._neutral.cache_clear()
+    assert expression_coefficients(load_canonical().vertices.astype(np.float64)[None]).shape \
+        == (1, len(EXPRESSION_NAMES))
