@@ -18,7 +18,7 @@ smile as nothing.
 | eye_wide_left/right | lid opening / eye width above 115 % of neutral * | +50 % |
 | jaw_open | inner-lip gap (13-14) | 0.45 |
 | mouth_smile_left/right | mouth corner raised and pulled out | 0.06 rise / 0.12 out |
-| brow_up | mean brow height above the eyes | +0.12 (~7.5 mm, a full raise) |
+| brow_up | mean brow height above the nose bridge (168, 6) | +0.12 (~7.5 mm, a full raise) |
 | brow_down_left/right | brow height below neutral | -0.05 |
 | mouth_pucker | mouth width below neutral | -30 % |
 | mouth_funnel | mouth_pucker's narrowing x lips apart (inner-lip gap above neutral) | gap +0.10 |
@@ -61,13 +61,22 @@ FUNNEL_LIPS_APART = 0.10
 
 #: Brow raise (brow height above the eyes / inter-ocular distance) read as brow_up 1.0: a full
 #: raise lifts the brows by 7-10 mm, about 0.12 of the 62 mm between the eyes. (With 0.08, a
-#: neutral face whose brows sit 4 mm above the average's, as the facecap head's do, read 0.8.)
+#: neutral face whose brows sit 3 mm above the average's, as the facecap head's do, read 0.6.)
 BROW_RAISE = 0.12
 
 # Mesh indices (subject's right / left).
 _EYE = {"right": (33, 133), "left": (263, 362)}  # outer, inner corner
 _LOWER_LID = {"right": 145, "left": 374}
 _BROW = {"right": (105, 66, 107), "left": (334, 296, 336)}
+#: The brows' height is taken above the nose bridge between the eyes (mesh 168 and 6), not
+#: above the eye corners: on renders with exact truth the corners' height moves with the
+#: head's pitch and the eyes' own, the bridge's with neither. Over head pitch -30..30 the
+#: brows above the corners changed by 0.089 / 0.078 of the eye distance (the head scan /
+#: facecap: the neutral scan looking up 20 deg read brow_down 0.8), above the bridge by
+#: 0.020 / 0.035; over eye pitch -20..20, 0.025 against 0.010; turning the head by 30 deg,
+#: -0.03 against -0.017; a full smile +0.013 against -0.001. The brows' own motion shows as
+#: much (browInnerUp +0.032, browDown -0.045 at full weight, against +0.027 / -0.072).
+_BROW_REFERENCE = (168, 6)
 _CORNER = {"right": 61, "left": 291}
 _CHEEK = {"right": 50, "left": 280}
 _UPPER_INNER_LIP, _LOWER_INNER_LIP = 13, 14
@@ -93,10 +102,11 @@ def measures(local: np.ndarray, openness: Optional[np.ndarray] = None
     iod = np.linalg.norm(eye_c["left"] - eye_c["right"], axis=-1)
     m: Dict[str, np.ndarray] = {}
     lip_mid_z = 0.5 * (local[:, _UPPER_LIP, 2] + local[:, _LOWER_LIP, 2])
+    bridge_z = local[:, list(_BROW_REFERENCE), 2].mean(1)
     for s in _EYE:
         low = _LOWER_LID[s]
         m[f"open_{s}"] = openness[:, 0 if s == "right" else 1]
-        m[f"brow_{s}"] = (local[:, list(_BROW[s]), 2].mean(1) - eye_c[s][:, 2]) / iod
+        m[f"brow_{s}"] = (local[:, list(_BROW[s]), 2].mean(1) - bridge_z) / iod
         m[f"rise_{s}"] = (local[:, _CORNER[s], 2] - lip_mid_z) / iod
         m[f"out_{s}"] = np.abs(local[:, _CORNER[s], 1]) / iod
         m[f"cheek_{s}"] = (local[:, low, 2] - local[:, _CHEEK[s], 2]) / iod
