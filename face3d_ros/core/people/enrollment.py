@@ -60,10 +60,10 @@ SEEN_COS = 0.3
 NEUTRAL_COEFF = 0.15
 #: Coefficients that a neutral face reads higher, against the canonical face (docs/accuracy.md:
 #: the canonical is the average of two portraits, one smiling with her mouth open), measured
-#: on the frontal renders of two neutral heads: mouth_pucker 0.51-0.54, brow_up up to 0.49.
-#: Levels just above those readings, not per-person offsets. (mouth_funnel, which needs the
-#: lips apart, reads under 0.05 there; it read 0.49-0.60 while it was measured by the lips'
-#: depth.)
+#: on the frontal renders of two neutral heads: mouth_pucker 0.51-0.54, brow_up 0.32-0.40 (up
+#: to 0.49 while the brows were measured above the eye corners). Levels just above those
+#: readings, not per-person offsets. (mouth_funnel, which needs the lips apart, reads under
+#: 0.05 there; it read 0.49-0.60 while it was measured by the lips' depth.)
 NEUTRAL_LEVELS: Dict[str, float] = {"mouth_pucker": 0.6, "brow_up": 0.5}
 #: Reliability of a view's shape against its head turn: cos(turn) ** this (1 frontal, 0.5 at
 #: a 45 deg turn).
