@@ -17,7 +17,7 @@ smile as nothing.
 | eye_blink_left/right | lid opening / eye width (``eye_openness``) < 85 % of neutral * | to 0.10 |
 | eye_wide_left/right | lid opening / eye width above 115 % of neutral * | +50 % |
 | jaw_open | inner-lip gap (13-14) | 0.45 |
-| mouth_smile_left/right | mouth corner raised and pulled out | 0.06 rise / 0.12 out |
+| mouth_smile_left/right | corner raised, and out from the nose midline | 0.06 rise / 0.12 out |
 | brow_up | mean brow height above the nose bridge (168, 6) | +0.12 (~7.5 mm, a full raise) |
 | brow_down_left/right | brow height below neutral | -0.05 |
 | mouth_pucker | mouth width below neutral | -30 % |
@@ -77,6 +77,13 @@ _BROW = {"right": (105, 66, 107), "left": (334, 296, 336)}
 #: -0.03 against -0.017; a full smile +0.013 against -0.001. The brows' own motion shows as
 #: much (browInnerUp +0.032, browDown -0.045 at full weight, against +0.027 / -0.072).
 _BROW_REFERENCE = (168, 6)
+#: The mouth corners' spread is taken from the midline of the nose's lower end (tip and
+#: subnasale, mesh 1 and 2), not from the face frame's, which the pose fit sets between the
+#: eyes: with the head turned by 30 deg the mesh network puts the lower face 4-5 mm towards
+#: the nearer side in that frame (the neutral facecap head read mouth_smile 0.33-0.35 on that
+#: side), the nose's end with it. A one-sided smile moves the lips' middle with it, not the
+#: nose (0.004 of the eye distance at full mouthSmile_L, the lips' middle 0.015).
+_NOSE_MIDLINE = (1, 2)
 _CORNER = {"right": 61, "left": 291}
 _CHEEK = {"right": 50, "left": 280}
 _UPPER_INNER_LIP, _LOWER_INNER_LIP = 13, 14
@@ -103,12 +110,13 @@ def measures(local: np.ndarray, openness: Optional[np.ndarray] = None
     m: Dict[str, np.ndarray] = {}
     lip_mid_z = 0.5 * (local[:, _UPPER_LIP, 2] + local[:, _LOWER_LIP, 2])
     bridge_z = local[:, list(_BROW_REFERENCE), 2].mean(1)
+    midline_y = local[:, list(_NOSE_MIDLINE), 1].mean(1)
     for s in _EYE:
         low = _LOWER_LID[s]
         m[f"open_{s}"] = openness[:, 0 if s == "right" else 1]
         m[f"brow_{s}"] = (local[:, list(_BROW[s]), 2].mean(1) - bridge_z) / iod
         m[f"rise_{s}"] = (local[:, _CORNER[s], 2] - lip_mid_z) / iod
-        m[f"out_{s}"] = np.abs(local[:, _CORNER[s], 1]) / iod
+        m[f"out_{s}"] = np.abs(local[:, _CORNER[s], 1] - midline_y) / iod
         m[f"cheek_{s}"] = (local[:, low, 2] - local[:, _CHEEK[s], 2]) / iod
     m["gap"] = np.linalg.norm(local[:, _UPPER_INNER_LIP] - local[:, _LOWER_INNER_LIP],
                               axis=-1) / iod
