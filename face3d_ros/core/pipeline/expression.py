@@ -61,8 +61,8 @@ FUNNEL_LIPS_APART = 0.10
 
 #: Brow raise (brow height above the nose bridge / inter-ocular distance) read as brow_up
 #: 1.0: a full raise lifts the brows by 7-10 mm, about 0.12 of the 62 mm between the eyes.
-#: (With 0.08, a
-#: neutral face whose brows sit 3 mm above the average's, as the facecap head's do, read 0.6.)
+#: (With 0.08, a neutral face whose brows sit 3 mm above the average's, as the facecap
+#: head's do, read 0.6.)
 BROW_RAISE = 0.12
 
 # Mesh indices (subject's right / left).
