@@ -25,6 +25,11 @@ METRIC_POSES = ((0, 0), (30, 0), (-30, 0), (45, 0), (-45, 0), (0, 15), (0, -15))
 # figure plus a margin: catches a regression, not the missed target.
 MAX_ENROL_VS_BEST = 1.15
 MAX_ENROL_SIZE_ERR_PCT = 3.0
+# Issue 15's target: single view, scaled ICP median <= 1.0 mm (facecap) and <= 1.5 mm (the
+# head scan) at every pose up to +-45. Met since the landmarks are published in true
+# perspective (each on its own camera ray): facecap at yaw 45 read 1.07-1.10 mm, the scan
+# 1.65-1.70 mm, before. The thresholds are the targets.
+MAX_SHAPE_MEDIAN_MM = {"facecap": 1.0, "lps": 1.5}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,15 @@ def test_distance_and_size_vs_head_yaw(bench):
               f"{r.shape.size_err_pct:+.1f} %, shape median {r.shape.median:.2f} mm")
     assert max(abs(r.z_err_pct) for r in rows) <= MAX_DISTANCE_ERR_PCT
     assert max(abs(r.shape.size_err_pct) for r in rows) <= MAX_SIZE_ERR_PCT
+
+
+@pytest.mark.parametrize("head", sorted(MAX_SHAPE_MEDIAN_MM))
+def test_single_view_shape_vs_head_pose(bench, head):
+    for y, p in METRIC_POSES:
+        r = ra.measure_view(bench, head, y, p)
+        assert r is not None, f"{head} yaw {y} pitch {p}: face lost"
+        print(f"{head} yaw {y:+d} pitch {p:+d}: shape median {r.shape.median:.2f} mm")
+        assert r.shape.median <= MAX_SHAPE_MEDIAN_MM[head], (head, y, p, r.shape.median)
 
 
 def test_enrolment_vs_best_single_view(bench):

@@ -205,8 +205,7 @@ def _face_frame(engine, face: CanonicalFace, landmarks: np.ndarray, intrinsics) 
                       torch.from_numpy(face.vertices), pose_weights(),
                       torch.from_numpy(face.eyeball_centres), engine.config.iris_diameter_m,
                       torch.from_numpy(face.gaze_follow), torch.from_numpy(face.pose_deformation))
-    pts, t = geo.points[0].numpy(), geo.translation[0].numpy()
-    return (pts - t) @ geo.rotation[0].numpy() / float(geo.scale[0])
+    return geo.face_points[0].numpy()
 
 
 def _expression_neutral(engine, face: CanonicalFace, frame_renders, frame_landmarks

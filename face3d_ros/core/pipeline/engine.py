@@ -173,8 +173,10 @@ class FaceEngine:
         with torch.inference_mode():
             return self.landmarker.run(tensors, idx, list(rois))
 
-    def solve(self, landmarks: torch.Tensor, intrinsics: torch.Tensor) -> FaceGeometry:
-        """Metric geometry for (N, 478, 3) landmarks; intrinsics (N, 4) fx, fy, cx, cy."""
+    def solve(self, landmarks: torch.Tensor, intrinsics: torch.Tensor,
+              perspective: Optional[torch.Tensor] = None) -> FaceGeometry:
+        """Metric geometry for (N, 478, 3) landmarks; intrinsics (N, 4) fx, fy, cx, cy;
+        perspective (N,) bool: whose landmarks go to true perspective (``solve_faces``)."""
         if self._canonical_tensors is None:
             canonical = load_canonical()
             self._canonical_tensors = (
@@ -186,7 +188,8 @@ class FaceEngine:
         can, weights, eyeballs, follow, deformation = self._canonical_tensors
         with torch.inference_mode():
             return solve_faces(landmarks, intrinsics.to(landmarks.device), can, weights,
-                               eyeballs, self.config.iris_diameter_m, follow, deformation)
+                               eyeballs, self.config.iris_diameter_m, follow, deformation,
+                               perspective)
 
     def intrinsics_for(self, image: np.ndarray | torch.Tensor,
                        intrinsics: Optional[CameraIntrinsics]) -> CameraIntrinsics:
@@ -220,16 +223,19 @@ class FaceEngine:
         if n == 0:
             return []
         k = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in intrinsics], dtype=torch.float64)
-        geo = self.solve(landmarks, k.to(landmarks.device))
+        # True perspective needs the true focal length: a photo without camera_info keeps the
+        # lift's proportions rather than a correction made up by the assumed field of view
+        # (a portrait taken with a long lens would be given a close camera's distortion).
+        measured = torch.tensor([not c.assumed for c in intrinsics])
+        geo = self.solve(landmarks, k.to(landmarks.device), measured)
         host = {name: getattr(geo, name).double().cpu().numpy()
-                for name in ("points", "rotation", "translation", "scale", "fit_rmse",
-                             "eye_origin", "eye_direction", "eye_confidence", "eye_visibility",
-                             "eye_openness")}
+                for name in ("points", "face_points", "rotation", "translation", "scale",
+                             "fit_rmse", "eye_origin", "eye_direction", "eye_confidence",
+                             "eye_visibility", "eye_openness")}
         lm = landmarks.double().cpu().numpy()
         flags = presence.double().cpu().numpy()
         rot, t, s = host["rotation"], host["translation"], host["scale"]
         angles = euler_from_rotation(rot, t)  # (N, 3) yaw, pitch, roll
-        local = np.einsum("npk,nkj->npj", host["points"] - t[:, None], rot) / s[:, None, None]
         openness = host["eye_openness"]
         if raw_landmarks is not None:
             openness = eye_openness(torch.from_numpy(np.asarray(raw_landmarks, np.float64))
@@ -239,7 +245,7 @@ class FaceEngine:
         own = None if own_eyes is None else np.stack([
             b.observe(o, y, p) for b, o, y, p in zip(own_eyes, openness, angles[:, 0],
                                                      angles[:, 1])])
-        expr = expression_coefficients(local, openness=openness, own_eyes=own)
+        expr = expression_coefficients(host["face_points"], openness=openness, own_eyes=own)
         boxes = boxes_from_landmarks(lm)
         fit_conf = np.clip(1.0 - host["fit_rmse"] / s / POSE_RMSE_ZERO_CONF_M, 0.0, 1.0)
         # Gaze of all faces at once: per eye, then both eyes weighted by their confidence
