@@ -292,3 +292,23 @@ def test_finish_writes_once_with_the_assigned_id_and_name(engine, views, tmp_pat
     assert sorted(p.name for p in (tmp_path / "people").glob("*.npz")) == ["ada_2024.npz"]
     assert (tmp_path / "people" / "ada_2024.obj").is_file()
     assert sorted(p.name for p in (tmp_path / "new").glob("*.npz")) == ["ada.npz"]
+
+
+def test_identity_shape_does_not_depend_on_the_focal_length(engine, astronaut_rgb):
+    """``landmarks_3d`` are in true perspective, a correction the focal length sizes; the shape
+    identities compare (``face_frame_points``) keeps the image's own proportions, so a photo
+    enrolled without camera_info matches the same face from a calibrated camera."""
+    from face3d_ros.core.types import CameraIntrinsics
+
+    h, w = astronaut_rgb.shape[:2]
+    faces = [engine.process_batch([astronaut_rgb], [CameraIntrinsics.from_fov(w, h, fov)])[0]
+             .faces[0] for fov in (30.0, 60.0, 90.0)]
+    metric = [(np.asarray(f.landmarks_3d, np.float64) - f.head_pose.translation)
+              @ f.head_pose.rotation for f in faces]
+    shapes = [E.face_frame_points(f) for f in faces]
+    published = [idn.shape_distance(m, metric[1]) for m in metric]
+    compared = [idn.shape_distance(s, shapes[1]) for s in shapes]
+    print(f"\nshape distance to the 60 deg reading, landmarks_3d: {published}; "
+          f"face_frame_points: {compared}")
+    assert min(published[0], published[2]) > 0.005  # perspective differs with the focal length
+    assert max(compared) < 1e-4

@@ -179,9 +179,9 @@ class FaceResult:
     landmarks_2d: (478, 3) x, y in pixels and relative depth z in pixels (same scale as x; smaller
         is nearer the camera, zero near the face centre), layout in the module docstring.
     landmarks_3d: (478, 3) metres in the camera optical frame; mesh vertices are the first 468.
-        Each point on its own camera ray (true perspective) where the intrinsics are measured;
-        where they are ``assumed``, the weak perspective of the face's ray (the image's own
-        proportions: an assumed focal length cannot say how much nearer parts are magnified).
+        Each point on its own camera ray (true perspective, for the intrinsics given or
+        assumed). Identities compare the face's shape in the image's own proportions instead
+        (``core.people.enrollment.face_frame_points``), which no focal length changes.
     roi: the crop the mesh network saw.
     """
 

@@ -28,6 +28,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from face3d_ros.core.people.enrollment import face_frame_points
 from face3d_ros.core.people.identity import Match, Reidentifier
 from face3d_ros.core.people.model_io import FaceModel, ModelFileError, load_model, triangle_list
 from face3d_ros.core.types import FrameResult
@@ -159,8 +160,7 @@ class Gallery:
             if face.track_id < 0:
                 continue
             pose = face.head_pose
-            pts = (np.asarray(face.landmarks_3d, np.float64) - pose.translation) @ pose.rotation
-            m = self.reid.update(face.track_id, pts, pose.yaw, pose.pitch)
+            m = self.reid.update(face.track_id, face_frame_points(face), pose.yaw, pose.pitch)
             if m.known:
                 other = next((j for j, o in matches.items() if o.person_id == m.person_id),
                              None)

@@ -126,7 +126,7 @@ def _check_shape(name: str, a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.shape != (NUM_LANDMARKS, 3):
         raise ValueError(f"{name} must be (478, 3) face-frame points in metres, got {a.shape}; "
-                         "take (landmarks_3d - t) @ R from the face's head pose")
+                         "take core.people.enrollment.face_frame_points(face)")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} holds non-finite values")
     return a
@@ -503,7 +503,7 @@ class Reidentifier:
                pitch_deg: float = 0.0) -> Match:
         """Fuse one frame of track ``track_id`` (>= 0) and answer who it is.
 
-        face_points: (478, 3) m in the face frame, ``(landmarks_3d - t) @ R``. yaw_deg,
+        face_points: (478, 3) m in the face frame (``enrollment.face_frame_points``). yaw_deg,
         pitch_deg: the head angles (degrees).
         """
         running = self._tracks.get(track_id)

@@ -173,10 +173,8 @@ class FaceEngine:
         with torch.inference_mode():
             return self.landmarker.run(tensors, idx, list(rois))
 
-    def solve(self, landmarks: torch.Tensor, intrinsics: torch.Tensor,
-              perspective: Optional[torch.Tensor] = None) -> FaceGeometry:
-        """Metric geometry for (N, 478, 3) landmarks; intrinsics (N, 4) fx, fy, cx, cy;
-        perspective (N,) bool: whose landmarks go to true perspective (``solve_faces``)."""
+    def solve(self, landmarks: torch.Tensor, intrinsics: torch.Tensor) -> FaceGeometry:
+        """Metric geometry for (N, 478, 3) landmarks; intrinsics (N, 4) fx, fy, cx, cy."""
         if self._canonical_tensors is None:
             canonical = load_canonical()
             self._canonical_tensors = (
@@ -188,8 +186,7 @@ class FaceEngine:
         can, weights, eyeballs, follow, deformation = self._canonical_tensors
         with torch.inference_mode():
             return solve_faces(landmarks, intrinsics.to(landmarks.device), can, weights,
-                               eyeballs, self.config.iris_diameter_m, follow, deformation,
-                               perspective)
+                               eyeballs, self.config.iris_diameter_m, follow, deformation)
 
     def intrinsics_for(self, image: np.ndarray | torch.Tensor,
                        intrinsics: Optional[CameraIntrinsics]) -> CameraIntrinsics:
@@ -223,11 +220,7 @@ class FaceEngine:
         if n == 0:
             return []
         k = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in intrinsics], dtype=torch.float64)
-        # True perspective needs the true focal length: a photo without camera_info keeps the
-        # lift's proportions rather than a correction made up by the assumed field of view
-        # (a portrait taken with a long lens would be given a close camera's distortion).
-        measured = torch.tensor([not c.assumed for c in intrinsics])
-        geo = self.solve(landmarks, k.to(landmarks.device), measured)
+        geo = self.solve(landmarks, k.to(landmarks.device))
         host = {name: getattr(geo, name).double().cpu().numpy()
                 for name in ("points", "face_points", "rotation", "translation", "scale",
                              "fit_rmse", "eye_origin", "eye_direction", "eye_confidence",

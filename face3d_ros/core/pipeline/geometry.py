@@ -118,7 +118,9 @@ class FaceGeometry:
     perspective). face_points: (N, 478, 3) the landmarks in the face frame at the canonical
     face's scale, from the weak-perspective lift (:func:`lift_to_metric`) the pose fit reads:
     the convention the canonical face and its expression neutral are measured in (the
-    expression measures compare against them). rotation: (N, 3, 3) camera_R_face.
+    expression measures compare against them), the same proportions whatever the focal
+    length (times ``scale``: the face's metric shape as identities compare it).
+    rotation: (N, 3, 3) camera_R_face.
     translation: (N, 3) metres (between the eyes). scale: (N,) size of the face relative to the
     canonical face. fit_rmse: (N,) metres, weighted residual of the rigid pose fit (before the
     view deformation is allowed for: it grows with the head's turn, with expression and with
@@ -458,8 +460,7 @@ def stored_canonical(field: str, device: torch.device | str = "cpu") -> torch.Te
 def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: torch.Tensor,
                 weights: torch.Tensor, eyeball_centres: torch.Tensor,
                 iris_diameter_m: float, gaze_follow: Optional[torch.Tensor] = None,
-                pose_deformation: Optional[torch.Tensor] = None,
-                perspective: Optional[torch.Tensor] = None) -> FaceGeometry:
+                pose_deformation: Optional[torch.Tensor] = None) -> FaceGeometry:
     """Metric 3D, head pose and per-eye gaze for N faces.
 
     landmarks: (N, 478, 3) px (+ relative depth px). intrinsics: (N, 4) fx, fy, cx, cy.
@@ -468,9 +469,7 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     gaze_follow: (478, 2, 3) the networks' follow of the eyes (:func:`eye_fit`); default the
     stored canonical face's, zeros for none. pose_deformation: (NUM_VIEW_FEATURES, 478, 3) the
     mesh network's deformation of a face with the view (:func:`deformed_canonical`); default
-    the stored canonical face's, zeros for none (a rigid fit). perspective: (N,) bool, whose
-    ``points`` are taken to true perspective (default all): only where the focal length is
-    measured (camera_info), since the correction is as large as the focal length says.
+    the stored canonical face's, zeros for none (a rigid fit).
 
     The head pose (rotation, translation, scale) is the fit of the canonical face deformed for
     the view read by a first, rigid fit. The metric scale, the eye fit, the gaze confidences
@@ -518,11 +517,9 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # a metre a +-3 cm depth is +-6 %). On renders with exact truth: shape median at head yaw
     # 45 1.07-1.10 -> 0.96-0.97 mm (facecap), 1.65-1.70 -> 1.36-1.44 mm (head scan).
     anchor = pts[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]].mean(1)  # (N, 3)
-    true_pts = perspective_points(pts, anchor)
-    pts = true_pts if perspective is None else torch.where(
-        perspective.to(pts.device)[:, None, None], true_pts, pts)
+    pts = perspective_points(pts, anchor)
     centres = perspective_points(centres, anchor)
-    iris = true_pts[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
+    iris = pts[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
     direction = ray_sphere_gaze(iris, torch.nn.functional.normalize(iris, dim=-1), centres,
                                 s * mpp * EYEBALL_TO_IRIS_M)
 
