@@ -8,25 +8,36 @@ the tests can compare against, without running the networks.
 from typing import Sequence
 
 import numpy as np
+import torch
 from scipy.spatial.transform import Rotation
 
 from face3d_ros.core.pipeline.canonical import load_canonical
+from face3d_ros.core.pipeline.geometry import perspective_points
 from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES
-from face3d_ros.core.types import (FRONTAL_R, CameraIntrinsics, Expression, FaceResult,
-                                   FrameResult, Gaze, GazeRay, HeadPose, Roi)
+from face3d_ros.core.types import (FRONTAL_R, LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER,
+                                   CameraIntrinsics, Expression, FaceResult, FrameResult, Gaze,
+                                   GazeRay, HeadPose, Roi)
 
 INTRINSICS = CameraIntrinsics(500.0, 505.0, 320.0, 240.0, 640, 480)
 
 
 def make_face(track_id: int, yaw_deg: float, translation: Sequence[float],
               seed: int = 0) -> FaceResult:
-    """A face turned by ``yaw_deg`` at ``translation`` (metres, camera optical frame)."""
+    """A face turned by ``yaw_deg`` at ``translation`` (metres, camera optical frame).
+
+    Its landmarks_3d are what the engine publishes for a face whose shape in the image's own
+    proportions is the canonical face: the canonical face posed, taken to true perspective
+    (``geometry.perspective_points``), so that ``face_frame_points`` gives the canonical face
+    back (identities compare that shape).
+    """
     rng = np.random.default_rng(seed)
     rot = Rotation.from_euler("z", yaw_deg, degrees=True).as_matrix()  # about face z (up)
     cam_r_face = FRONTAL_R @ rot
     t = np.asarray(translation, dtype=np.float64)
     verts = load_canonical().vertices  # (478, 3) face frame, metres
-    pts3 = (verts @ cam_r_face.T + t).astype(np.float32)  # (478, 3) camera frame
+    lift = torch.from_numpy(verts.astype(np.float64) @ cam_r_face.T + t)[None]
+    anchor = lift[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]].mean(1)
+    pts3 = perspective_points(lift, anchor)[0].numpy().astype(np.float32)  # (478, 3) camera
     c = INTRINSICS
     px = np.stack([c.fx * pts3[:, 0] / pts3[:, 2] + c.cx,
                    c.fy * pts3[:, 1] / pts3[:, 2] + c.cy,
