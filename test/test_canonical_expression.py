@@ -219,12 +219,55 @@ def test_a_canonical_face_of_other_measures_loads_and_expression_names_the_rebui
     assert np.array_equal(old.vertices, load_canonical().vertices)
     assert np.isnan(old.expression_neutral).all()
     monkeypatch.setattr(canonical, "load_canonical", lambda path=DATA_FILE: old)
-    expression._neutral.cache_clear()
+    expression.stored_neutral.cache_clear()
     try:
         with pytest.raises(ValueError, match="make_canonical"):
             expression_coefficients(load_canonical().vertices.astype(np.float64)[None])
     finally:
         monkeypatch.undo()
-        expression._neutral.cache_clear()
+        expression.stored_neutral.cache_clear()
     assert expression_coefficients(load_canonical().vertices.astype(np.float64)[None]).shape \
         == (1, len(EXPRESSION_NAMES))
+
+
+def test_resting_face_learns_the_facing_median():
+    """The resting face is the median of each measure over frames of a head facing the camera,
+    unknown until enough are in; turned heads do not enter."""
+    from face3d_ros.core.pipeline.expression import RESTING_MEASURES, RestingFace
+
+    r = RestingFace(window=40, min_samples=10)
+    base = np.linspace(0.1, 1.0, len(RESTING_MEASURES))
+    for _ in range(9):
+        assert np.isnan(r.observe(base, 0.0, 0.0)).all()
+    for _ in range(30):  # turned or pitched too far: nothing enters
+        r.observe(base + 1.0, 25.0, 0.0)
+        r.observe(base + 1.0, 0.0, -21.0)
+    assert np.isnan(r.value()).all()
+    for i in range(11):  # a short expression among resting frames does not move the median
+        r.observe(base + (0.5 if i % 4 == 0 else 0.0), 10.0, -10.0)
+    assert r.value() == pytest.approx(base)
+
+
+def test_own_resting_face_moves_a_coefficient_by_at_most_a_neutral_level():
+    """Against the person's own resting face, a resting face with brows higher than the
+    average's reads no brow_up; a smile held as the resting face still reads all but the
+    neutral level (0.15) of its reading against the average; NaN keeps the average."""
+    from face3d_ros.core.pipeline.expression import (BROW_RAISE, NEUTRAL_COEFF,
+                                                     RESTING_MEASURES,
+                                                     coefficients_from_measures)
+
+    n = dict(zip(MEASURE_NAMES, load_canonical().expression_neutral))
+    m = {k: np.full(3, v) for k, v in n.items()}
+    for side in ("left", "right"):
+        m[f"brow_{side}"] = m[f"brow_{side}"] + 0.4 * BROW_RAISE  # high brows: brow_up 0.4
+        m[f"rise_{side}"] = m[f"rise_{side}"] + np.array([0.0, 0.06, 0.06])  # smiles: 0.5
+    own = np.array([[m[k][i] for k in RESTING_MEASURES] for i in range(3)])
+    own[2] = np.nan
+    plain = dict(zip(EXPRESSION_NAMES, coefficients_from_measures(m, n).T))
+    c = dict(zip(EXPRESSION_NAMES, coefficients_from_measures(m, n, own_face=own).T))
+    assert plain["brow_up"] == pytest.approx([0.4] * 3, abs=1e-6)
+    assert c["brow_up"][:2] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert plain["mouth_smile_left"][1] == pytest.approx(0.5, abs=1e-6)
+    assert c["mouth_smile_left"][1] == pytest.approx(0.5 - NEUTRAL_COEFF, abs=1e-6)
+    assert c["brow_up"][2] == plain["brow_up"][2]  # unknown: the average's
+    assert c["mouth_smile_left"][2] == plain["mouth_smile_left"][2]

@@ -20,7 +20,9 @@ Tables (docs/accuracy.md explains each):
 2. gaze (facecap): angular error per eye and combined by head yaw and eye rotation, gain,
    mirror bias, confidence against error; eye contact and mirror test on the photos;
 3. expression (facecap): coefficient against blendshape weight (Pearson r, monotone, change
-   with head yaw, left/right swap), neutral face, closed eye;
+   with head yaw, left/right swap), neutral face, closed eye; a tracked face against the
+   person's own open eye, a blink frame by frame, and a tracked face against the person's own
+   resting face (neutral, turned, and each blendshape's weight);
 4. the 68-point subset (only when the renderer marks the iBUG-68 points: ``ibug68_truth``);
 5. metric scale: translation z and outer eye-corner distance read against truth;
 6. iris-centre pixel error against the projected truth;
@@ -50,7 +52,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -438,23 +440,33 @@ class Accuracy:
         self.renders += 1
         return image, truth, t
 
-    def tracked(self, specs: Sequence[Spec], warmup: Spec, frames: int,
+    def tracked(self, specs: Sequence[Spec], warmup: Union[Spec, Sequence[Spec]], frames: int,
                 smoothing: bool = False) -> List[Optional[Reading]]:
         """Readings of ``specs`` as frames of one 30 Hz stream (``FaceTracker``; by default no
-        smoothing: the frames are stills) after ``frames`` frames of ``warmup``: what the node
-        reads of a person it has tracked for a while. None where the face was not found."""
+        smoothing: the frames are stills) after ``frames`` frames of ``warmup`` (one spec, or
+        a sequence cycled through: a head moving a little): what the node reads of a person it
+        has tracked for a while. None where the face was not found. Each distinct spec is
+        rendered once."""
         from face3d_ros.core.config import TrackerConfig
         from face3d_ros.core.pipeline.tracking import FaceTracker
 
         tracker = FaceTracker(self.engine, TrackerConfig(smoothing=smoothing))
-        image, truth, _ = self.render(warmup)
+        rendered: Dict[Spec, tuple] = {}
+
+        def image_of(spec: Spec) -> tuple:
+            if spec not in rendered:
+                rendered[spec] = self.render(spec)[:2]
+            return rendered[spec]
+
+        sway = [warmup] if isinstance(warmup, Spec) else list(warmup)
         stamp = 0.0
-        for _ in range(frames):
+        for k in range(frames):
+            image, truth = image_of(sway[k % len(sway)])
             tracker.process(image, truth.intrinsics, stamp)
             stamp += 1.0 / 30.0
         out: List[Optional[Reading]] = []
         for spec in specs:
-            image, truth, _ = self.render(spec)
+            image, truth = image_of(spec)
             t0 = time.perf_counter()
             faces = tracker.process(image, truth.intrinsics, stamp).faces
             self.read_s += time.perf_counter() - t0
@@ -988,7 +1000,7 @@ def expression_tables(acc: Accuracy, plan: Plan, figures: dict, log=None) -> Lis
         figures[f"closed_{coef}"] = {"blink": e[coef],
                                      "confidence": float(s.reading.gaze_confidence[eye])}
     return [curve, neu, closed, own_eye_table(acc, plan, figures),
-            blink_sequence_table(acc, figures)]
+            blink_sequence_table(acc, figures)] + resting_face_tables(acc, plan, figures)
 
 
 #: Frames of the neutral face a track sees before its blinks are read (table 3d): over the
@@ -1060,6 +1072,94 @@ def own_eye_table(acc: Accuracy, plan: Plan, figures: dict) -> Table:
         "(90 % / 110 % of it start a blink / eye_wide) instead of the stored average's (85 % / "
         "115 %, table 3a). facecap's eyes read 14 % more open than the average's.")
     return t
+
+
+#: A person's small head motion while the track learns their resting face (tables 3f, 3g): the
+#: (yaw, pitch) deg of the warm-up frames, cycled: a loop around facing the camera that never
+#: passes through the pose read afterwards, at most 6 deg per frame (a tracked head).
+RESTING_SWAY = ((3.0, 2.0), (6.0, -2.0), (3.0, -4.0), (-3.0, -2.0), (-6.0, 2.0), (-3.0, 4.0))
+#: Warm-up frames of the sway: over the ``RestingFace`` minimum of 30 (1 s at 30 Hz).
+RESTING_WARMUP_FRAMES = 60
+#: How a tracked head turns from facing the camera to +-30 deg (table 3f): 5 deg per frame,
+#: then held for 3 frames (a jump of 10 deg or more between frames can start a new track).
+TURN_STEP_DEG = 5.0
+
+
+def resting_sway(spec: Spec) -> List[Spec]:
+    """The warm-up frames of :data:`RESTING_SWAY` around ``spec``'s head pose."""
+    return [Spec(**{**spec.__dict__, "yaw": spec.yaw + y, "pitch": spec.pitch + p})
+            for y, p in RESTING_SWAY]
+
+
+def turn_to(yaw: float, blend: Tuple = ()) -> List[Spec]:
+    """facecap frames turning from facing the camera to head ``yaw`` deg (``TURN_STEP_DEG``
+    per frame), then held for 3 frames."""
+    steps = int(round(abs(yaw) / TURN_STEP_DEG))
+    path = [Spec("facecap", yaw=float(np.sign(yaw) * TURN_STEP_DEG * k), blend=blend)
+            for k in range(1, steps + 1)]
+    return path + [path[-1]] * 3 if path else [Spec("facecap", blend=blend)]
+
+
+def resting_face_tables(acc: Accuracy, plan: Plan, figures: dict) -> List[Table]:
+    """Tables 3f and 3g: a tracked face measured against the person's own resting face
+    (``expression.RestingFace``) after two seconds of a neutral head moving a little: the
+    neutral face facing the camera and turned, and each blendshape's coefficient against its
+    weight (does the resting face absorb the expression?)."""
+    from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES
+
+    src = HEAD_CREDITS["facecap"]
+    yaws = (0.0,) + tuple(plan.expression_head_yaws)
+    neu = Table("3f. Expression: a tracked neutral face, against the person's own resting face",
+                src, ["coefficient", "single image, head yaw +0"]
+                + [f"tracked, head yaw {y:+.0f}" for y in yaws])
+    neutral = Spec("facecap")
+    single = acc.sample(neutral)
+    tracked = {}
+    for y in yaws:
+        reads = acc.tracked(turn_to(y), resting_sway(neutral), RESTING_WARMUP_FRAMES)
+        tracked[y] = reads[-1]
+    for name in EXPRESSION_NAMES:
+        neu.rows.append([name, _f(single.reading.expression[name], 2) if single.found else "lost"]
+                        + [_f(tracked[y].expression[name], 2) if tracked[y] else "lost"
+                           for y in yaws])
+    for y in yaws:
+        r = tracked[y]
+        figures[f"tracked_neutral_max_yaw_{y:+.0f}"] = (max(r.expression.values())
+                                                        if r is not None else None)
+    neu.notes.append(
+        f"Tracked: one stream per column, {RESTING_WARMUP_FRAMES} frames of the neutral head "
+        "swaying within 6 deg of facing the camera (yaw, pitch "
+        + ", ".join(f"{a:+g}/{b:+g}" for a, b in RESTING_SWAY) + "), then turned "
+        f"{TURN_STEP_DEG:g} deg per frame to the column's yaw and held for 3 frames (no "
+        "smoothing). The resting face is learnt from frames within 20 deg of facing the "
+        "camera; each coefficient may move from its reading against the stored average by at "
+        "most what a neutral face reads (0.15; brow_up 0.5, mouth_pucker 0.6).")
+
+    wcols = [f"w={w:g}" for w in plan.weights]
+    curve = Table("3g. Expression: coefficient against blendshape weight, tracked, against the "
+                  "person's own resting face (head yaw 0)", src,
+                  ["blendshape", "coefficient"] + wcols + ["Pearson r", "monotone",
+                                                           "single image at w=1"])
+    for blend, coef, _other in EXPRESSIONS:
+        if blend not in plan.expressions or blend.startswith(("eyeBlink", "eyeWide")):
+            continue
+        specs = [_blend_spec(blend, w) for w in plan.weights]
+        readings = acc.tracked(specs, resting_sway(neutral), RESTING_WARMUP_FRAMES)
+        pts = [(w, r.expression[coef]) for w, r in zip(plan.weights, readings) if r is not None]
+        fit = expression_curve([p[0] for p in pts], [p[1] for p in pts])
+        top = acc.sample(_blend_spec(blend, plan.weights[-1]))
+        curve.rows.append([blend, coef]
+                          + [_f(r.expression[coef], 2) if r is not None else "lost"
+                             for r in readings]
+                          + [_f(fit["r"], 2), _f(fit["monotone"]),
+                             _f(top.reading.expression[coef], 2) if top.found else "lost"])
+        figures[f"resting_{coef}"] = {"r": fit["r"], "monotone": fit["monotone"],
+                                      "values": [p[1] for p in pts]}
+    curve.notes.append(
+        f"One stream per row: {RESTING_WARMUP_FRAMES} frames of the swaying neutral head (table "
+        "3f), then one frame per weight. Eyes: table 3d. Single image at w=1: table 3a's "
+        "reading, against the stored average.")
+    return [neu, curve]
 
 
 def ibug68_table(acc: Accuracy, figures: dict) -> Table:
@@ -1300,6 +1400,9 @@ def headline(figures: dict) -> Table:
                            _f(100 * get(f"nme68_head_yaw_{hy}")), target])
     if get("neutral_max") is not None:
         t.rows.append(["neutral face: max coefficient", _f(get("neutral_max"), 2), "<= 0.15"])
+    if get("tracked_neutral_max_yaw_+0") is not None:
+        t.rows.append(["neutral face, tracked (against the person's own resting face): max "
+                       "coefficient", _f(get("tracked_neutral_max_yaw_+0"), 2), "<= 0.15"])
     return t
 
 

@@ -48,7 +48,7 @@ import numpy as np
 
 from .identity import align, canonical_coefficients, face_size, neutralize
 from .model_io import FaceModel
-from ..pipeline.expression import EXPRESSION_NAMES, expression_coefficients
+from ..pipeline.expression import NEUTRAL_COEFF, expression_coefficients, neutral_levels
 from ..pipeline.topology import load_topology
 from ..types import (LEFT_IRIS_CENTER, NUM_LANDMARKS, NUM_MESH, RIGHT_IRIS_CENTER,
                      FaceResult)
@@ -56,16 +56,6 @@ from ..types import (LEFT_IRIS_CENTER, NUM_LANDMARKS, NUM_MESH, RIGHT_IRIS_CENTE
 #: A texel (or vertex) counts as seen by a view when its surface faces the camera by at least
 #: this cosine (about 72 degrees from head-on) and is not hidden.
 SEEN_COS = 0.3
-#: Expression coefficients up to this are what a neutral face reads (issue 9's target): an
-#: enrolment view neutralises only the part above it.
-NEUTRAL_COEFF = 0.15
-#: Coefficients that a neutral face reads higher, against the canonical face (docs/accuracy.md:
-#: the canonical is the average of two portraits, one smiling with her mouth open), measured
-#: on the frontal renders of two neutral heads: mouth_pucker 0.51-0.54, brow_up 0.32-0.40 (up
-#: to 0.49 while the brows were measured above the eye corners). Levels just above those
-#: readings, not per-person offsets. (mouth_funnel, which needs the lips apart, reads under
-#: 0.05 there; it read 0.49-0.60 while it was measured by the lips' depth.)
-NEUTRAL_LEVELS: Dict[str, float] = {"mouth_pucker": 0.6, "brow_up": 0.5}
 #: Reliability of a view's shape against its head turn: cos(turn) ** this (1 frontal, 0.5 at
 #: a 45 deg turn).
 RELIABILITY_POWER = 2.0
@@ -305,12 +295,6 @@ def scale_weights(views: Sequence[EnrollmentView]) -> np.ndarray:
     # The precision of a blend of the two sources in those shares.
     var = (w_iris * IRIS_SCALE_SIGMA) ** 2 + ((1.0 - w_iris) * FACE_SCALE_SIGMA) ** 2
     return 1.0 / var
-
-
-def neutral_levels() -> np.ndarray:
-    """(K,) what a neutral face reads of each coefficient (``EXPRESSION_NAMES`` order):
-    :data:`NEUTRAL_LEVELS`, else :data:`NEUTRAL_COEFF`."""
-    return np.array([NEUTRAL_LEVELS.get(n, NEUTRAL_COEFF) for n in EXPRESSION_NAMES])
 
 
 def neutral_coefficients(coefficients: np.ndarray) -> np.ndarray:

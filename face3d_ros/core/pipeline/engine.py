@@ -35,7 +35,8 @@ from scipy.spatial.transform import Rotation
 from .canonical import load_canonical
 from ..config import EngineConfig
 from .detection import FaceDetector
-from .expression import EXPRESSION_NAMES, OpenEyeBaseline, expression_coefficients
+from .expression import (EXPRESSION_NAMES, OwnNeutral, coefficients_from_measures, measures,
+                         observe_own, stored_neutral)
 from .geometry import (FaceGeometry, boxes_from_landmarks, direction_angles,
                        euler_from_rotation, eye_open_confidence, eye_openness, pose_weights,
                        solve_faces)
@@ -203,13 +204,14 @@ class FaceEngine:
     def build_faces(self, landmarks: torch.Tensor, presence: torch.Tensor,
                     intrinsics: Sequence[CameraIntrinsics], rois: Sequence[Roi],
                     scores: Sequence[float], track_ids: Sequence[int],
-                    own_eyes: Optional[Sequence[OpenEyeBaseline]] = None,
+                    own: Optional[Sequence[OwnNeutral]] = None,
                     raw_landmarks: Optional[np.ndarray] = None) -> List[FaceResult]:
         """Frozen per-face results for N faces.
 
         landmarks: (N, 478, 3) image px (possibly smoothed); presence: (N,) face flags;
-        intrinsics/rois/scores/track_ids: one per face. own_eyes: one per face, each person's
-        open-eye baseline (a track's), fed this frame's eyes and measured against.
+        intrinsics/rois/scores/track_ids: one per face. own: one per face, each person's own
+        neutral (a track's open eye and resting face), fed this frame's measures and the
+        expression measured against it.
         raw_landmarks: (N, 478, 3) px, the same landmarks before smoothing: the expression's
         eye openness is read from them, and an eye closed in them has no gaze confidence (a
         blink lasts 3-12 frames at 30 Hz; the landmark filter, tuned for pose and gaze, lags
@@ -235,10 +237,10 @@ class FaceEngine:
                                     ).numpy()
             host["eye_confidence"] = host["eye_visibility"] * eye_open_confidence(
                 torch.from_numpy(np.minimum(host["eye_openness"], openness))).numpy()
-        own = None if own_eyes is None else np.stack([
-            b.observe(o, y, p) for b, o, y, p in zip(own_eyes, openness, angles[:, 0],
-                                                     angles[:, 1])])
-        expr = expression_coefficients(host["face_points"], openness=openness, own_eyes=own)
+        m = measures(host["face_points"], openness)
+        own_eyes, own_face = (None, None) if own is None else observe_own(
+            own, m, angles[:, 0], angles[:, 1])
+        expr = coefficients_from_measures(m, stored_neutral(), own_eyes, own_face)
         boxes = boxes_from_landmarks(lm)
         fit_conf = np.clip(1.0 - host["fit_rmse"] / s / POSE_RMSE_ZERO_CONF_M, 0.0, 1.0)
         # Gaze of all faces at once: per eye, then both eyes weighted by their confidence

@@ -20,8 +20,8 @@ Per frame (:meth:`FaceTracker.process`):
 5. One-Euro filtering of each track's landmarks; metric 3D, pose and gaze follow from them;
    the expression's eye openness comes from the landmarks before the filter (a blink lasts a
    few frames; the filter, tuned for pose and gaze, smeared a two-frame blink over eight), and
-   each track learns its person's open eye (``expression.OpenEyeBaseline``), against which its
-   blinks are measured.
+   each track learns its person's own neutral (``expression.OwnNeutral``: their open eye and
+   their resting face), against which its expression is measured.
 
 A frame whose size differs from the previous frame's starts a new stream: its tracks end (a
 track's ROI and box are pixels of the old frame and would land on other faces or nowhere)
@@ -39,7 +39,7 @@ import torch
 
 from ..config import TrackerConfig
 from .engine import FaceEngine
-from .expression import OpenEyeBaseline
+from .expression import OwnNeutral
 from .geometry import boxes_from_landmarks
 from .landmarks import crop_rois, roi_from_detection, roi_from_landmarks
 from ..types import CameraIntrinsics, FrameResult, Roi
@@ -94,7 +94,7 @@ class _Track:
     smoother: Optional[OneEuroFilter] = None
     thumbnail: Optional[np.ndarray] = None
     thumbnail_size: float = 0.0
-    own_eyes: OpenEyeBaseline = field(default_factory=OpenEyeBaseline)
+    own: OwnNeutral = field(default_factory=OwnNeutral)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -213,7 +213,7 @@ class FaceTracker:
                         lm, lm_presence[keep], [intr] * len(alive), [rois[i] for i in alive],
                         [self._tracks[i].score for i in alive],
                         [self._tracks[i].track_id for i in alive],
-                        [self._tracks[i].own_eyes for i in alive],
+                        [self._tracks[i].own for i in alive],
                         raw[alive] if cfg.smoothing else None)
             self._tracks = [t for t in self._tracks if t.missed <= cfg.max_missed]
         timings["total"] = (time.perf_counter() - t_start) * 1e3
