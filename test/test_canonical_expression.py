@@ -248,26 +248,36 @@ def test_resting_face_learns_the_facing_median():
     assert r.value() == pytest.approx(base)
 
 
-def test_own_resting_face_moves_a_coefficient_by_at_most_a_neutral_level():
+def test_own_resting_face_lies_within_the_spread_of_neutral_faces():
     """Against the person's own resting face, a resting face with brows higher than the
-    average's reads no brow_up; a smile held as the resting face still reads all but the
-    neutral level (0.15) of its reading against the average; NaN keeps the average."""
-    from face3d_ros.core.pipeline.expression import (BROW_RAISE, NEUTRAL_COEFF,
-                                                     RESTING_MEASURES,
+    average's reads no brow_up, and its frown reads as a frown; a smile held as the resting
+    face still reads all but the neutral level (0.15) of itself; NaN keeps the average."""
+    from face3d_ros.core.pipeline.expression import (BROW_DROP, BROW_RAISE, NEUTRAL_COEFF,
+                                                     RESTING_MEASURES, SMILE_OUT, SMILE_RISE,
                                                      coefficients_from_measures)
 
     n = dict(zip(MEASURE_NAMES, load_canonical().expression_neutral))
-    m = {k: np.full(3, v) for k, v in n.items()}
+    rest = {k: np.full(3, v) for k, v in n.items()}
     for side in ("left", "right"):
-        m[f"brow_{side}"] = m[f"brow_{side}"] + 0.4 * BROW_RAISE  # high brows: brow_up 0.4
-        m[f"rise_{side}"] = m[f"rise_{side}"] + np.array([0.0, 0.06, 0.06])  # smiles: 0.5
-    own = np.array([[m[k][i] for k in RESTING_MEASURES] for i in range(3)])
-    own[2] = np.nan
-    plain = dict(zip(EXPRESSION_NAMES, coefficients_from_measures(m, n).T))
-    c = dict(zip(EXPRESSION_NAMES, coefficients_from_measures(m, n, own_face=own).T))
+        rest[f"brow_{side}"] = rest[f"brow_{side}"] + 0.4 * BROW_RAISE  # high brows
+        # the third face smiles fully all the time
+        rest[f"rise_{side}"] = rest[f"rise_{side}"] + np.array([0.0, 0.0, SMILE_RISE])
+        rest[f"out_{side}"] = rest[f"out_{side}"] + np.array([0.0, 0.0, SMILE_OUT])
+    own = np.array([[rest[k][i] for k in RESTING_MEASURES] for i in range(3)])
+    own[1] = np.nan  # the second person's resting face is not known yet
+    frown = {k: v.copy() for k, v in rest.items()}
+    for side in ("left", "right"):
+        frown[f"brow_{side}"] = frown[f"brow_{side}"] - BROW_DROP  # a full frown from rest
+
+    def coeffs(m, own_face=None):
+        return dict(zip(EXPRESSION_NAMES, coefficients_from_measures(m, n, own_face=own_face).T))
+
+    plain, c, f = coeffs(rest), coeffs(rest, own), coeffs(frown, own)
     assert plain["brow_up"] == pytest.approx([0.4] * 3, abs=1e-6)
-    assert c["brow_up"][:2] == pytest.approx([0.0, 0.0], abs=1e-6)
-    assert plain["mouth_smile_left"][1] == pytest.approx(0.5, abs=1e-6)
-    assert c["mouth_smile_left"][1] == pytest.approx(0.5 - NEUTRAL_COEFF, abs=1e-6)
-    assert c["brow_up"][2] == plain["brow_up"][2]  # unknown: the average's
-    assert c["mouth_smile_left"][2] == plain["mouth_smile_left"][2]
+    assert c["brow_up"][[0, 2]] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert f["brow_down_left"][[0, 2]] == pytest.approx([1.0, 1.0], abs=1e-6)
+    assert (coeffs(frown)["brow_down_left"] < 0.1).all()  # against the average: hardly
+    assert plain["mouth_smile_left"][2] == pytest.approx(1.0, abs=1e-6)
+    assert c["mouth_smile_left"][2] == pytest.approx(1.0 - NEUTRAL_COEFF, abs=1e-6)
+    assert c["brow_up"][1] == plain["brow_up"][1]  # unknown: the average's
+    assert f["brow_down_left"][1] == coeffs(frown)["brow_down_left"][1]

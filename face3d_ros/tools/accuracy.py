@@ -34,7 +34,7 @@ Usage::
                     [--out-md FILE]
 
 ``--quick`` measures a small subset (about half a minute on 2 CPU cores); the default full
-sweep takes about 3 minutes there (about 430 renders at ~0.3 s each, face3d ~0.04 s each).
+sweep takes about 2-3 minutes there (about 580 renders at ~0.2 s each, face3d ~0.03 s each).
 Renders are cached within a run.
 
 One program (over 400 lines): the render plan, the reading and every table share one sample
@@ -1132,8 +1132,8 @@ def resting_face_tables(acc: Accuracy, plan: Plan, figures: dict) -> List[Table]
         + ", ".join(f"{a:+g}/{b:+g}" for a, b in RESTING_SWAY) + "), then turned "
         f"{TURN_STEP_DEG:g} deg per frame to the column's yaw and held for 3 frames (no "
         "smoothing). The resting face is learnt from frames within 20 deg of facing the "
-        "camera; each coefficient may move from its reading against the stored average by at "
-        "most what a neutral face reads (0.15; brow_up 0.5, mouth_pucker 0.6).")
+        "camera, each measure within what neutral faces read of the stored average "
+        "(expression.resting_spread).")
 
     wcols = [f"w={w:g}" for w in plan.weights]
     curve = Table("3g. Expression: coefficient against blendshape weight, tracked, against the "

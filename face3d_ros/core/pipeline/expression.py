@@ -32,9 +32,10 @@ measures over the last seconds of the track with the head facing the camera), th
 specific normalisation of facial action unit tools (Baltrusaitis et al., FG 2015; OpenFace
 2.0). People's resting brows, mouth corners and lips differ from the average's by as much as
 a small expression: the facecap head's brows sit ~3 mm higher and read brow_up 0.38 against
-the average. Against their own resting face a coefficient may move from its reading against
-the average by at most what a neutral face can read of it (:func:`neutral_levels`), so a
-person who keeps smiling still reads most of the smile.
+the average. A resting face is taken to differ from the average's by no more than neutral
+faces do (:func:`resting_spread`: per measure, what a neutral face reads of the coefficients
+it drives, :func:`neutral_levels`), so a person who keeps smiling still reads most of the
+smile.
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ OWN_EYE_DEAD_ZONE = 0.10
 #: the eye distance; measured so, mouth_funnel read 0.27-0.31 at every weight and 0.47-0.54 on
 #: the neutral face turned by 30 deg).
 FUNNEL_LIPS_APART = 0.10
+
+#: Spans for 1.0 (module docstring's table) of the coefficients not named elsewhere: the mouth
+#: corners' rise and spread (mouth_smile, each half of it), the brows' drop (brow_down), the
+#: inner-lip gap (jaw_open), and the fractions of the neutral's mouth width (mouth_pucker) and
+#: lower lid to cheek distance (cheek_squint).
+SMILE_RISE, SMILE_OUT = 0.06, 0.12
+BROW_DROP = 0.05
+JAW_GAP = 0.45
+PUCKER_FRACTION = CHEEK_SQUINT_FRACTION = 0.3
 
 #: Expression coefficients up to this are what a neutral face reads (issue 9's target), against
 #: the stored (average) neutral: how far a person's own neutral may move a coefficient
@@ -341,23 +351,49 @@ def coefficients_from_measures(m: Dict[str, np.ndarray], n: Mapping[str, float],
     own_eyes: (N, 2) open-eye openness right, left (:class:`OpenEyeBaseline`) that replaces
     the neutral's where finite, with :data:`OWN_EYE_DEAD_ZONE`.
     own_face: (N, len(RESTING_MEASURES)) the person's resting face (:class:`RestingFace`)
-    that replaces the neutral's measures where finite; each coefficient then stays within
-    :func:`neutral_levels` of its reading against ``n``: a resting face differs from the
-    average's by no more than a neutral face reads, so an expression held for most of the
-    window (a long smile) still reads that much less at most.
+    that replaces the neutral's measures where finite, each within :func:`resting_spread` of
+    the neutral's: an expression held for most of the resting face's window (a long smile)
+    reads at most a neutral face's reading (:func:`neutral_levels`) less.
     """
-    base = _coefficients(m, n, own_eyes)
     if own_face is None:
-        return base
-    face = np.asarray(own_face, dtype=np.float64).reshape(len(base), len(RESTING_MEASURES))
+        return _coefficients(m, n, own_eyes)
+    face = np.asarray(own_face, dtype=np.float64).reshape(-1, len(RESTING_MEASURES))
     known = np.isfinite(face)
     if not known.any():
-        return base
+        return _coefficients(m, n, own_eyes)
+    spread = resting_spread(n)
     own: Dict[str, np.ndarray | float] = dict(n)
     for j, k in enumerate(RESTING_MEASURES):
-        own[k] = np.where(known[:, j], face[:, j], n[k])
-    level = neutral_levels().astype(np.float32)
-    return np.clip(_coefficients(m, own, own_eyes), base - level, base + level)
+        own[k] = np.where(known[:, j], n[k] + np.clip(face[:, j] - n[k], -spread[j], spread[j]),
+                          n[k])
+    return _coefficients(m, own, own_eyes)
+
+
+def resting_spread(n: Mapping[str, float]) -> np.ndarray:
+    """(len(RESTING_MEASURES),) how far a person's resting face may lie from the neutral
+    measures ``n``, per measure (/ inter-ocular distance): what a neutral face reads of the
+    coefficient it drives (:func:`neutral_levels`) times that coefficient's span, the largest
+    where it drives two (the brows: brow_up's 0.5 x 0.12, ~4.5 mm, not brow_down's 0.15 x
+    0.05; the lip gap: jaw_open's). A held smile moves each half of mouth_smile by at most
+    half its level."""
+    lv = dict(zip(EXPRESSION_NAMES, neutral_levels()))
+    out = []
+    for k in RESTING_MEASURES:
+        kind = k.split("_")[0]  # brow, rise, out, cheek (per side), gap, width
+        if kind == "brow":
+            d = max(lv["brow_up"] * BROW_RAISE, lv["brow_down_left"] * BROW_DROP)
+        elif kind == "rise":
+            d = lv["mouth_smile_left"] * SMILE_RISE
+        elif kind == "out":
+            d = lv["mouth_smile_left"] * SMILE_OUT
+        elif kind == "cheek":
+            d = lv["cheek_squint_left"] * CHEEK_SQUINT_FRACTION * abs(n[k])
+        elif kind == "gap":
+            d = max(lv["jaw_open"] * JAW_GAP, lv["mouth_funnel"] * FUNNEL_LIPS_APART)
+        else:  # width
+            d = lv["mouth_pucker"] * PUCKER_FRACTION * abs(n[k])
+        out.append(d)
+    return np.array(out)
 
 
 def _coefficients(m: Dict[str, np.ndarray], n: Mapping[str, np.ndarray | float],
@@ -381,15 +417,15 @@ def _coefficients(m: Dict[str, np.ndarray], n: Mapping[str, np.ndarray | float],
         shut = (1.0 - dz) * on
         out[f"eye_blink_{s}"] = ramp(shut - o, shut - CLOSED_EYE_OPENNESS)
         out[f"eye_wide_{s}"] = ramp(o - (1.0 + dz) * on, 0.5 * on)
-        out[f"mouth_smile_{s}"] = np.clip(0.5 * ramp(m[f"rise_{s}"] - n[f"rise_{s}"], 0.06)
-                                          + 0.5 * ramp(m[f"out_{s}"] - n[f"out_{s}"], 0.12),
-                                          0.0, 1.0)
-        out[f"brow_down_{s}"] = ramp(n[f"brow_{s}"] - m[f"brow_{s}"], 0.05)
+        out[f"mouth_smile_{s}"] = np.clip(
+            0.5 * ramp(m[f"rise_{s}"] - n[f"rise_{s}"], SMILE_RISE)
+            + 0.5 * ramp(m[f"out_{s}"] - n[f"out_{s}"], SMILE_OUT), 0.0, 1.0)
+        out[f"brow_down_{s}"] = ramp(n[f"brow_{s}"] - m[f"brow_{s}"], BROW_DROP)
         out[f"cheek_squint_{s}"] = ramp(n[f"cheek_{s}"] - m[f"cheek_{s}"],
-                                        0.3 * np.abs(n[f"cheek_{s}"]))
+                                        CHEEK_SQUINT_FRACTION * np.abs(n[f"cheek_{s}"]))
     brow = 0.5 * (m["brow_left"] + m["brow_right"])
     out["brow_up"] = ramp(brow - 0.5 * (n["brow_left"] + n["brow_right"]), BROW_RAISE)
-    out["jaw_open"] = ramp(m["gap"] - n["gap"], 0.45)
-    out["mouth_pucker"] = ramp(n["width"] - m["width"], 0.3 * n["width"])
+    out["jaw_open"] = ramp(m["gap"] - n["gap"], JAW_GAP)
+    out["mouth_pucker"] = ramp(n["width"] - m["width"], PUCKER_FRACTION * n["width"])
     out["mouth_funnel"] = out["mouth_pucker"] * ramp(m["gap"] - n["gap"], FUNNEL_LIPS_APART)
     return np.stack([out[name] for name in EXPRESSION_NAMES], axis=-1).astype(np.float32)
