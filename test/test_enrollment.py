@@ -168,12 +168,20 @@ def test_model_file_round_trip(enrolled, tmp_path):
     back = model_io.load_model(path)
     assert (back.name, back.face_id) == ("astronaut", 7)
     np.testing.assert_array_equal(back.vertices, model.vertices)
+    np.testing.assert_array_equal(back.metric_vertices, model.metric_vertices)
     np.testing.assert_array_equal(back.triangles, model.triangles)
     np.testing.assert_array_equal(back.uv, model.uv)
     np.testing.assert_array_equal(back.texture, model.texture)  # PNG is lossless
     assert back.coverage == pytest.approx(model.coverage)
     assert back.view_names == ("front", "mirrored", "rot+15", "rot-15")
     assert back.view_coverage == pytest.approx(model.view_coverage)
+    # A file written before metric_vertices: the identity shape stands in for display.
+    with np.load(path) as d:
+        older = {k: d[k] for k in d.files if k != "metric_vertices"}
+    np.savez(tmp_path / "older.npz", **older)
+    old = model_io.load_model(tmp_path / "older.npz")
+    assert old.metric_vertices is None
+    np.testing.assert_array_equal(old.mesh_vertices, model.vertices[:468])
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, vertices=model.vertices)
     with pytest.raises(model_io.ModelFileError, match="not a face3d model"):
@@ -312,3 +320,20 @@ def test_identity_shape_does_not_depend_on_the_focal_length(engine, astronaut_rg
           f"face_frame_points: {compared}")
     assert min(published[0], published[2]) > 0.005  # perspective differs with the focal length
     assert max(compared) < 1e-4
+
+
+def test_model_shows_the_views_in_true_perspective(views, enrolled):
+    """The model's exported shape is its identity plus the views' own perspective correction
+    (their published landmarks_3d against the image's proportions, a few mm), averaged with
+    the fusion's weights; an expression applied to the identity moves it along."""
+    face = views[0].face
+    one = E.enroll(views[:1]).model
+    np.testing.assert_allclose(one.metric_vertices - one.vertices,
+                               E.metric_frame_points(face) - E.face_frame_points(face),
+                               atol=1e-6)
+    model = enrolled.model
+    correction = model.metric_vertices - model.vertices
+    assert 1e-4 < float(np.abs(correction).max()) < 0.01  # metres
+    np.testing.assert_array_equal(model.mesh_vertices, model.metric_vertices[:468])
+    moved = model_io.with_vertices(model, model.vertices + np.float32(0.002))
+    np.testing.assert_allclose(moved.metric_vertices - moved.vertices, correction, atol=1e-6)

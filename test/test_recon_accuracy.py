@@ -17,13 +17,13 @@ MAX_DISTANCE_ERR_PCT = 3.0
 MAX_SIZE_ERR_PCT = 3.0
 METRIC_POSES = ((0, 0), (30, 0), (-30, 0), (45, 0), (-45, 0), (0, 15), (0, -15))
 # Issue 15's target: a 3-view enrolment's median at least 10 % below its best single view,
-# size within 3 %. Not reached: facecap front,+-30 reads 0.75 mm against the frontal view's
-# 0.72 (+5 %; +34 % while every view's expression was measured and removed against the
-# canonical face, which pulled the neutral renders' mouths, read as pucker/funnel 0.5-0.6).
-# The views' errors are correlated (0.6-0.8) and the side views' larger everywhere, so no
-# weighting of them reaches the target (docs/enrollment.md). The threshold is the reached
-# figure plus a margin: catches a regression, not the missed target.
-MAX_ENROL_VS_BEST = 1.15
+# size within 3 %. Not reached: facecap front,+-30 reads 0.64 mm against the frontal view's
+# 0.70 (-9 %) since the model carries the views' true perspective (metric_vertices; +4 % in
+# the image's own proportions, +34 % while every view's expression was removed against the
+# canonical face). The views' errors are correlated (0.5-0.8), so their mean, even aligned on
+# the truth, does not reach the target (docs/enrollment.md). The threshold is the issue's
+# title: a fused model at least as good as its best view.
+MAX_ENROL_VS_BEST = 1.0
 MAX_ENROL_SIZE_ERR_PCT = 3.0
 # Issue 15's target: single view, scaled ICP median <= 1.0 mm (facecap) and <= 1.5 mm (the
 # head scan) at every pose up to +-45. Met since the landmarks are published in true

@@ -216,7 +216,7 @@ def gallery_markers(people: List[Person], frame_id: str) -> MarkerArray:
                        colours.astype(np.float64).tolist()]
         label = Marker(header=header, ns=NS_ENROLLED_LABEL, id=person.person_id,
                        type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
-        top = float(person.model.vertices[:, 2].max())
+        top = float(person.model.display_vertices[:, 2].max())
         label.pose.position.x, label.pose.position.y = float(offset[0]), float(offset[1])
         label.pose.position.z = top + 0.03
         label.pose.orientation.w = 1.0

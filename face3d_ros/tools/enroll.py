@@ -69,7 +69,7 @@ def make_sheet(views: Sequence[EnrollmentView], result: Enrollment, size: int = 
             for y, p in ((40.0, 0.0), (0.0, 0.0), (-40.0, 0.0), (25.0, 15.0))]
     disp = split(result.view_shapes[0], model.vertices.astype(np.float64))
     row3 = [_label(render_model(model, 15.0, 0.0, size,
-                                apply_expression(model.vertices, disp, a)),
+                                apply_expression(model.display_vertices, disp, a)),
                    f"expression x {a:.1f}") for a in (0.0, 0.5, 1.0, 1.5)]
     return np.vstack([np.hstack(r) for r in (row1, row2, row3)])
 

@@ -8,12 +8,16 @@ start, so an enrolled person keeps their shape, texture and id across restarts:
 | ``format`` | the string ``"face3d-model"`` |
 | ``version`` | int, :data:`FORMAT_VERSION` |
 | ``name``, ``face_id`` | the person's name (str) and id (int) |
-| ``vertices`` | (478, 3) float32 metres, face frame (x out, y subject's left, z up) |
+| ``vertices`` | (478, 3) float32 m, face frame (x out, y subject's left, z up): identity |
+| ``metric_vertices`` | (478, 3) float32 m, face frame: the shape in true perspective (optional) |
 | ``triangles`` | (F, 3) int32 indices < 468, counter-clockwise seen from the front |
 | ``uv`` | (468, 2) float32 in [0, 1], v up |
 | ``texture_png`` | the RGB texture atlas as PNG bytes (uint8 array) |
 | ``coverage_keys``, ``coverage_values`` | fractions of the texture atlas by source |
 | ``view_names``, ``view_coverage`` | the enrolment views and the fraction of the atlas each saw |
+
+``metric_vertices`` came after format 1's first files; a file without it loads with
+``vertices`` in its place.
 
 Exports: :func:`export_obj` (OBJ + MTL + PNG, face frame, metres) and :func:`export_glb`
 (binary glTF 2.0 with the embedded texture, glTF axes: +Y up, +Z out of the face, +X the
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -51,7 +55,12 @@ class FaceModel:
 
     name: display name. face_id: the person's persistent id (>= 0, or -1 when none).
     vertices: (478, 3) float32 metres in the face frame, neutral expression as far as the
-    views allowed (468 mesh vertices, then the two irises as in ``core.types``).
+    views allowed (468 mesh vertices, then the two irises as in ``core.types``): the identity
+    shape, in the image's own proportions as identities compare it
+    (``enrollment.face_frame_points``: no focal length changes it).
+    metric_vertices: the same face in true perspective (each view's ``landmarks_3d``, every
+    point on its own camera ray), the shape exports and markers show
+    (:attr:`display_vertices`); None for a model that has none (files written before it).
     triangles: (F, 3) int32. uv: (468, 2) float32 in [0, 1], v up.
     texture: (H, W, 3) uint8 RGB atlas; texel row 0 is v = 1.
     coverage: source -> fraction of the face part of the atlas ("seen", "mirrored", "filled").
@@ -67,12 +76,16 @@ class FaceModel:
     coverage: Dict[str, float] = field(default_factory=dict)
     view_names: Tuple[str, ...] = ()
     view_coverage: Tuple[float, ...] = ()
+    metric_vertices: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         """Check shapes and types; raise ValueError naming the field that is wrong."""
         v, t, uv, tex = self.vertices, self.triangles, self.uv, self.texture
         if v.shape != (NUM_LANDMARKS, 3):
             raise ValueError(f"vertices must be (478, 3), got {v.shape}")
+        mv = self.metric_vertices
+        if mv is not None and mv.shape != (NUM_LANDMARKS, 3):
+            raise ValueError(f"metric_vertices must be (478, 3) or None, got {mv.shape}")
         if t.ndim != 2 or t.shape[1] != 3 or t.size == 0:
             raise ValueError(f"triangles must be (F, 3) with F > 0, got {t.shape}")
         if int(t.min()) < 0 or int(t.max()) >= NUM_MESH:
@@ -85,9 +98,14 @@ class FaceModel:
             raise ValueError("view_names and view_coverage must have the same length")
 
     @property
+    def display_vertices(self) -> np.ndarray:
+        """(478, 3) metres: :attr:`metric_vertices`, else :attr:`vertices`."""
+        return self.vertices if self.metric_vertices is None else self.metric_vertices
+
+    @property
     def mesh_vertices(self) -> np.ndarray:
-        """(468, 3) metres, the mesh part of :attr:`vertices`."""
-        return self.vertices[:NUM_MESH]
+        """(468, 3) metres, the mesh part of :attr:`display_vertices` (exports, markers)."""
+        return self.display_vertices[:NUM_MESH]
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:
@@ -104,17 +122,20 @@ def save_model(path: Union[str, Path], model: FaceModel) -> Path:
         p = p.with_name(p.name + ".npz")
     p.parent.mkdir(parents=True, exist_ok=True)
     keys = sorted(model.coverage)
+    arrays: Dict[str, np.ndarray] = dict(
+        format=np.array(FORMAT_NAME), version=np.array(FORMAT_VERSION),
+        name=np.array(model.name), face_id=np.array(int(model.face_id)),
+        vertices=model.vertices.astype(np.float32),
+        triangles=model.triangles.astype(np.int32), uv=model.uv.astype(np.float32),
+        texture_png=np.frombuffer(_png_bytes(model.texture), dtype=np.uint8),
+        coverage_keys=np.array(keys, dtype=str),
+        coverage_values=np.array([model.coverage[k] for k in keys], dtype=np.float64),
+        view_names=np.array(model.view_names, dtype=str),
+        view_coverage=np.array(model.view_coverage, dtype=np.float64))
+    if model.metric_vertices is not None:
+        arrays["metric_vertices"] = model.metric_vertices.astype(np.float32)
     with open(p, "wb") as f:
-        np.savez_compressed(
-            f, format=np.array(FORMAT_NAME), version=np.array(FORMAT_VERSION),
-            name=np.array(model.name), face_id=np.array(int(model.face_id)),
-            vertices=model.vertices.astype(np.float32),
-            triangles=model.triangles.astype(np.int32), uv=model.uv.astype(np.float32),
-            texture_png=np.frombuffer(_png_bytes(model.texture), dtype=np.uint8),
-            coverage_keys=np.array(keys, dtype=str),
-            coverage_values=np.array([model.coverage[k] for k in keys], dtype=np.float64),
-            view_names=np.array(model.view_names, dtype=str),
-            view_coverage=np.array(model.view_coverage, dtype=np.float64))
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # (numpy stubs: allow_pickle)
     return p
 
 
@@ -146,7 +167,9 @@ def load_model(path: Union[str, Path]) -> FaceModel:
                 coverage={str(k): float(v) for k, v in zip(d["coverage_keys"],
                                                            d["coverage_values"])},
                 view_names=tuple(str(s) for s in d["view_names"]),
-                view_coverage=tuple(float(c) for c in d["view_coverage"]))
+                view_coverage=tuple(float(c) for c in d["view_coverage"]),
+                metric_vertices=(d["metric_vertices"].astype(np.float32)
+                                 if "metric_vertices" in d else None))
     except (OSError, KeyError, ValueError) as exc:
         if isinstance(exc, ModelFileError):
             raise
@@ -154,10 +177,13 @@ def load_model(path: Union[str, Path]) -> FaceModel:
 
 
 def with_vertices(model: FaceModel, vertices: np.ndarray) -> FaceModel:
-    """A copy of ``model`` with other vertices (478, 3) m (e.g. with an expression applied)."""
+    """A copy of ``model`` with other vertices (478, 3) m (e.g. with an expression applied);
+    its ``metric_vertices``, where it has them, moved by the same displacement."""
     v = np.asarray(vertices, dtype=np.float32)
+    metric = (None if model.metric_vertices is None
+              else (model.metric_vertices + (v - model.vertices)).astype(np.float32))
     return FaceModel(model.name, model.face_id, v, model.triangles, model.uv, model.texture,
-                     dict(model.coverage), model.view_names, model.view_coverage)
+                     dict(model.coverage), model.view_names, model.view_coverage, metric)
 
 
 def export_obj(model: FaceModel, out_dir: Union[str, Path], name: str = "") -> Path:
