@@ -235,7 +235,7 @@ def test_resting_face_learns_the_facing_median():
     unknown until enough are in; turned heads do not enter."""
     from face3d_ros.core.pipeline.expression import RESTING_MEASURES, RestingFace
 
-    r = RestingFace(window=40, min_samples=10)
+    r = RestingFace(window=40, every=1, min_samples=10)
     base = np.linspace(0.1, 1.0, len(RESTING_MEASURES))
     for _ in range(9):
         assert np.isnan(r.observe(base, 0.0, 0.0)).all()
@@ -281,3 +281,63 @@ def test_own_resting_face_lies_within_the_spread_of_neutral_faces():
     assert c["mouth_smile_left"][2] == pytest.approx(1.0 - NEUTRAL_COEFF, abs=1e-6)
     assert c["brow_up"][1] == plain["brow_up"][1]  # unknown: the average's
     assert f["brow_down_left"][1] == coeffs(frown)["brow_down_left"][1]
+
+
+def test_resting_face_samples_every_nth_facing_frame():
+    """One sample every ``every`` facing frames: a minute of a 30 Hz stream in 300 samples;
+    infinite readings (a degenerate face) count as none."""
+    from face3d_ros.core.pipeline.expression import RESTING_MEASURES, RestingFace
+
+    r = RestingFace(window=10, every=3, min_samples=4)
+    ones = np.ones(len(RESTING_MEASURES))
+    for i in range(9):  # samples at facing frames 0, 3, 6: three, not yet four
+        assert np.isnan(r.observe(ones * i, 0.0, 0.0)).all()
+        r.observe(ones * 100.0, 45.0, 0.0)  # turned: not counted
+    bad = ones * 9.0
+    bad[0] = np.inf
+    assert r.observe(bad, 0.0, 0.0)[1:] == pytest.approx(np.median([0, 3, 6, 9]) * ones[1:])
+    assert np.isnan(r.value()[0])  # three finite values of the first measure
+    with pytest.raises(ValueError, match="every"):
+        RestingFace(every=0)
+
+
+def test_relaxing_after_a_held_expression_reads_little():
+    """A resting face learnt while a person held a frown, a pucker or a wide mouth: relaxed,
+    the face reads at most a neutral face's level of the opposite coefficient."""
+    from face3d_ros.core.pipeline.expression import (BROW_DROP, NEUTRAL_COEFF,
+                                                     PUCKER_FRACTION, RESTING_MEASURES,
+                                                     coefficients_from_measures,
+                                                     resting_spread)
+
+    n = dict(zip(MEASURE_NAMES, load_canonical().expression_neutral))
+    relaxed = {k: np.full(3, v) for k, v in n.items()}
+    held = {k: np.full(3, v) for k, v in n.items()}
+    for side in ("left", "right"):
+        held[f"brow_{side}"][0] -= BROW_DROP  # a full frown
+    held["width"][1] *= 1.0 - PUCKER_FRACTION  # a full pucker
+    held["width"][2] *= 1.0 + PUCKER_FRACTION  # a wide mouth
+    own = np.array([[held[k][i] for k in RESTING_MEASURES] for i in range(3)])
+    c = dict(zip(EXPRESSION_NAMES, coefficients_from_measures(relaxed, n, own_face=own).T))
+    assert c["brow_up"][0] <= NEUTRAL_COEFF
+    assert max(float(v.max()) for v in c.values()) <= NEUTRAL_COEFF + 1e-6
+    below, above = resting_spread(n)
+    assert (below > 0).all() and (above > 0).all()
+    brow = RESTING_MEASURES.index("brow_left")
+    assert above[brow] > below[brow]  # brows may sit high (brow_up 0.5), low only a little
+
+
+def test_observe_own_feeds_each_face_its_own_measures():
+    """observe_own stacks the measures in RESTING_MEASURES order, per face, and returns
+    nothing known until enough frames are in."""
+    from face3d_ros.core.pipeline.expression import RESTING_MEASURES, OwnNeutral, observe_own
+
+    n = dict(zip(MEASURE_NAMES, load_canonical().expression_neutral))
+    m = {k: np.array([v, 2.0 * v]) for k, v in n.items()}
+    own = [OwnNeutral(), OwnNeutral()]
+    for _ in range(100):
+        eyes, face = observe_own(own, m, np.zeros(2), np.zeros(2))
+    assert eyes.shape == (2, 2) and face.shape == (2, len(RESTING_MEASURES))
+    want = np.array([[n[k] for k in RESTING_MEASURES]])
+    np.testing.assert_allclose(face, np.concatenate([want, 2.0 * want]))
+    eyes0, face0 = observe_own([], {k: np.zeros(0) for k in n}, np.zeros(0), np.zeros(0))
+    assert eyes0.shape == (0, 2) and face0.shape == (0, len(RESTING_MEASURES))

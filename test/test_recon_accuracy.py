@@ -17,7 +17,7 @@ MAX_DISTANCE_ERR_PCT = 3.0
 MAX_SIZE_ERR_PCT = 3.0
 METRIC_POSES = ((0, 0), (30, 0), (-30, 0), (45, 0), (-45, 0), (0, 15), (0, -15))
 # Issue 15's target: a 3-view enrolment's median at least 10 % below its best single view,
-# size within 3 %. Not reached: facecap front,+-30 reads 0.64 mm against the frontal view's
+# size within 3 %. Not reached: facecap front,+-30 reads 0.63 mm against the frontal view's
 # 0.70 (-9 %) since the model carries the views' true perspective (metric_vertices; +4 % in
 # the image's own proportions, +34 % while every view's expression was removed against the
 # canonical face). The views' errors are correlated (0.5-0.8), so their mean, even aligned on

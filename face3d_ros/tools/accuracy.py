@@ -1076,10 +1076,13 @@ def own_eye_table(acc: Accuracy, plan: Plan, figures: dict) -> Table:
 
 #: A person's small head motion while the track learns their resting face (tables 3f, 3g): the
 #: (yaw, pitch) deg of the warm-up frames, cycled: a loop around facing the camera that never
-#: passes through the pose read afterwards, at most 6 deg per frame (a tracked head).
-RESTING_SWAY = ((3.0, 2.0), (6.0, -2.0), (3.0, -4.0), (-3.0, -2.0), (-6.0, 2.0), (-3.0, 4.0))
-#: Warm-up frames of the sway: over the ``RestingFace`` minimum of 30 (1 s at 30 Hz).
-RESTING_WARMUP_FRAMES = 60
+#: passes through the pose read afterwards, at most 6 deg per frame (a tracked head); seven
+#: poses, so that a sample every 6 frames (``RestingFace``) meets all of them.
+RESTING_SWAY = ((3.0, 2.0), (6.0, -2.0), (3.0, -4.0), (0.0, -5.0), (-3.0, -2.0), (-6.0, 2.0),
+                (-3.0, 4.0))
+#: Warm-up frames of the sway (4 s at 30 Hz): over the ``RestingFace`` minimum of 15 samples,
+#: one every 6 frames (3 s).
+RESTING_WARMUP_FRAMES = 120
 #: How a tracked head turns from facing the camera to +-30 deg (table 3f): 5 deg per frame,
 #: then held for 3 frames (a jump of 10 deg or more between frames can start a new track).
 TURN_STEP_DEG = 5.0
@@ -1102,7 +1105,7 @@ def turn_to(yaw: float, blend: Tuple = ()) -> List[Spec]:
 
 def resting_face_tables(acc: Accuracy, plan: Plan, figures: dict) -> List[Table]:
     """Tables 3f and 3g: a tracked face measured against the person's own resting face
-    (``expression.RestingFace``) after two seconds of a neutral head moving a little: the
+    (``expression.RestingFace``) after four seconds of a neutral head moving a little: the
     neutral face facing the camera and turned, and each blendshape's coefficient against its
     weight (does the resting face absorb the expression?)."""
     from face3d_ros.core.pipeline.expression import EXPRESSION_NAMES

@@ -520,9 +520,11 @@ def metric_model(ident: np.ndarray, views: Sequence[EnrollmentView], local: np.n
     (V, 478, 3) :func:`face_frame_points`: the same pose removed, so the difference is the
     correction alone, a few mm) is averaged per vertex with the fusion's ``weights`` (V, 478)
     and added; the result takes the views' own metric size in true perspective, weighted as
-    the identity's is (``scale_w`` (V,), :func:`weighted_size`). On renders with exact truth:
-    facecap front and +-30 0.73 -> 0.63 mm, the head scan 1.30 -> 1.19 mm (docs/accuracy.md,
-    R3).
+    the identity's is (``scale_w`` (V,), :func:`weighted_size`). Each correction is taken in
+    its view's own face frame, not turned by the small rotation that aligned the view on the
+    fused shape (a degree or so: micrometres on a correction of millimetres). On renders with
+    exact truth the exported model is closer to the true head than the identity shape
+    (docs/accuracy.md, R3).
     """
     metric = np.stack([metric_frame_points(v.face) for v in views])  # (V, 478, 3)
     w = np.asarray(weights, dtype=np.float64) + 1e-6  # a vertex no view sees: plain mean

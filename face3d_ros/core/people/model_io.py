@@ -178,7 +178,9 @@ def load_model(path: Union[str, Path]) -> FaceModel:
 
 def with_vertices(model: FaceModel, vertices: np.ndarray) -> FaceModel:
     """A copy of ``model`` with other vertices (478, 3) m (e.g. with an expression applied);
-    its ``metric_vertices``, where it has them, moved by the same displacement."""
+    its ``metric_vertices``, where it has them, moved by the same displacement (the
+    perspective correction kept as it was: right for a displacement such as an expression,
+    not for a rescaled or re-posed shape)."""
     v = np.asarray(vertices, dtype=np.float32)
     metric = (None if model.metric_vertices is None
               else (model.metric_vertices + (v - model.vertices)).astype(np.float32))

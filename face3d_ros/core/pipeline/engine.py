@@ -237,6 +237,8 @@ class FaceEngine:
                                     ).numpy()
             host["eye_confidence"] = host["eye_visibility"] * eye_open_confidence(
                 torch.from_numpy(np.minimum(host["eye_openness"], openness))).numpy()
+        if own is not None and len(own) != n:
+            raise ValueError(f"{n} faces but {len(own)} own neutrals; give one per face")
         m = measures(host["face_points"], openness)
         own_eyes, own_face = (None, None) if own is None else observe_own(
             own, m, angles[:, 0], angles[:, 1])

@@ -32,10 +32,10 @@ measures over the last seconds of the track with the head facing the camera), th
 specific normalisation of facial action unit tools (Baltrusaitis et al., FG 2015; OpenFace
 2.0). People's resting brows, mouth corners and lips differ from the average's by as much as
 a small expression: the facecap head's brows sit ~3 mm higher and read brow_up 0.38 against
-the average. A resting face is taken to differ from the average's by no more than neutral
-faces do (:func:`resting_spread`: per measure, what a neutral face reads of the coefficients
-it drives, :func:`neutral_levels`), so a person who keeps smiling still reads most of the
-smile.
+the average (docs/accuracy.md). A resting face is taken to differ from the average's by no
+more than neutral faces do (:func:`resting_spread`: per measure and direction, what a neutral
+face reads of the coefficient that way drives, :func:`neutral_levels`), so a person who keeps
+smiling still reads most of the smile.
 """
 
 from __future__ import annotations
@@ -181,8 +181,10 @@ class _RunningMedian:
         self.min_samples = min_samples
 
     def push(self, row: np.ndarray) -> None:
-        """Add one frame's values (width,), NaN where a column has none."""
-        self._buf[self._next % len(self._buf)] = row
+        """Add one frame's values (width,), NaN where a column has none (infinite values,
+        e.g. of a degenerate face, count as none)."""
+        r = np.asarray(row, dtype=np.float64)
+        self._buf[self._next % len(self._buf)] = np.where(np.isfinite(r), r, np.nan)
         self._next += 1
 
     def value(self) -> np.ndarray:
@@ -234,29 +236,40 @@ class OpenEyeBaseline:
 class RestingFace:
     """The person's own resting face, learnt over a track: per measure of
     :data:`RESTING_MEASURES` (brows, mouth corners, lips, cheeks), the median of the last
-    ``window`` frames taken with the head within ``max_turn_deg`` of facing the camera (yaw and
-    pitch: the measures are the average's neutral there, and the mesh network's view
-    deformation moves the mouth and brows of a turned head), once ``min_samples`` are in; NaN
-    before. The median is the face a person shows most of the time: expressions that last less
-    than half of the window (10 s at 30 Hz) do not move it.
+    ``window`` samples, one taken every ``every`` frames with the head within ``max_turn_deg``
+    of facing the camera (yaw and pitch: the measures are the average's neutral there, and the
+    mesh network's view deformation moves the mouth and brows of a turned head), once
+    ``min_samples`` are in (3 s at 30 Hz); NaN before. The median is the face a person shows
+    most of the time: an expression held for less than half of the window (60 s at 30 Hz)
+    does not move it. A brow raise held longer does, and relaxing after it then reads as a
+    frown (the brows may sit higher than the average's by a full frown's span,
+    :func:`resting_spread`): the price of learning a person's brows.
     """
 
-    def __init__(self, window: int = 300, min_samples: int = 30,
+    def __init__(self, window: int = 300, every: int = 6, min_samples: int = 15,
                  max_turn_deg: float = 20.0) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
         self._median = _RunningMedian(window, len(RESTING_MEASURES), min_samples)
+        self.every = every
         self.min_samples = min_samples
         self.max_turn_deg = max_turn_deg
+        self._seen = 0
+        self._value = np.full(len(RESTING_MEASURES), np.nan)
 
     def observe(self, values: np.ndarray, yaw_deg: float, pitch_deg: float) -> np.ndarray:
         """Take one frame's measures (len(RESTING_MEASURES),) at head yaw/pitch (deg); return
         the resting face's (len(RESTING_MEASURES),), NaN while unknown."""
         if _facing(yaw_deg, pitch_deg, self.max_turn_deg):
-            self._median.push(np.asarray(values, dtype=np.float64))
+            if self._seen % self.every == 0:
+                self._median.push(values)
+                self._value = self._median.value()  # the sort only when a sample enters
+            self._seen += 1
         return self.value()
 
     def value(self) -> np.ndarray:
         """(len(RESTING_MEASURES),) the median per measure, NaN while under ``min_samples``."""
-        return self._median.value()
+        return self._value.copy()
 
 
 class OwnNeutral:
@@ -352,8 +365,8 @@ def coefficients_from_measures(m: Dict[str, np.ndarray], n: Mapping[str, float],
     the neutral's where finite, with :data:`OWN_EYE_DEAD_ZONE`.
     own_face: (N, len(RESTING_MEASURES)) the person's resting face (:class:`RestingFace`)
     that replaces the neutral's measures where finite, each within :func:`resting_spread` of
-    the neutral's: an expression held for most of the resting face's window (a long smile)
-    reads at most a neutral face's reading (:func:`neutral_levels`) less.
+    the neutral's: an expression held for most of the resting face's window reads at most a
+    neutral face's reading of it (:func:`neutral_levels`) less.
     """
     if own_face is None:
         return _coefficients(m, n, own_eyes)
@@ -361,39 +374,51 @@ def coefficients_from_measures(m: Dict[str, np.ndarray], n: Mapping[str, float],
     known = np.isfinite(face)
     if not known.any():
         return _coefficients(m, n, own_eyes)
-    spread = resting_spread(n)
+    below, above = resting_spread(n)
     own: Dict[str, np.ndarray | float] = dict(n)
     for j, k in enumerate(RESTING_MEASURES):
-        own[k] = np.where(known[:, j], n[k] + np.clip(face[:, j] - n[k], -spread[j], spread[j]),
-                          n[k])
+        shift = np.clip(face[:, j] - n[k], -below[j], above[j])
+        own[k] = np.where(known[:, j], n[k] + shift, n[k])
     return _coefficients(m, own, own_eyes)
 
 
-def resting_spread(n: Mapping[str, float]) -> np.ndarray:
-    """(len(RESTING_MEASURES),) how far a person's resting face may lie from the neutral
-    measures ``n``, per measure (/ inter-ocular distance): what a neutral face reads of the
-    coefficient it drives (:func:`neutral_levels`) times that coefficient's span, the largest
-    where it drives two (the brows: brow_up's 0.5 x 0.12, ~4.5 mm, not brow_down's 0.15 x
-    0.05; the lip gap: jaw_open's). A held smile moves each half of mouth_smile by at most
-    half its level."""
+def resting_spread(n: Mapping[str, float]) -> Tuple[np.ndarray, np.ndarray]:
+    """How far below and above the neutral measures ``n`` a person's resting face may lie,
+    each (len(RESTING_MEASURES),) in the measures' units (/ inter-ocular distance).
+
+    Per direction, what a neutral face reads (:func:`neutral_levels`) of the coefficient that
+    way drives, times that coefficient's span: the brows up by brow_up's 0.5 x
+    :data:`BROW_RAISE` (0.06, ~3.7 mm), down by brow_down's 0.15 x :data:`BROW_DROP`; the mouth
+    narrower by mouth_pucker's 0.6 of its span; the lips apart by mouth_funnel's 0.15 (the
+    smaller of funnel's and jaw_open's spans). A direction that drives no coefficient takes
+    :data:`NEUTRAL_COEFF` of the measure's span.
+    """
     lv = dict(zip(EXPRESSION_NAMES, neutral_levels()))
-    out = []
+
+    def level(name: Optional[str]) -> float:
+        return NEUTRAL_COEFF if name is None else float(lv[name])
+
+    below, above = [], []
     for k in RESTING_MEASURES:
-        kind = k.split("_")[0]  # brow, rise, out, cheek (per side), gap, width
-        if kind == "brow":
-            d = max(lv["brow_up"] * BROW_RAISE, lv["brow_down_left"] * BROW_DROP)
-        elif kind == "rise":
-            d = lv["mouth_smile_left"] * SMILE_RISE
-        elif kind == "out":
-            d = lv["mouth_smile_left"] * SMILE_OUT
-        elif kind == "cheek":
-            d = lv["cheek_squint_left"] * CHEEK_SQUINT_FRACTION * abs(n[k])
-        elif kind == "gap":
-            d = max(lv["jaw_open"] * JAW_GAP, lv["mouth_funnel"] * FUNNEL_LIPS_APART)
-        else:  # width
-            d = lv["mouth_pucker"] * PUCKER_FRACTION * abs(n[k])
-        out.append(d)
-    return np.array(out)
+        kind = k.split("_")[0]
+        # (coefficient driven below the neutral, coefficient driven above it, span below,
+        # span above)
+        spans: Dict[str, Tuple[Optional[str], Optional[str], float, float]] = {
+            "brow": ("brow_down_left", "brow_up", BROW_DROP, BROW_RAISE),
+            "rise": (None, "mouth_smile_left", SMILE_RISE, SMILE_RISE),
+            "out": (None, "mouth_smile_left", SMILE_OUT, SMILE_OUT),
+            "gap": (None, "mouth_funnel", min(FUNNEL_LIPS_APART, JAW_GAP),
+                    min(FUNNEL_LIPS_APART, JAW_GAP)),
+            "cheek": ("cheek_squint_left", None, CHEEK_SQUINT_FRACTION * abs(n[k]),
+                      CHEEK_SQUINT_FRACTION * abs(n[k])),
+            "width": ("mouth_pucker", None, PUCKER_FRACTION * abs(n[k]),
+                      PUCKER_FRACTION * abs(n[k]))}
+        if kind not in spans:
+            raise ValueError(f"no resting spread for the measure {k!r}")
+        down, up, span_down, span_up = spans[kind]
+        below.append(level(down) * span_down)
+        above.append(level(up) * span_up)
+    return np.array(below), np.array(above)
 
 
 def _coefficients(m: Dict[str, np.ndarray], n: Mapping[str, np.ndarray | float],
