@@ -375,10 +375,10 @@ def coefficients_from_measures(m: Dict[str, np.ndarray], n: Mapping[str, float],
     if not known.any():
         return _coefficients(m, n, own_eyes)
     below, above = resting_spread(n)
+    neutral = np.array([n[k] for k in RESTING_MEASURES])  # (R,)
+    rest = np.where(known, neutral + np.clip(face - neutral, -below, above), neutral)  # (N, R)
     own: Dict[str, np.ndarray | float] = dict(n)
-    for j, k in enumerate(RESTING_MEASURES):
-        shift = np.clip(face[:, j] - n[k], -below[j], above[j])
-        own[k] = np.where(known[:, j], n[k] + shift, n[k])
+    own.update(zip(RESTING_MEASURES, rest.T))
     return _coefficients(m, own, own_eyes)
 
 
@@ -398,24 +398,29 @@ def resting_spread(n: Mapping[str, float]) -> Tuple[np.ndarray, np.ndarray]:
     def level(name: Optional[str]) -> float:
         return NEUTRAL_COEFF if name is None else float(lv[name])
 
+    # kind -> (coefficient driven below the neutral, coefficient driven above it, span below,
+    # span above); the cheeks' and the mouth width's spans are fractions of their neutral.
+    fixed: Dict[str, Tuple[Optional[str], Optional[str], float, float]] = {
+        "brow": ("brow_down_left", "brow_up", BROW_DROP, BROW_RAISE),
+        "rise": (None, "mouth_smile_left", SMILE_RISE, SMILE_RISE),
+        "out": (None, "mouth_smile_left", SMILE_OUT, SMILE_OUT),
+        "gap": (None, "mouth_funnel", min(FUNNEL_LIPS_APART, JAW_GAP),
+                min(FUNNEL_LIPS_APART, JAW_GAP))}
     below, above = [], []
+    down: Optional[str]
+    up: Optional[str]
     for k in RESTING_MEASURES:
         kind = k.split("_")[0]
-        # (coefficient driven below the neutral, coefficient driven above it, span below,
-        # span above)
-        spans: Dict[str, Tuple[Optional[str], Optional[str], float, float]] = {
-            "brow": ("brow_down_left", "brow_up", BROW_DROP, BROW_RAISE),
-            "rise": (None, "mouth_smile_left", SMILE_RISE, SMILE_RISE),
-            "out": (None, "mouth_smile_left", SMILE_OUT, SMILE_OUT),
-            "gap": (None, "mouth_funnel", min(FUNNEL_LIPS_APART, JAW_GAP),
-                    min(FUNNEL_LIPS_APART, JAW_GAP)),
-            "cheek": ("cheek_squint_left", None, CHEEK_SQUINT_FRACTION * abs(n[k]),
-                      CHEEK_SQUINT_FRACTION * abs(n[k])),
-            "width": ("mouth_pucker", None, PUCKER_FRACTION * abs(n[k]),
-                      PUCKER_FRACTION * abs(n[k]))}
-        if kind not in spans:
+        if kind == "cheek":
+            span = CHEEK_SQUINT_FRACTION * abs(n[k])
+            down, up, span_down, span_up = "cheek_squint_left", None, span, span
+        elif kind == "width":
+            span = PUCKER_FRACTION * abs(n[k])
+            down, up, span_down, span_up = "mouth_pucker", None, span, span
+        elif kind in fixed:
+            down, up, span_down, span_up = fixed[kind]
+        else:
             raise ValueError(f"no resting spread for the measure {k!r}")
-        down, up, span_down, span_up = spans[kind]
         below.append(level(down) * span_down)
         above.append(level(up) * span_up)
     return np.array(below), np.array(above)
