@@ -7,10 +7,19 @@
   import rclpy) and discovery stays on this host; ``rclpy_context`` gives a test its own
   initialised context; ``requires_rclpy`` / ``requires_module`` skip with a reason when an
   optional ROS 2 package (launch_testing, cv_bridge, ...) is not installed.
+- Fast DDS shared memory: before and after the session, the segments and ports in /dev/shm
+  that no live process holds are removed with Fast DDS's own ``fastdds shm clean``
+  (:func:`clean_fastdds_shm`). Tests kill node processes on purpose, and a killed participant
+  leaves its segment behind (70 MB each with config/fastdds_large_images.xml): over many runs
+  they filled the machine's memory.
 """
 
+import contextlib
 import importlib.util
+import io
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +52,44 @@ if (os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp").startswith("rmw_fas
         and not os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE")):
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(
         REPO_ROOT / "config" / "fastdds_large_images.xml")
+
+
+def clean_fastdds_shm() -> str:
+    """Remove Fast DDS shared-memory segments and ports whose owner is gone; return the tool's
+    report ("" when Fast DDS's tools are not installed).
+
+    The logic is Fast DDS's ``fastdds shm clean`` (``tools/fastdds/shm/clean.py`` beside the
+    ``fastdds`` command): a segment whose lock file no live process holds is a zombie. Its
+    class is called directly because the ``fastdds`` command also imports the discovery
+    tool, which needs psutil, not installed here.
+    """
+    exe = shutil.which("fastdds") or shutil.which("fastdds", path=str(Path(sys.executable).parent))
+    tools = Path(exe).resolve().parent.parent / "tools" / "fastdds" if exe else None
+    if tools is None or not (tools / "shm" / "clean.py").is_file():
+        return ""
+    spec = importlib.util.spec_from_file_location("_fastdds_shm_clean",
+                                                  tools / "shm" / "clean.py")
+    if spec is None or spec.loader is None:
+        return ""
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        module.Clean().run(False)
+    return out.getvalue()
+
+
+def pytest_sessionstart(session):
+    """Clear what earlier, interrupted runs left in /dev/shm (module docstring)."""
+    clean_fastdds_shm()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Clear what this session's killed node processes left in /dev/shm."""
+    report = clean_fastdds_shm()
+    if report and "zombie segments cleaned" in report:
+        counts = [line for line in report.splitlines() if "zombie" in line]
+        print("\nFast DDS shared memory: " + "; ".join(counts), file=sys.stderr)
 
 
 def module_available(name: str) -> bool:
