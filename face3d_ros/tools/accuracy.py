@@ -603,6 +603,64 @@ def gaze_errors(s: Sample) -> Dict[str, float]:
     }
 
 
+#: The parts of a gaze reading that :func:`gaze_sources` swaps for the truth, in table order.
+GAZE_SOURCES = ("as read", "true iris centres", "true eyeball centres", "both true")
+
+
+def gaze_sources(s: Sample, camera) -> Dict[str, float]:
+    """Where the combined gaze error of one render comes from: the angular error (deg) of the
+    combined gaze recomputed by face3d's eye model (``geometry.ray_sphere_gaze``: each iris
+    centre's camera ray met with its eyeball sphere) from face3d's own iris centres and eyeball
+    centres, with either or both swapped for the truth (:data:`GAZE_SOURCES`); and the two
+    inputs' own errors: iris centre px, eyeball centre mm across the line of sight.
+
+    The true eyeball centres are placed at face3d's distance along their true line of sight
+    (each eye's ratio of read to true distance), and the sphere's radius is
+    ``geometry.EYEBALL_TO_IRIS_M`` at that scale: the swap changes where the centre is, not the
+    metric scale. The eyes are combined with face3d's own confidences. camera: the render's
+    ``CameraIntrinsics``. A render read from its mirror image has no source split (KeyError).
+    """
+    import torch
+
+    from face3d_ros.core.pipeline.geometry import EYEBALL_TO_IRIS_M, ray_sphere_gaze
+
+    t, r = s.truth, s.reading
+    assert t is not None and r is not None
+    if s.spec.flip:
+        raise KeyError("gaze_sources reads unmirrored renders only")
+    comb, _ = t.combined()
+    read_c = r.gaze_origin[:2]  # (2, 3) face3d's eyeball centres, m
+    ratio = np.linalg.norm(read_c, axis=1) / np.linalg.norm(t.centres, axis=1)  # (2,)
+    true_c = t.centres * ratio[:, None]
+    weights = r.gaze_confidence[:2]
+    if weights.sum() <= 0.0:
+        weights = np.ones(2)
+
+    def combined(iris_px: np.ndarray, centres: np.ndarray) -> float:
+        rays = np.stack([(iris_px[:, 0] - camera.cx) / camera.fx,
+                         (iris_px[:, 1] - camera.cy) / camera.fy, np.ones(2)], axis=-1)
+        rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+        radius = torch.tensor([EYEBALL_TO_IRIS_M * ratio.mean()], dtype=torch.float64)
+        d = ray_sphere_gaze(torch.zeros(1, 2, 3, dtype=torch.float64),
+                            torch.from_numpy(rays)[None], torch.from_numpy(centres)[None],
+                            radius)[0].numpy()
+        return angle_deg((weights[:, None] * d).sum(0), comb)
+
+    lateral = []
+    for e in range(2):
+        los = t.centres[e] / np.linalg.norm(t.centres[e])
+        d = read_c[e] / ratio[e] - t.centres[e]
+        lateral.append(float(np.linalg.norm(d - (d @ los) * los)) * 1e3)
+    return {
+        "as read": angle_deg(r.gaze_direction[2], comb),
+        "true iris centres": combined(t.iris_px, read_c),
+        "true eyeball centres": combined(r.iris_px, true_c),
+        "both true": combined(t.iris_px, true_c),
+        "iris_px": float(np.linalg.norm(r.iris_px - t.iris_px, axis=1).mean()),
+        "centre_mm": float(np.mean(lateral)),
+    }
+
+
 def mirror_sums(a: Sample, b: Sample) -> Dict[str, float]:
     """(yaw + mirrored yaw) / 2, deg, of the right, left and combined gaze and of the head.
 
@@ -878,7 +936,36 @@ def gaze_tables(acc: Accuracy, plan: Plan, figures: dict, log=None) -> List[Tabl
     figures["gaze_confidence_r"] = pearson(pooled_c, pooled_e)
     conf.notes.append("r < 0 is wanted (confidence drops as the error grows); n/a when the "
                       "confidence is constant.")
-    return [by_yaw, grid, mirror, conf] + photo_tables(acc, figures, log)
+    return [by_yaw, grid, mirror, conf, gaze_source_table(acc, plan, figures)] + photo_tables(
+        acc, figures, log)
+
+
+def gaze_source_table(acc: Accuracy, plan: Plan, figures: dict) -> Table:
+    """Table 2g: the combined gaze error of the eye grid split by its two inputs
+    (:func:`gaze_sources`), per head yaw."""
+    table = Table("2g. Gaze: where the error comes from, combined MAE with face3d's inputs "
+                  "swapped for the truth (deg)", HEAD_CREDITS["facecap"],
+                  ["head yaw", "renders"] + list(GAZE_SOURCES)
+                  + ["iris centre error (px)", "eyeball centre error across the line of "
+                     "sight (mm)"])
+    for hy in plan.gaze_head_yaws:
+        found = [s for s in (acc.sample(Spec("facecap", yaw=hy, eye_yaw=ey, eye_pitch=ep))
+                             for ey, ep in plan.gaze_eyes) if s.found]
+        src = [gaze_sources(s, acc.camera) for s in found]
+        means = {k: _mean([x[k] for x in src]) for k in src[0]} if src else {}
+        table.rows.append([f"{hy:+.0f}", str(len(found))]
+                          + [_f(means.get(k)) for k in GAZE_SOURCES]
+                          + [_f(means.get("iris_px"), 2), _f(means.get("centre_mm"), 2)])
+        figures[f"gaze_sources_head_yaw_{hy:+.0f}"] = means
+    table.notes.append(
+        "Each render's combined gaze recomputed by face3d's eye model (each iris centre's camera "
+        "ray met with its eyeball sphere, the eyes weighted by face3d's confidences) from "
+        "face3d's iris centres (landmarks 468, 473) and eyeball centres, then with the true "
+        "iris centres (projected), the true eyeball centres (at face3d's distance along their "
+        "true line of sight: the metric scale is kept), or both. Both true: the eye model "
+        "alone. Iris centre error: mean px over both eyes; eyeball centre error: mean over "
+        "both eyes at the true distance.")
+    return table
 
 
 def photo_tables(acc: Accuracy, figures: dict, log=None) -> List[Table]:
@@ -1000,7 +1087,72 @@ def expression_tables(acc: Accuracy, plan: Plan, figures: dict, log=None) -> Lis
         figures[f"closed_{coef}"] = {"blink": e[coef],
                                      "confidence": float(s.reading.gaze_confidence[eye])}
     return [curve, neu, closed, own_eye_table(acc, plan, figures),
-            blink_sequence_table(acc, figures)] + resting_face_tables(acc, plan, figures)
+            blink_sequence_table(acc, figures)] + resting_face_tables(acc, plan, figures) + [
+        turned_reading_table(acc, plan, figures)]
+
+
+#: iBUG-68 point pairs (0-based) whose image distance the expressions of table 3h read:
+#: the inner lips' midpoints (62 upper, 66 lower), each eye's two upper/lower lid pairs and
+#: its corners (subject's right eye 36-41, left 42-47).
+IBUG_INNER_LIPS = (62, 66)
+IBUG_LIDS = {"right": (((37, 41), (38, 40)), (36, 39)), "left": (((43, 47), (44, 46)), (42, 45))}
+IBUG_OUTER_CORNERS = (36, 45)
+
+
+def ibug_openings(px: np.ndarray) -> Dict[str, float]:
+    """Image-plane openings of (68, 2) iBUG-68 px: ``mouth`` the inner-lip gap over the outer
+    eye-corner distance, ``eye_right`` / ``eye_left`` the mean lid gap of the two lid pairs
+    over that eye's corner distance. The same points and ratios for the truth (projected marks)
+    and for face3d's 68-point subset, so each ratio compares like with like."""
+    def dist(i: int, j: int) -> float:
+        return float(np.linalg.norm(px[i] - px[j]))
+
+    out = {"mouth": dist(*IBUG_INNER_LIPS) / dist(*IBUG_OUTER_CORNERS)}
+    for side, (pairs, corners) in IBUG_LIDS.items():
+        out[f"eye_{side}"] = _mean([dist(*p) for p in pairs]) / dist(*corners)
+    return out
+
+
+def turned_reading_table(acc: Accuracy, plan: Plan, figures: dict) -> Table:
+    """Table 3h: what the landmark networks read of an open mouth and a closed eye as the head
+    turns, against the projected truth: the image evidence the expression coefficients are
+    measured from (table 3a's change with head yaw)."""
+    yaws = (0.0,) + tuple(plan.expression_head_yaws)
+    cases = (("jawOpen", 0.5, "mouth", "jaw_open"), ("jawOpen", 1.0, "mouth", "jaw_open"),
+             ("eyeBlink_L", 1.0, "eye_left", "eye_blink_left"),
+             ("eyeBlink_R", 1.0, "eye_right", "eye_blink_right"))
+    table = Table("3h. Expression: what the networks read of an open mouth and a closed eye as "
+                  "the head turns, against the projected truth", HEAD_CREDITS["facecap"],
+                  ["blendshape", "weight", "measured (image plane)"]
+                  + [f"{what} at head yaw {y:+.0f}" for y in yaws
+                     for what in ("truth", "read")]
+                  + ["coefficient at head yaw " + " / ".join(f"{y:+.0f}" for y in yaws)])
+    for blend, weight, key, coef in cases:
+        if blend not in plan.expressions:
+            continue
+        row = [blend, f"{weight:g}", {"mouth": "inner-lip gap / outer eye corners",
+                                      "eye_left": "left lid gap / its eye corners",
+                                      "eye_right": "right lid gap / its eye corners"}[key]]
+        coefs = []
+        for hy in yaws:
+            smp = acc.sample(_blend_spec(blend, weight, hy))
+            if not smp.found or smp.truth.ibug68_px is None:
+                row += ["n/a", "lost" if not smp.found else "n/a"]
+                coefs.append("lost" if not smp.found else "n/a")
+                continue
+            truth = ibug_openings(smp.truth.ibug68_px)[key]
+            read = ibug_openings(smp.reading.ibug68_px)[key]
+            row += [_f(truth, 2), _f(read, 2)]
+            coefs.append(_f(smp.reading.expression[coef], 2))
+            figures.setdefault("turned_reading", {})[f"{blend} {weight:g} {hy:+.0f}"] = {
+                "truth": truth, "read": read, "coefficient": smp.reading.expression[coef]}
+        table.rows.append(row + [" / ".join(coefs)])
+    table.notes.append(
+        "iBUG-68 points, truth: marked on the facecap mesh and projected (table 4); read: "
+        "face3d's 68-point subset. Mouth: points 62-66 over 36-45; eyes: the mean of the lid "
+        "pairs 37-41 and 38-40 (43-47 and 44-46) over that eye's corners. A ratio of image "
+        "distances along the same lines, so the turn foreshortens truth and reading alike.")
+    return table
 
 
 #: Frames of the neutral face a track sees before its blinks are read (table 3d): over the
