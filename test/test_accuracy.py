@@ -40,10 +40,14 @@ YAW_ROLL_LEAK_LPS_DEG = 4.3
 GAZE_MAE_HEAD_FRONTAL_DEG = 5.0
 # The same at head yaw +30: target <= 5; measured 6.3 (before the follow model 10.5), + 20 %.
 GAZE_MAE_HEAD_TURNED_DEG = 7.6
-# face3d's eye model (iris ray met with the eyeball sphere) from the true iris centres and the
-# true eyeball centres, combined-gaze MAE at head yaw 30 (table 2g): measured 0.2 (the renders'
-# own eye: 12 mm eyeball, iris plane 10.45 mm from its centre, against the model's 10.5 mm).
-EYE_MODEL_EXACT_DEG = 0.5
+# face3d's eye model (iris ray met with the eyeball sphere, at the radius face3d read) from the
+# true iris centres and the true eyeball centres, combined-gaze MAE at head yaw 30 (table 2g):
+# measured 0.5 (0.2 with the radius at the true scale: the renders' iris plane sits 10.45 mm
+# from the centre, the model's 10.5 mm); no target, + ~50 % (a tenth of the gaze target).
+EYE_MODEL_EXACT_DEG = 0.8
+# The same recomputation from face3d's own inputs against its published gaze, each render:
+# measured within 0.05.
+RECOMPUTED_GAZE_DEG = 0.2
 # Photo mirror bias |(gaze yaw + mirrored gaze yaw) / 2| (combined, each photo): target <= 1
 # (met with mesh_flip: 0.3 astronaut, 0.5 Grace Hopper; before it 3.3 and 4.0).
 PHOTO_MIRROR_BIAS_DEG = 1.0
@@ -202,18 +206,20 @@ def test_gaze_mae_head_turned(acc, heads):
 
 
 def test_gaze_error_split_by_input(acc, heads):
-    """Table 2g on the turned-head grid: face3d's eye model given the true iris centres and the
-    true eyeball centres reads the true gaze (the model itself is exact), and swapping either
-    input for the truth alone removes part of the error (both inputs carry some)."""
+    """Table 2g on the turned-head grid: recomputed from face3d's own inputs, the eye model
+    gives the published gaze; given the true iris centres and the true eyeball centres it
+    reads the true gaze within a fraction of a degree (the model and the radius face3d reads
+    are right); swapping either input for the truth alone removes part of the error (both
+    inputs carry some)."""
     split = [A.gaze_sources(_found(acc, A.Spec("facecap", yaw=30.0, eye_yaw=y, eye_pitch=p)),
                             acc.camera) for y, p in GAZE_EYES]
     mean = {k: float(np.mean([s[k] for s in split])) for k in split[0]}
     print("\ngaze error split, head yaw +30: " + ", ".join(
         f"{k} {v:.2f}" for k, v in mean.items()))
+    # The recomputation from face3d's own inputs is the reading itself (published float32
+    # values: within a few hundredths of a degree).
+    assert max(abs(s["recomputed"] - s["as read"]) for s in split) <= RECOMPUTED_GAZE_DEG
     assert mean["both true"] <= EYE_MODEL_EXACT_DEG
-    read = [A.gaze_errors(_found(acc, A.Spec("facecap", yaw=30.0, eye_yaw=y, eye_pitch=p)))
-            for y, p in GAZE_EYES]
-    assert mean["as read"] == pytest.approx(np.mean([e["combined"] for e in read]))
     for swapped in ("true iris centres", "true eyeball centres"):
         assert mean[swapped] < mean["as read"]
 

@@ -615,10 +615,12 @@ def gaze_sources(s: Sample, camera) -> Dict[str, float]:
     inputs' own errors: iris centre px, eyeball centre mm across the line of sight.
 
     The true eyeball centres are placed at face3d's distance along their true line of sight
-    (each eye's ratio of read to true distance), and the sphere's radius is
-    ``geometry.EYEBALL_TO_IRIS_M`` at that scale: the swap changes where the centre is, not the
-    metric scale. The eyes are combined with face3d's own confidences. camera: the render's
-    ``CameraIntrinsics``. A render read from its mirror image has no source split (KeyError).
+    (each eye's ratio of read to true distance), and each sphere keeps the radius face3d used
+    (recovered from its reading: the point its gaze leaves the centre by that radius lies on
+    the iris centre's ray): the swap changes where the centre is, not the metric scale.
+    ``recomputed`` (face3d's own inputs) checks the recomputation against ``as read``. The eyes
+    are combined with face3d's own confidences. camera: the render's ``CameraIntrinsics``. A
+    render read from its mirror image has no source split (ValueError).
     """
     import torch
 
@@ -627,7 +629,8 @@ def gaze_sources(s: Sample, camera) -> Dict[str, float]:
     t, r = s.truth, s.reading
     assert t is not None and r is not None
     if s.spec.flip:
-        raise KeyError("gaze_sources reads unmirrored renders only")
+        raise ValueError("gaze_sources reads unmirrored renders only (the camera is the "
+                         "render's)")
     comb, _ = t.combined()
     read_c = r.gaze_origin[:2]  # (2, 3) face3d's eyeball centres, m
     ratio = np.linalg.norm(read_c, axis=1) / np.linalg.norm(t.centres, axis=1)  # (2,)
@@ -636,14 +639,25 @@ def gaze_sources(s: Sample, camera) -> Dict[str, float]:
     if weights.sum() <= 0.0:
         weights = np.ones(2)
 
-    def combined(iris_px: np.ndarray, centres: np.ndarray) -> float:
+    def rays_of(iris_px: np.ndarray) -> np.ndarray:  # (2, 3) unit camera rays
         rays = np.stack([(iris_px[:, 0] - camera.cx) / camera.fx,
                          (iris_px[:, 1] - camera.cy) / camera.fy, np.ones(2)], axis=-1)
-        rays /= np.linalg.norm(rays, axis=1, keepdims=True)
-        radius = torch.tensor([EYEBALL_TO_IRIS_M * ratio.mean()], dtype=torch.float64)
-        d = ray_sphere_gaze(torch.zeros(1, 2, 3, dtype=torch.float64),
-                            torch.from_numpy(rays)[None], torch.from_numpy(centres)[None],
-                            radius)[0].numpy()
+        return rays / np.linalg.norm(rays, axis=1, keepdims=True)
+
+    # The radius face3d used per eye: centre + radius * direction on the iris's ray (least
+    # squares across the ray); the model's nominal radius where the gaze runs along the ray.
+    across = np.eye(3)[None] - np.einsum("ei,ej->eij", rays_of(r.iris_px), rays_of(r.iris_px))
+    pc = np.einsum("eij,ej->ei", across, read_c)
+    pd = np.einsum("eij,ej->ei", across, r.gaze_direction[:2])
+    norm2 = (pd * pd).sum(-1)
+    radius = np.where(norm2 > 1e-9, -(pc * pd).sum(-1) / np.maximum(norm2, 1e-9),
+                      EYEBALL_TO_IRIS_M * ratio)
+
+    def combined(iris_px: np.ndarray, centres: np.ndarray) -> float:
+        d = ray_sphere_gaze(torch.zeros(2, 1, 3, dtype=torch.float64),
+                            torch.from_numpy(rays_of(iris_px))[:, None],
+                            torch.from_numpy(centres)[:, None], torch.from_numpy(radius)
+                            )[:, 0].numpy()  # (2, 3), one eye per row
         return angle_deg((weights[:, None] * d).sum(0), comb)
 
     lateral = []
@@ -653,6 +667,7 @@ def gaze_sources(s: Sample, camera) -> Dict[str, float]:
         lateral.append(float(np.linalg.norm(d - (d @ los) * los)) * 1e3)
     return {
         "as read": angle_deg(r.gaze_direction[2], comb),
+        "recomputed": combined(r.iris_px, read_c),
         "true iris centres": combined(t.iris_px, read_c),
         "true eyeball centres": combined(r.iris_px, true_c),
         "both true": combined(t.iris_px, true_c),
@@ -962,8 +977,10 @@ def gaze_source_table(acc: Accuracy, plan: Plan, figures: dict) -> Table:
         "ray met with its eyeball sphere, the eyes weighted by face3d's confidences) from "
         "face3d's iris centres (landmarks 468, 473) and eyeball centres, then with the true "
         "iris centres (projected), the true eyeball centres (at face3d's distance along their "
-        "true line of sight: the metric scale is kept), or both. Both true: the eye model "
-        "alone. Iris centre error: mean px over both eyes; eyeball centre error: mean over "
+        "true line of sight, with the radius face3d used: the metric scale is kept), or both. "
+        "Recomputed from face3d's own inputs it is the reading itself. Both true: the eye model "
+        "with face3d's sphere radius (its metric scale of the eye) as the only input of its "
+        "own. Iris centre error: mean px over both eyes; eyeball centre error: mean over "
         "both eyes at the true distance.")
     return table
 
