@@ -646,7 +646,8 @@ def gaze_sources(s: Sample, camera) -> Dict[str, float]:
 
     # The radius face3d used per eye: centre + radius * direction on the iris's ray (least
     # squares across the ray); the model's nominal radius where the gaze runs along the ray.
-    across = np.eye(3)[None] - np.einsum("ei,ej->eij", rays_of(r.iris_px), rays_of(r.iris_px))
+    read_rays = rays_of(r.iris_px)
+    across = np.eye(3)[None] - np.einsum("ei,ej->eij", read_rays, read_rays)
     pc = np.einsum("eij,ej->ei", across, read_c)
     pd = np.einsum("eij,ej->ei", across, r.gaze_direction[:2])
     norm2 = (pd * pd).sum(-1)
