@@ -8,7 +8,6 @@ the tests can compare against, without running the networks.
 from typing import Sequence
 
 import numpy as np
-import torch
 from scipy.spatial.transform import Rotation
 
 from face3d_ros.core.pipeline.canonical import load_canonical
@@ -35,9 +34,9 @@ def make_face(track_id: int, yaw_deg: float, translation: Sequence[float],
     cam_r_face = FRONTAL_R @ rot
     t = np.asarray(translation, dtype=np.float64)
     verts = load_canonical().vertices  # (478, 3) face frame, metres
-    lift = torch.from_numpy(verts.astype(np.float64) @ cam_r_face.T + t)[None]
+    lift = (verts.astype(np.float64) @ cam_r_face.T + t)[None]
     anchor = lift[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]].mean(1)
-    pts3 = perspective_points(lift, anchor)[0].numpy().astype(np.float32)  # (478, 3) camera
+    pts3 = perspective_points(lift, anchor)[0].astype(np.float32)  # (478, 3) camera
     c = INTRINSICS
     px = np.stack([c.fx * pts3[:, 0] / pts3[:, 2] + c.cx,
                    c.fy * pts3[:, 1] / pts3[:, 2] + c.cy,

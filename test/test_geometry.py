@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from scipy.spatial.transform import Rotation
 
 from face3d_ros.core.pipeline.canonical import load_canonical
@@ -30,7 +29,7 @@ def project_face(points_cam: np.ndarray, k: np.ndarray = K) -> np.ndarray:
     mid = 0.5 * (points_cam[468] + points_cam[473])
     ray = mid / np.linalg.norm(mid)
     mpp = mid[2] / fx  # metres per pixel at the eyes
-    rot = ray_rotation(torch.tensor(ray)[None])[0].numpy()
+    rot = ray_rotation(ray[None])[0]
     local = (points_cam - mid) @ rot / mpp  # (P, 3) px in the ray-aligned frame
     centre = np.array([fx * mid[0] / mid[2] + cx, fy * mid[1] / mid[2] + cy, 0.0])
     return centre + local
@@ -41,12 +40,14 @@ def test_umeyama_recovers_similarity():
     src = rng.normal(size=(50, 3))
     rot = Rotation.random(random_state=1).as_matrix()
     dst = 1.7 * src @ rot.T + np.array([0.1, -0.2, 2.0])
-    r, t, s, rmse = weighted_umeyama(torch.tensor(src), torch.tensor(dst)[None],
-                                     torch.ones(50, dtype=torch.float64))
-    assert np.allclose(r[0].numpy(), rot, atol=1e-9)
-    assert np.allclose(t[0].numpy(), [0.1, -0.2, 2.0], atol=1e-9)
-    assert s[0].item() == pytest.approx(1.7)
-    assert rmse[0].item() < 1e-9
+    r, t, s, rmse = weighted_umeyama(src, dst[None], np.ones(50))
+    assert np.allclose(r[0], rot, atol=1e-9)
+    assert np.allclose(t[0], [0.1, -0.2, 2.0], atol=1e-9)
+    assert s[0] == pytest.approx(1.7)
+    assert rmse[0] < 1e-9
+    # a mirrored source is fitted by a proper rotation, never a reflection
+    r, _, _, rmse = weighted_umeyama(src * [1.0, -1.0, 1.0], dst[None], np.ones(50))
+    assert np.linalg.det(r[0]) == pytest.approx(1.0) and rmse[0] > 0.1
 
 
 def test_angle_conventions():
@@ -68,21 +69,21 @@ def test_angle_conventions():
 
 def test_lift_keeps_shape_and_reprojects_near_the_pixels():
     rng = np.random.default_rng(2)
-    lm = torch.tensor(rng.uniform(-60, 60, size=(1, 478, 3)) + np.array([150.0, 120.0, 0.0]))
-    pts = lift_to_metric(lm, torch.tensor(K)[None], torch.tensor([0.0005]))[0].numpy()
+    lm = rng.uniform(-60, 60, size=(1, 478, 3)) + np.array([150.0, 120.0, 0.0])
+    pts = lift_to_metric(lm, K[None], np.array([0.0005]))[0]
     # rigid: pairwise distances are the pixel distances times metres per pixel
-    d_px = np.linalg.norm(lm[0, :20, None].numpy() - lm[0, None, :20].numpy(), axis=-1)
+    d_px = np.linalg.norm(lm[0, :20, None] - lm[0, None, :20], axis=-1)
     d_m = np.linalg.norm(pts[:20, None] - pts[None, :20], axis=-1)
     assert np.allclose(d_m, d_px * 0.0005, atol=1e-12)
     # the point between the eyes is on its ray at depth f * metres per pixel
     mid = 0.5 * (pts[468] + pts[473])
     assert mid[2] == pytest.approx(600 * 0.0005)
     # the shape is turned onto the ray through the face: depth offsets along that ray
-    ray = np.array([(mid_px := 0.5 * (lm[0, 468] + lm[0, 473]).numpy())[0] - K[2],
+    ray = np.array([(mid_px := 0.5 * (lm[0, 468] + lm[0, 473]))[0] - K[2],
                     mid_px[1] - K[3], K[0]])
     ray /= np.linalg.norm(ray)
     off = pts[:, :] - mid
-    dz = (lm[0, :, 2].numpy() - mid_px[2]) * 0.0005
+    dz = (lm[0, :, 2] - mid_px[2]) * 0.0005
     assert np.allclose(off @ ray, dz, atol=1e-9)
 
 
@@ -94,9 +95,9 @@ def test_ray_sphere_recovers_gaze_direction():
     px = K[:2] * iris[:2] / iris[2] + K[2:]
     ray = np.array([(px[0] - K[2]) / K[0], (px[1] - K[3]) / K[1], 1.0])
     ray /= np.linalg.norm(ray)
-    d = ray_sphere_gaze(torch.zeros(1, 1, 3, dtype=torch.float64), torch.tensor(ray)[None, None],
-                        torch.tensor(centre)[None, None], torch.tensor([EYEBALL_TO_IRIS_M]))
-    assert np.allclose(d[0, 0].numpy(), true_dir, atol=1e-9)
+    d = ray_sphere_gaze(np.zeros((1, 1, 3)), ray[None, None], centre[None, None],
+                        np.array([EYEBALL_TO_IRIS_M]))
+    assert np.allclose(d[0, 0], true_dir, atol=1e-9)
 
 
 @pytest.mark.parametrize("ypr", [(0, 0, 0), (25, 0, 0), (-30, 10, 0), (0, -15, 20), (10, 5, -30)])
@@ -110,19 +111,19 @@ def test_solve_recovers_known_pose_and_distance(ypr):
         straight = can.eyeball_centres[e] + np.array([EYEBALL_TO_IRIS_M, 0.0, 0.0])
         face[iris] += straight - face[iris.start]
     pts = face @ rot.T + t
-    lm = torch.tensor(project_face(pts))[None]
+    lm = project_face(pts)[None]
     # an undeformed canonical face seen from any side: the rigid fit (no view deformation)
-    rigid = torch.zeros(NUM_VIEW_FEATURES, 478, 3, dtype=torch.float64)
-    geo = solve_faces(lm, torch.tensor(K)[None], torch.tensor(can.vertices), pose_weights(),
-                      torch.tensor(can.eyeball_centres), 0.0117, None, rigid)
-    err = Rotation.from_matrix(geo.rotation[0].numpy() @ rot.T).magnitude()
+    rigid = np.zeros((NUM_VIEW_FEATURES, 478, 3))
+    geo = solve_faces(lm, K[None], can.vertices, pose_weights(), can.eyeball_centres, 0.0117,
+                      None, rigid)
+    err = Rotation.from_matrix(geo.rotation[0] @ rot.T).magnitude()
     assert np.degrees(err) < 1.0
-    assert np.allclose(euler_from_rotation(geo.rotation.numpy(), t)[0], ypr, atol=1.0)
+    assert np.allclose(euler_from_rotation(geo.rotation, t)[0], ypr, atol=1.0)
     # metric distance from the iris: within 5 % of the truth
-    assert geo.translation[0, 2].item() == pytest.approx(0.8, rel=0.05)
+    assert geo.translation[0, 2] == pytest.approx(0.8, rel=0.05)
     # eyes looking straight ahead: gaze = face x axis
     for e in range(2):
-        cos = float(geo.eye_direction[0, e].numpy() @ rot[:, 0])
+        cos = float(geo.eye_direction[0, e] @ rot[:, 0])
         assert np.degrees(np.arccos(min(1.0, cos))) < 3.0
 
 
@@ -131,22 +132,21 @@ def test_view_deformation_is_symmetric_and_zero_facing_the_camera():
     none facing the camera, none on the irises, mirror-symmetric (the deformation seen from
     the left is the mirror image of the one seen from the right), and of a few mm at 45 deg."""
     can = load_canonical()
-    d = torch.tensor(can.pose_deformation, dtype=torch.float64)
+    d = can.pose_deformation.astype(np.float64)
     assert d.shape == (NUM_VIEW_FEATURES, 478, 3)
-    assert torch.all(d[:, 468:] == 0.0)
-    v = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
-    assert torch.all(view_features(v) == 0.0)
-    c = torch.tensor(can.vertices, dtype=torch.float64)
-    left, right = (torch.tensor(pose_matrix(y, 0, 0, position=[0, 0, 0.6]))[None]
-                   for y in (45, -45))
-    t = torch.tensor([[0.0, 0.0, 0.6]], dtype=torch.float64)
-    assert np.allclose(view_direction(left, t)[0].numpy(),
+    assert np.all(d[:, 468:] == 0.0)
+    v = np.array([[1.0, 0.0, 0.0]])
+    assert np.all(view_features(v) == 0.0)
+    c = can.vertices.astype(np.float64)
+    left, right = (pose_matrix(y, 0, 0, position=[0, 0, 0.6])[None] for y in (45, -45))
+    t = np.array([[0.0, 0.0, 0.6]])
+    assert np.allclose(view_direction(left, t)[0],
                        [np.cos(np.radians(45)), -np.sin(np.radians(45)), 0.0], atol=1e-9)
     dl = deformed_canonical(c, d, left, t)[0] - c
     dr = deformed_canonical(c, d, right, t)[0] - c
-    flip = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
-    assert torch.allclose(dl[torch.tensor(can.mirror)] * flip, dr, atol=1e-6)
-    size = torch.linalg.norm(dl[:468], dim=-1)
+    flip = np.array([1.0, -1.0, 1.0])
+    assert np.allclose(dl[np.asarray(can.mirror)] * flip, dr, atol=1e-6)
+    size = np.linalg.norm(dl[:468], axis=-1)
     assert 0.5e-3 < float(size.mean()) < 10e-3
 
 
@@ -157,24 +157,23 @@ def test_solve_allows_for_the_view_deformation():
     The model is measured against the view that the rigid fit reads (what the solve has), so
     the synthetic face is deformed for that view: found by repeating deform-and-read."""
     can = load_canonical()
-    d = torch.tensor(can.pose_deformation, dtype=torch.float64)
-    c = torch.tensor(can.vertices, dtype=torch.float64)
+    d = can.pose_deformation.astype(np.float64)
+    c = can.vertices.astype(np.float64)
     t = np.array([0.02, -0.01, 0.6])
-    args = (torch.tensor(K)[None], c, pose_weights(), torch.tensor(can.eyeball_centres), 0.0117,
-            None)
-    rigid = torch.zeros_like(d)
+    args = (K[None], c, pose_weights(), can.eyeball_centres, 0.0117, None)
+    rigid = np.zeros_like(d)
     for ypr in ((40, 0, 0), (-55, 10, 0), (30, -15, 20)):
         rot = pose_matrix(*ypr, position=t)
-        read_rot, read_t = torch.tensor(rot)[None], torch.tensor(t)[None]
+        read_rot, read_t = rot[None], t[None]
         for _ in range(8):
-            seen = deformed_canonical(c, d, read_rot, read_t)[0].numpy()
-            lm = torch.tensor(project_face(seen @ rot.T + t))[None]
-            lift = lift_to_metric(lm, torch.tensor(K)[None], torch.ones(1, dtype=torch.float64))
+            seen = deformed_canonical(c, d, read_rot, read_t)[0]
+            lm = project_face(seen @ rot.T + t)[None]
+            lift = lift_to_metric(lm, K[None], np.ones(1))
             read_rot, read_t, _, _ = weighted_umeyama(c, lift, pose_weights())
         errs = []
         for model in (d, rigid):
             geo = solve_faces(lm, *args, model)
-            errs.append(np.degrees(Rotation.from_matrix(geo.rotation[0].numpy() @ rot.T)
+            errs.append(np.degrees(Rotation.from_matrix(geo.rotation[0] @ rot.T)
                                    .magnitude()))
         assert errs[0] < 0.5 and errs[1] > 2.0, (ypr, errs)
 
@@ -212,13 +211,12 @@ def test_gaze_under_perspective_and_follow(ypr, eyes):
     pts, true_dir = face_looking(rot, t, *eyes)
     lm = perspective_face(pts)
     straight = perspective_face(face_looking(rot, t, 0.0, 0.0)[0])
-    args = (torch.tensor(K)[None], torch.tensor(can.vertices), pose_weights(),
-            torch.tensor(can.eyeball_centres), 0.0117)
-    zero = torch.zeros(478, 2, 3, dtype=torch.float64)
+    args = (K[None], can.vertices, pose_weights(), can.eyeball_centres, 0.0117)
+    zero = np.zeros((478, 2, 3))
 
     def error(landmarks, follow):
-        geo = solve_faces(torch.tensor(landmarks)[None], *args, follow)
-        comb = geo.eye_direction[0].sum(0).numpy()
+        geo = solve_faces(landmarks[None], *args, follow)
+        comb = geo.eye_direction[0].sum(0)
         return np.degrees(np.arccos(np.clip(comb @ true_dir / np.linalg.norm(comb), -1, 1)))
 
     assert error(lm, zero) < 1.5
@@ -228,11 +226,10 @@ def test_gaze_under_perspective_and_follow(ypr, eyes):
     source = [shift.mean(0), shift[0], shift[1]]
     from face3d_ros.core.pipeline.geometry import FOLLOW_SOURCE
 
-    moved = lm + np.einsum("pk,pkc->pc", np.stack([source[i] for i in FOLLOW_SOURCE.numpy()]),
-                           follow)
-    assert error(moved, torch.tensor(follow)) < 3.0
+    moved = lm + np.einsum("pk,pkc->pc", np.stack([source[i] for i in FOLLOW_SOURCE]), follow)
+    assert error(moved, follow) < 3.0
     if np.hypot(*eyes) > 0:
-        assert error(moved, zero) > 2.0 * error(moved, torch.tensor(follow))
+        assert error(moved, zero) > 2.0 * error(moved, follow)
 
 
 def test_perspective_points_round_trip():
@@ -240,20 +237,20 @@ def test_perspective_points_round_trip():
     from face3d_ros.core.pipeline.geometry import perspective_points
 
     rng = np.random.default_rng(3)
-    anchor = torch.tensor([[0.05, -0.03, 0.6], [-0.2, 0.1, 1.5]], dtype=torch.float64)
-    pts = anchor[:, None] + torch.tensor(rng.normal(scale=0.03, size=(2, 5, 3)))
+    anchor = np.array([[0.05, -0.03, 0.6], [-0.2, 0.1, 1.5]])
+    pts = anchor[:, None] + rng.normal(scale=0.03, size=(2, 5, 3))
     back = perspective_points(perspective_points(pts, anchor), anchor, inverse=True)
-    assert torch.allclose(back, pts, atol=1e-12)
+    assert np.allclose(back, pts, atol=1e-12)
     # the depth along the ray through the anchor is kept; a point nearer than the anchor
     # moves towards that ray (the lift gave it the lateral offset of the anchor's depth)
-    ray = anchor[0] / torch.linalg.norm(anchor[0])
-    near = anchor[:1, None] + torch.tensor([[[0.02, 0.0, -0.06]]], dtype=torch.float64)
+    ray = anchor[0] / np.linalg.norm(anchor[0])
+    near = anchor[:1, None] + np.array([[[0.02, 0.0, -0.06]]])
     out = perspective_points(near, anchor[:1])
 
     def along_and_across(p):
         d = p[0, 0] - anchor[0]
         along = float(d @ ray)
-        return along, float(torch.linalg.norm(d - along * ray))
+        return along, float(np.linalg.norm(d - along * ray))
 
     (a0, c0), (a1, c1) = along_and_across(near), along_and_across(out)
     assert a1 == pytest.approx(a0, abs=1e-12)

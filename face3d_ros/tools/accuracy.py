@@ -622,8 +622,6 @@ def gaze_sources(s: Sample, camera) -> Dict[str, float]:
     are combined with face3d's own confidences. camera: the render's ``CameraIntrinsics``. A
     render read from its mirror image has no source split (ValueError).
     """
-    import torch
-
     from face3d_ros.core.pipeline.geometry import EYEBALL_TO_IRIS_M, ray_sphere_gaze
 
     t, r = s.truth, s.reading
@@ -655,10 +653,8 @@ def gaze_sources(s: Sample, camera) -> Dict[str, float]:
                       EYEBALL_TO_IRIS_M * ratio)
 
     def combined(iris_px: np.ndarray, centres: np.ndarray) -> float:
-        d = ray_sphere_gaze(torch.zeros(2, 1, 3, dtype=torch.float64),
-                            torch.from_numpy(rays_of(iris_px))[:, None],
-                            torch.from_numpy(centres)[:, None], torch.from_numpy(radius)
-                            )[:, 0].numpy()  # (2, 3), one eye per row
+        d = ray_sphere_gaze(np.zeros((2, 1, 3)), rays_of(iris_px)[:, None], centres[:, None],
+                            radius)[:, 0]  # (2, 3), one eye per row
         return angle_deg((weights[:, None] * d).sum(0), comb)
 
     lateral = []

@@ -106,8 +106,6 @@ def _landmarks(engine, image: np.ndarray, refine: bool = False) -> np.ndarray:
 def _fit_renders(engine, face: CanonicalFace, renders, landmarks=None):
     """(rotation, translation, scale) of the pose fit of ``face`` to each (image, truth), the
     last two in the truth's metric scale (``landmarks``: the renders' own, if already read)."""
-    import torch
-
     from face3d_ros.core.pipeline.geometry import pose_weights, solve_faces
 
     out = []
@@ -115,17 +113,14 @@ def _fit_renders(engine, face: CanonicalFace, renders, landmarks=None):
         landmarks = [_landmarks(engine, image, refine=True) for image, _ in renders]
     for lm, (image, truth) in zip(landmarks, renders):
         k = truth.intrinsics
-        geo = solve_faces(torch.from_numpy(lm[None]),
-                          torch.tensor([[k.fx, k.fy, k.cx, k.cy]], dtype=torch.float64),
-                          torch.from_numpy(face.vertices), pose_weights(),
-                          torch.from_numpy(face.eyeball_centres), engine.config.iris_diameter_m,
-                          torch.from_numpy(face.gaze_follow),
-                          torch.from_numpy(face.pose_deformation))
+        geo = solve_faces(lm[None], np.array([[k.fx, k.fy, k.cx, k.cy]]), face.vertices,
+                          pose_weights(), face.eyeball_centres, engine.config.iris_diameter_m,
+                          face.gaze_follow, face.pose_deformation)
         # The reconstruction is the scene scaled about the camera by its metric-scale error:
         # the depth of the irises' midpoint, read over true.
-        iris = geo.points[0, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER], 2].mean().item()
+        iris = float(geo.points[0, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER], 2].mean())
         k = iris / float(truth.iris_centres[:, 2].mean()) if truth.iris_centres.size else 1.0
-        out.append((geo.rotation[0].numpy(), geo.translation[0].numpy() / k,
+        out.append((geo.rotation[0], geo.translation[0] / k,
                     float(geo.scale[0]) / k))
     return out
 
@@ -134,30 +129,26 @@ def _eye_fits(face: CanonicalFace, landmarks, renders):
     """Per (image, truth) render with its landmarks: the eye fit (``geometry.eye_fit``) of
     ``face`` as (rotation, translation, scale), the true eyeball centres taken into the lift's
     weak perspective, and the unit ray to the face; lengths in the truth's metric scale."""
-    import torch
-
     from face3d_ros.core.pipeline.geometry import (CLOSED_EYE_OPENNESS, eye_fit, eye_openness,
                                                    lift_to_metric, perspective_points,
                                                    pose_weights, weighted_umeyama)
 
-    can, w = torch.from_numpy(face.vertices).double(), pose_weights()
-    eyes = torch.from_numpy(face.eyeball_centres).double()
-    follow = torch.from_numpy(face.gaze_follow).double()
+    can, w = face.vertices.astype(np.float64), pose_weights()
+    eyes = face.eyeball_centres.astype(np.float64)
+    follow = face.gaze_follow.astype(np.float64)
     out = []
     for lm, (_, truth) in zip(landmarks, renders):
         k = truth.intrinsics
-        unit = lift_to_metric(torch.from_numpy(lm[None]),
-                              torch.tensor([[k.fx, k.fy, k.cx, k.cy]], dtype=torch.float64),
-                              torch.ones(1, dtype=torch.float64))
+        unit = lift_to_metric(lm[None], np.array([[k.fx, k.fy, k.cx, k.cy]]), np.ones(1))
         rot, t, s, _ = weighted_umeyama(can, unit, w)
-        open_conf = ((eye_openness(unit) - CLOSED_EYE_OPENNESS) / 0.08).clamp(0.0, 1.0)
+        open_conf = np.clip((eye_openness(unit) - CLOSED_EYE_OPENNESS) / 0.08, 0.0, 1.0)
         rot, t, s = eye_fit(unit, can, w, eyes, follow, open_conf, rot, t, s)
         anchor = unit[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]].mean(1)  # (1, 3)
-        scale = anchor[0, 2].item() / float(truth.iris_centres[:, 2].mean())
-        centres = perspective_points(torch.from_numpy(truth.eyeball_centres[None]) * scale,
+        scale = float(anchor[0, 2]) / float(truth.iris_centres[:, 2].mean())
+        centres = perspective_points(truth.eyeball_centres[None] * scale,
                                      anchor, inverse=True)[0] / scale
-        out.append((rot[0].numpy(), t[0].numpy() / scale, s.item() / scale, centres.numpy(),
-                    (anchor[0] / torch.linalg.norm(anchor[0])).numpy()))
+        out.append((rot[0], t[0] / scale, float(s[0]) / scale, centres,
+                    anchor[0] / np.linalg.norm(anchor[0])))
     return out
 
 
@@ -195,17 +186,13 @@ def _renders(head_name: str, poses, heads: Optional[str]):
 def _face_frame(engine, face: CanonicalFace, landmarks: np.ndarray, intrinsics) -> np.ndarray:
     """(478, 3) the landmarks (478, 3) px of one face in the frame of ``face``'s head pose fit
     (as the engine measures expressions: pose removed, scale divided out)."""
-    import torch
-
     from face3d_ros.core.pipeline.geometry import pose_weights, solve_faces
 
     k = intrinsics
-    geo = solve_faces(torch.from_numpy(landmarks[None]),
-                      torch.tensor([[k.fx, k.fy, k.cx, k.cy]], dtype=torch.float64),
-                      torch.from_numpy(face.vertices), pose_weights(),
-                      torch.from_numpy(face.eyeball_centres), engine.config.iris_diameter_m,
-                      torch.from_numpy(face.gaze_follow), torch.from_numpy(face.pose_deformation))
-    return geo.face_points[0].numpy()
+    geo = solve_faces(landmarks[None], np.array([[k.fx, k.fy, k.cx, k.cy]]), face.vertices,
+                      pose_weights(), face.eyeball_centres, engine.config.iris_diameter_m,
+                      face.gaze_follow, face.pose_deformation)
+    return geo.face_points[0]
 
 
 def _expression_neutral(engine, face: CanonicalFace, frame_renders, frame_landmarks

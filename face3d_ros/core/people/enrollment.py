@@ -109,14 +109,12 @@ def face_frame_points(face: FaceResult) -> np.ndarray:
     0.6 mm to 1 um at head yaw 45; a second round would leave 0.002 um). The same from a
     ``Face3D`` message, which carries ``landmarks_3d`` and the pose. ~0.1-0.2 ms per face.
     """
-    import torch
-
     from ..pipeline.geometry import perspective_points
 
-    p = torch.from_numpy(np.asarray(face.landmarks_3d, np.float64))[None]  # (1, 478, 3)
+    p = np.asarray(face.landmarks_3d, np.float64)[None]  # (1, 478, 3)
     irises = p[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]
     anchor = perspective_points(irises, irises.mean(1), inverse=True).mean(1)  # (1, 3)
-    lift = perspective_points(p, anchor, inverse=True)[0].numpy()
+    lift = perspective_points(p, anchor, inverse=True)[0]
     pose = face.head_pose
     return (lift - pose.translation) @ pose.rotation
 
@@ -295,15 +293,11 @@ def scale_weights(views: Sequence[EnrollmentView]) -> np.ndarray:
     """(V,) weight of each view in the model's metric size: the precision of its metric scale
     (``core.pipeline.geometry``: the iris where its confidence holds, else the face size prior),
     so a frontal view with open eyes counts most."""
-    import torch
-
     from ..pipeline.geometry import FACE_SCALE_SIGMA, IRIS_SCALE_SIGMA, iris_scale_weight
 
-    lm = torch.from_numpy(np.stack([np.asarray(v.face.landmarks_2d, np.float64)
-                                    for v in views]))
-    rot = torch.from_numpy(np.stack([np.asarray(v.face.head_pose.rotation, np.float64)
-                                     for v in views]))
-    w_iris = iris_scale_weight(lm, rot).numpy()  # (V,) share of the iris in each view's scale
+    lm = np.stack([np.asarray(v.face.landmarks_2d, np.float64) for v in views])
+    rot = np.stack([np.asarray(v.face.head_pose.rotation, np.float64) for v in views])
+    w_iris = iris_scale_weight(lm, rot)  # (V,) share of the iris in each view's scale
     # The precision of a blend of the two sources in those shares.
     var = (w_iris * IRIS_SCALE_SIGMA) ** 2 + ((1.0 - w_iris) * FACE_SCALE_SIGMA) ** 2
     return 1.0 / var

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from .expression import EYE_MEASURES, MEASURE_NAMES, neutral_measures
 from .geometry import (EYEBALL_TO_IRIS_M, FOLLOW_SOURCE, NUM_VIEW_FEATURES, anatomical_frame,
@@ -163,7 +162,7 @@ def follow_from_renders(landmarks: np.ndarray, mirror: np.ndarray) -> np.ndarray
     moved = lm - lm[:1]  # (K, 478, 3)
     iris = moved[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER], :2]  # (K, 2, 2)
     inputs = (iris.mean(1), iris[:, 0], iris[:, 1])
-    source = FOLLOW_SOURCE.numpy()
+    source = FOLLOW_SOURCE
     follow = np.zeros((NUM_LANDMARKS, 2, 3))
     for src, x in enumerate(inputs):
         idx = np.where(source == src)[0]
@@ -189,38 +188,37 @@ def pose_deformation_from_renders(face: CanonicalFace, landmarks: np.ndarray,
     pose solve has at hand), with the mirror image of every render added. ``ridge`` keeps the
     regression's normal matrix well conditioned (relative to the number of renders).
     """
-    lm = torch.as_tensor(np.asarray(landmarks, np.float64))
-    k = torch.as_tensor(np.asarray(intrinsics, np.float64))
-    truth = torch.as_tensor(np.asarray(rotations, np.float64))
-    can = torch.as_tensor(face.vertices.astype(np.float64))
+    lm = np.asarray(landmarks, np.float64)
+    k = np.asarray(intrinsics, np.float64)
+    truth = np.asarray(rotations, np.float64)
+    can = face.vertices.astype(np.float64)
     w = pose_weights()
-    unit = lift_to_metric(lm, k, torch.ones(len(lm), dtype=torch.float64))
+    unit = lift_to_metric(lm, k, np.ones(len(lm)))
     rot, t, _, _ = weighted_umeyama(can, unit, w)  # the rigid fit's view
     wn = (w / w.sum())[None, :, None]
-    turned = can[None] @ truth.transpose(1, 2)  # (K, 478, 3)
+    turned = can[None] @ truth.transpose(0, 2, 1)  # (K, 478, 3)
     mu_c, mu_u = (wn * turned).sum(1), (wn * unit).sum(1)
     scale = ((wn * (unit - mu_u[:, None]) * (turned - mu_c[:, None])).sum((1, 2))
-             / (wn * (turned - mu_c[:, None]).pow(2)).sum((1, 2)))
+             / (wn * (turned - mu_c[:, None]) ** 2).sum((1, 2)))
     shift = mu_u - scale[:, None] * mu_c
     left = ((unit - shift[:, None]) @ truth) / scale[:, None, None] - can[None]  # (K, 478, 3)
     view = view_direction(rot, t)
-    flip = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
-    mirror = torch.as_tensor(face.mirror)
-    e = torch.cat((left, left[:, mirror] * flip))
-    phi = torch.cat((view_features(view), view_features(view * flip)))
-    normal = phi.T @ phi + ridge * len(phi) * torch.eye(phi.shape[1], dtype=torch.float64)
-    d = torch.linalg.solve(normal, phi.T @ e.reshape(len(e), -1)).reshape(-1, NUM_LANDMARKS, 3)
+    flip = np.array([1.0, -1.0, 1.0])
+    e = np.concatenate((left, left[:, np.asarray(face.mirror)] * flip))
+    phi = np.concatenate((view_features(view), view_features(view * flip)))
+    normal = phi.T @ phi + ridge * len(phi) * np.eye(phi.shape[1])
+    d = np.linalg.solve(normal, phi.T @ e.reshape(len(e), -1)).reshape(-1, NUM_LANDMARKS, 3)
     d[:, RIGHT_IRIS_CENTER:] = 0.0  # the irises are not in the pose fit
-    return d.numpy().astype(np.float32)
+    return d.astype(np.float32)
 
 
 def to_face_frame(landmarks: np.ndarray, iris_diameter_m: float = 0.0117) -> np.ndarray:
     """(478, 3) metres in the anatomical face frame of one face's image landmarks (478, 3) px."""
-    lm = torch.as_tensor(np.asarray(landmarks, dtype=np.float64))[None]
+    lm = np.asarray(landmarks, dtype=np.float64)[None]
     rot, origin = anatomical_frame(lm)
     local = (lm - origin[:, None]) @ rot  # (1, 478, 3) px in the face frame
     local = local * (iris_diameter_m / iris_diameter_px(lm))[:, None, None]
-    return local[0].numpy()
+    return local[0]
 
 
 def mirror_permutation(vertices: np.ndarray) -> np.ndarray:

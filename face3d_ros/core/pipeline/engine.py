@@ -84,7 +84,7 @@ class FaceEngine:
                               else config.threads or DEFAULT_THREADS)
         self.detector = FaceDetector(models, config)
         self.landmarker = LandmarkRunner(models, config)
-        self._canonical_tensors: Optional[tuple] = None  # loaded on first use
+        self._canonical_arrays: Optional[tuple] = None  # loaded on first use
         self.profile = False  # synchronise the device around stages for exact stage timings
 
     # -- input ---------------------------------------------------------------------------
@@ -174,20 +174,18 @@ class FaceEngine:
         with torch.inference_mode():
             return self.landmarker.run(tensors, idx, list(rois))
 
-    def solve(self, landmarks: torch.Tensor, intrinsics: torch.Tensor) -> FaceGeometry:
-        """Metric geometry for (N, 478, 3) landmarks; intrinsics (N, 4) fx, fy, cx, cy."""
-        if self._canonical_tensors is None:
+    def solve(self, landmarks: np.ndarray, intrinsics: np.ndarray) -> FaceGeometry:
+        """Metric geometry (host numpy, float64) for (N, 478, 3) landmarks px; intrinsics
+        (N, 4) fx, fy, cx, cy px."""
+        if self._canonical_arrays is None:
             canonical = load_canonical()
-            self._canonical_tensors = (
-                torch.from_numpy(canonical.vertices).to(self.device),
-                pose_weights().to(self.device),
-                torch.from_numpy(canonical.eyeball_centres).to(self.device),
-                torch.from_numpy(canonical.gaze_follow).to(self.device),
-                torch.from_numpy(canonical.pose_deformation).to(self.device))
-        can, weights, eyeballs, follow, deformation = self._canonical_tensors
-        with torch.inference_mode():
-            return solve_faces(landmarks, intrinsics.to(landmarks.device), can, weights,
-                               eyeballs, self.config.iris_diameter_m, follow, deformation)
+            self._canonical_arrays = tuple(
+                np.asarray(a, np.float64) for a in (
+                    canonical.vertices, pose_weights(), canonical.eyeball_centres,
+                    canonical.gaze_follow, canonical.pose_deformation))
+        can, weights, eyeballs, follow, deformation = self._canonical_arrays
+        return solve_faces(landmarks, intrinsics, can, weights, eyeballs,
+                           self.config.iris_diameter_m, follow, deformation)
 
     def intrinsics_for(self, image: np.ndarray | torch.Tensor,
                        intrinsics: Optional[CameraIntrinsics]) -> CameraIntrinsics:
@@ -221,22 +219,21 @@ class FaceEngine:
         n = landmarks.shape[0]
         if n == 0:
             return []
-        k = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in intrinsics], dtype=torch.float64)
-        geo = self.solve(landmarks, k.to(landmarks.device))
-        host = {name: getattr(geo, name).double().cpu().numpy()
+        k = np.array([[c.fx, c.fy, c.cx, c.cy] for c in intrinsics], dtype=np.float64)
+        lm = landmarks.double().cpu().numpy()  # the frame's one copy off the device
+        flags = presence.double().cpu().numpy()
+        geo = self.solve(lm, k)
+        host = {name: getattr(geo, name)
                 for name in ("points", "face_points", "rotation", "translation", "scale",
                              "fit_rmse", "eye_origin", "eye_direction", "eye_confidence",
                              "eye_visibility", "eye_openness")}
-        lm = landmarks.double().cpu().numpy()
-        flags = presence.double().cpu().numpy()
         rot, t, s = host["rotation"], host["translation"], host["scale"]
         angles = euler_from_rotation(rot, t)  # (N, 3) yaw, pitch, roll
         openness = host["eye_openness"]
         if raw_landmarks is not None:
-            openness = eye_openness(torch.from_numpy(np.asarray(raw_landmarks, np.float64))
-                                    ).numpy()
+            openness = eye_openness(raw_landmarks)
             host["eye_confidence"] = host["eye_visibility"] * eye_open_confidence(
-                torch.from_numpy(np.minimum(host["eye_openness"], openness))).numpy()
+                np.minimum(host["eye_openness"], openness))
         if own is not None and len(own) != n:
             raise ValueError(f"{n} faces but {len(own)} own neutrals; give one per face")
         m = measures(host["face_points"], openness)

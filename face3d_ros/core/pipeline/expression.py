@@ -44,7 +44,6 @@ from functools import lru_cache
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from .geometry import CLOSED_EYE_OPENNESS, eye_openness
 
@@ -147,7 +146,7 @@ def measures(local: np.ndarray, openness: Optional[np.ndarray] = None
     unitless. openness: (N, 2) their ``geometry.eye_openness`` when already computed."""
     eye_c = {s: 0.5 * (local[:, o] + local[:, i]) for s, (o, i) in _EYE.items()}
     if openness is None:
-        openness = eye_openness(torch.from_numpy(local)).numpy()  # (N, 2) right, left
+        openness = eye_openness(local)  # (N, 2) right, left
     iod = np.linalg.norm(eye_c["left"] - eye_c["right"], axis=-1)
     m: Dict[str, np.ndarray] = {}
     lip_mid_z = 0.5 * (local[:, _UPPER_LIP, 2] + local[:, _LOWER_LIP, 2])

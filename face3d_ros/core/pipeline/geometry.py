@@ -1,8 +1,10 @@
-"""Metric 3D, head pose and gaze from image landmarks, batched in torch.
+"""Metric 3D, head pose and gaze from image landmarks, batched in numpy (float64).
 
-Every function takes a batch of N faces and works on any torch device; numpy callers wrap with
-``torch.from_numpy``. Conventions (frames, left/right, angle signs) are those of
-:mod:`face3d_ros.core.types`.
+Every function takes a batch of N faces as numpy arrays (host memory: the engine copies a
+frame's landmarks off the device once). The work per face is a few hundred small array
+operations on 478 points; on the CPU torch spends ~5 us dispatching each, numpy ~1 us, and on
+CUDA each would be a kernel launch, so the host is the faster place on both devices.
+Conventions (frames, left/right, angle signs) are those of :mod:`face3d_ros.core.types`.
 
 Pipeline for one batch (:func:`solve_faces`):
 
@@ -26,7 +28,7 @@ Pipeline for one batch (:func:`solve_faces`):
    the combined gaze weights both eyes by their confidence.
 
 One module (over 400 lines): the lift, the pose fit, the eye fit and the gaze work on the same
-frames and batch layout, and :func:`solve_faces` runs them as one pass on the device.
+frames and batch layout, and :func:`solve_faces` runs them as one pass.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-import torch
 
 from .landmarks import LEFT_EYE_CONTOUR_INDEX, RIGHT_EYE_CONTOUR_INDEX
 from ..types import (FRONTAL_R, LEFT_IRIS, LEFT_IRIS_CENTER, NUM_LANDMARKS, NUM_MESH, RIGHT_IRIS,
@@ -47,10 +48,10 @@ LEFT_EYE_INNER, LEFT_EYE_OUTER = 362, 263
 #: Per eye (subject's right, left): the upper and lower eyelid points matched in pairs from the
 #: outer corner in (7 each), and the (outer, inner) corners; from the iris network's lid contour
 #: (``landmarks.RIGHT_EYE_CONTOUR_INDEX``: 9 lower points from the outer corner, 7 upper).
-_EYELIDS = torch.tensor([[c[9:16], c[1:8]] for c in (RIGHT_EYE_CONTOUR_INDEX,
-                                                     LEFT_EYE_CONTOUR_INDEX)])  # (2, 2, 7)
-_EYE_CORNERS = torch.tensor([[c[0], c[8]] for c in (RIGHT_EYE_CONTOUR_INDEX,
-                                                    LEFT_EYE_CONTOUR_INDEX)])  # (2, 2)
+_EYELIDS = np.array([[c[9:16], c[1:8]] for c in (RIGHT_EYE_CONTOUR_INDEX,
+                                                 LEFT_EYE_CONTOUR_INDEX)])  # (2, 2, 7)
+_EYE_CORNERS = np.array([[c[0], c[8]] for c in (RIGHT_EYE_CONTOUR_INDEX,
+                                                LEFT_EYE_CONTOUR_INDEX)])  # (2, 2)
 FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
 #: :func:`eye_openness` of a closed eye: the lid contour of the iris network does not quite
 #: meet; on renders of a closed eye with exact truth (facecap, eyeBlink = 1, head yaw 0 and 30)
@@ -88,7 +89,7 @@ EYEBALL_TO_IRIS_M = 0.0105
 #: Which iris each landmark's follow responds to (see :func:`eye_fit`): 0 both (the mesh
 #: network sees both eyes; their mean), 1 the subject's right, 2 the left (the iris network's
 #: eye contour points, one crop per eye; irises themselves are not corrected).
-FOLLOW_SOURCE = torch.zeros(NUM_LANDMARKS, dtype=torch.long)
+FOLLOW_SOURCE = np.zeros(NUM_LANDMARKS, dtype=np.int64)
 FOLLOW_SOURCE[list(RIGHT_EYE_CONTOUR_INDEX)] = 1
 FOLLOW_SOURCE[list(LEFT_EYE_CONTOUR_INDEX)] = 2
 #: Share of the eye corners (33, 133, 362, 263) in the height (face z) of the eyeball centres
@@ -112,7 +113,7 @@ NUM_VIEW_FEATURES = 4
 
 @dataclass(frozen=True)
 class FaceGeometry:
-    """Batched metric outputs for N faces (torch tensors on one device).
+    """Batched metric outputs for N faces (float64 numpy arrays).
 
     points: (N, 478, 3) metres, camera optical frame, each point on its own camera ray (true
     perspective). face_points: (N, 478, 3) the landmarks in the face frame at the canonical
@@ -131,49 +132,73 @@ class FaceGeometry:
     turned towards the camera). eye_openness: (N, 2) lid opening / eye width.
     """
 
-    points: torch.Tensor
-    face_points: torch.Tensor
-    rotation: torch.Tensor
-    translation: torch.Tensor
-    scale: torch.Tensor
-    fit_rmse: torch.Tensor
-    eye_origin: torch.Tensor
-    eye_direction: torch.Tensor
-    eye_confidence: torch.Tensor
-    eye_visibility: torch.Tensor
-    eye_openness: torch.Tensor
+    points: np.ndarray
+    face_points: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: np.ndarray
+    fit_rmse: np.ndarray
+    eye_origin: np.ndarray
+    eye_direction: np.ndarray
+    eye_confidence: np.ndarray
+    eye_visibility: np.ndarray
+    eye_openness: np.ndarray
 
 
-def iris_diameter_px(landmarks: torch.Tensor) -> torch.Tensor:
+def _f64(a) -> np.ndarray:
+    """``a`` as a float64 numpy array (no copy when it already is one)."""
+    return np.asarray(a, dtype=np.float64)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(...) dot products of ``a`` and ``b`` (..., k) along their last axis.
+
+    As a product with a vector of ones: numpy's reduction over a short last axis costs
+    ~9 us on (478, 3) points, the matrix product ~2 us (this module runs several hundred
+    such operations per frame)."""
+    return (a * b) @ np.ones(a.shape[-1])
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    """(...) Euclidean lengths of ``v`` (..., k) along its last axis."""
+    return np.sqrt(_dot(v, v))
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    """``v`` (..., k) scaled to unit length along its last axis (zero vectors stay zero)."""
+    return v / np.maximum(_norm(v), 1e-12)[..., None]
+
+
+def iris_diameter_px(landmarks: np.ndarray) -> np.ndarray:
     """(N,) iris diameter in pixels from the 4 contour points of each iris, both eyes averaged.
 
     Per eye the larger of the two diameters (horizontal, vertical) is taken, since turning the
     head only shortens one of them and closing the lid only the other.
     """
+    lm = _f64(landmarks)
     diams = []
     for iris in (RIGHT_IRIS, LEFT_IRIS):
-        c = landmarks[:, iris, :2]  # (N, 5, 2) centre + 4 contour points
-        d1 = torch.linalg.norm(c[:, 1] - c[:, 3], dim=-1)
-        d2 = torch.linalg.norm(c[:, 2] - c[:, 4], dim=-1)
-        diams.append(torch.maximum(d1, d2))
+        c = lm[:, iris, :2]  # (N, 5, 2) centre + 4 contour points
+        diams.append(np.maximum(_norm(c[:, 1] - c[:, 3]), _norm(c[:, 2] - c[:, 4])))
     return 0.5 * (diams[0] + diams[1])
 
 
-def ray_rotation(ray: torch.Tensor) -> torch.Tensor:
+def ray_rotation(ray: np.ndarray) -> np.ndarray:
     """(N, 3, 3) the smallest rotation taking the camera z axis onto unit rays (N, 3).
 
     Rodrigues' formula about z x ray, written out: with k = 1 / (1 + z),
     [[1 - k x^2, -k x y, x], [-k x y, 1 - k y^2, y], [-x, -y, z]] (one stack rather than a
     matrix product: this runs several times per face on the CPU)."""
-    x, y, z = ray.unbind(-1)
+    ray = _f64(ray)
+    x, y, z = ray[..., 0], ray[..., 1], ray[..., 2]
     k = 1.0 / (1.0 + z)
     kxy = -k * x * y
-    return torch.stack((1.0 - k * x * x, kxy, x, kxy, 1.0 - k * y * y, y, -x, -y, z),
-                       dim=-1).reshape(ray.shape[:-1] + (3, 3))
+    return np.stack((1.0 - k * x * x, kxy, x, kxy, 1.0 - k * y * y, y, -x, -y, z),
+                    axis=-1).reshape(ray.shape[:-1] + (3, 3))
 
 
-def lift_to_metric(landmarks: torch.Tensor, intrinsics: torch.Tensor,
-                   metres_per_px: torch.Tensor) -> torch.Tensor:
+def lift_to_metric(landmarks: np.ndarray, intrinsics: np.ndarray,
+                   metres_per_px: np.ndarray) -> np.ndarray:
     """Metric 3D in the camera optical frame from image landmarks (weak perspective per face).
 
     landmarks: (N, P, 3) x, y px and relative depth z px. intrinsics: (N, 4) fx, fy, cx, cy px.
@@ -183,65 +208,65 @@ def lift_to_metric(landmarks: torch.Tensor, intrinsics: torch.Tensor,
     the eyes (and relative depths) times ``metres_per_px``, turned from the optical axis onto
     that ray, placed at depth f * metres_per_px.
     """
-    fx, fy, cx, cy = intrinsics.unbind(-1)  # (N,) each
-    f = torch.sqrt(fx * fy)
+    landmarks, metres_per_px = _f64(landmarks), _f64(metres_per_px)
+    fx, fy, cx, cy = _f64(intrinsics).T  # (N,) each
+    f = np.sqrt(fx * fy)
     centre = 0.5 * (landmarks[:, RIGHT_IRIS_CENTER] + landmarks[:, LEFT_IRIS_CENTER])  # (N, 3)
-    ray = torch.nn.functional.normalize(
-        torch.stack(((centre[:, 0] - cx) / fx, (centre[:, 1] - cy) / fy,
-                     torch.ones_like(cx)), dim=-1), dim=-1)  # (N, 3)
+    ray = _normalize(np.stack(((centre[:, 0] - cx) / fx, (centre[:, 1] - cy) / fy,
+                               np.ones_like(cx)), axis=-1))  # (N, 3)
     offsets = (landmarks - centre[:, None]) * metres_per_px[:, None, None]  # (N, P, 3)
     anchor = ray * (f * metres_per_px / ray[:, 2])[:, None]  # (N, 3) the eyes' midpoint
-    return anchor[:, None] + offsets @ ray_rotation(ray).transpose(1, 2)
+    return anchor[:, None] + offsets @ ray_rotation(ray).swapaxes(1, 2)
 
 
-def anatomical_frame(points: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def anatomical_frame(points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Face frame from anatomy alone: origin between the eye centres, y to the subject's left,
     z up (chin to forehead, made orthogonal), x = y x z out of the face.
 
     points: (N, >=468, 3) in any right-handed frame with x right, y down, z away (pixels with
     relative depth, or metres). Returns (R (N, 3, 3) frame_R_face, origin (N, 3)).
     """
+    points = _f64(points)
     right = 0.5 * (points[:, RIGHT_EYE_OUTER] + points[:, RIGHT_EYE_INNER])
     left = 0.5 * (points[:, LEFT_EYE_OUTER] + points[:, LEFT_EYE_INNER])
     origin = 0.5 * (right + left)
-    y = torch.nn.functional.normalize(left - right, dim=-1)
+    y = _normalize(left - right)
     up = points[:, FOREHEAD] - points[:, CHIN]
-    z = torch.nn.functional.normalize(up - (up * y).sum(-1, keepdim=True) * y, dim=-1)
-    x = torch.cross(y, z, dim=-1)
-    return torch.stack((x, y, z), dim=-1), origin
+    z = _normalize(up - _dot(up, y)[:, None] * y)
+    x = np.cross(y, z)
+    return np.stack((x, y, z), axis=-1), origin
 
 
-def weighted_umeyama(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor,
+def weighted_umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray,
                      residual: bool = True
-                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Similarity transform dst ~ s R src + t minimising the weighted squared error.
 
     src: (P, 3) or (N, P, 3); dst: (N, P, 3); weights: (P,) >= 0.
     Returns R (N, 3, 3) proper rotations, t (N, 3), s (N,), rmse (N,) weighted residual
     (zeros when ``residual`` is False: the fits that only need the transform skip it).
-    (Umeyama 1991; torch rather than scipy so the batch stays on the device. A handful of
-    small operations: on the CPU each costs its dispatch, so the reflection test is the sign of
-    a triple product rather than ``linalg.det``.)
+    (Umeyama 1991; written out rather than scipy's ``Rotation.align_vectors``, which fits one
+    face at a time and has no scale.)
     """
-    w = (weights / weights.sum()).to(dst.dtype)  # (P,)
+    src, dst, weights = _f64(src), _f64(dst), _f64(weights)
+    w = weights / weights.sum()  # (P,)
     mu_s = w @ src  # (3,) or (N, 3)
     mu_d = w @ dst  # (N, 3)
     xs = src - mu_s[..., None, :]
     xd = dst - mu_d[:, None]
-    cov = (xd * w[:, None]).transpose(1, 2) @ xs  # (N, 3, 3)
-    u, sig, vh = torch.linalg.svd(cov)
-    m = u @ vh
-    det = (m[:, :, 0] * torch.linalg.cross(m[:, :, 1], m[:, :, 2], dim=-1)).sum(-1)  # (N,)
-    diag = torch.ones_like(sig)
-    diag[:, 2] = torch.sign(det)
+    cov = (xd * w[:, None]).swapaxes(1, 2) @ xs  # (N, 3, 3)
+    u, sig, vh = np.linalg.svd(cov)
+    diag = np.ones_like(sig)
+    diag[:, 2] = np.sign(np.linalg.det(u @ vh))  # -1 where the best fit would be a reflection
     rot = (u * diag[:, None, :]) @ vh
-    var_s = xs.pow(2).sum(-1) @ w  # () or (N,)
-    scale = (sig * diag).sum(-1) / var_s
-    t = mu_d - scale[:, None] * (mu_s[..., None, :] @ rot.transpose(1, 2))[:, 0]
+    var_s = _dot(xs, xs) @ w  # () or (N,)
+    scale = _dot(sig, diag) / var_s
+    t = mu_d - scale[:, None] * (mu_s[..., None, :] @ rot.swapaxes(1, 2))[:, 0]
     if not residual:
-        return rot, t, scale, torch.zeros_like(scale)
-    fitted = scale[:, None, None] * (src @ rot.transpose(1, 2)) + t[:, None]
-    rmse = torch.sqrt((fitted - dst).pow(2).sum(-1) @ w)
+        return rot, t, scale, np.zeros_like(scale)
+    fitted = scale[:, None, None] * (src @ rot.swapaxes(1, 2)) + t[:, None]
+    d = fitted - dst
+    rmse = np.sqrt(_dot(d, d) @ w)
     return rot, t, scale, rmse
 
 
@@ -296,18 +321,19 @@ def direction_angles(direction: np.ndarray, origin: np.ndarray | None = None) ->
     return np.stack((yaw, pitch), axis=-1).reshape(shape + (2,))
 
 
-def eye_openness(points: torch.Tensor) -> torch.Tensor:
+def eye_openness(points: np.ndarray) -> np.ndarray:
     """(N, 2) eyelid opening over eye width (subject's right, left) of (N, 478, 3) points.
 
     The opening is the mean distance of the 7 upper/lower eyelid point pairs (the iris
     network's lid contour, matched from the outer corner in), the width the corner distance;
     about 0.25 for an open eye, ``CLOSED_EYE_OPENNESS`` for a closed one.
     """
+    points = _f64(points)
     lids = points[:, _EYELIDS]  # (N, 2 eyes, 2 upper/lower, 7, 3)
-    opening = torch.linalg.norm(lids[:, :, 0] - lids[:, :, 1], dim=-1).mean(-1)  # (N, 2)
+    opening = _norm(lids[:, :, 0] - lids[:, :, 1]).mean(-1)  # (N, 2)
     corners = points[:, _EYE_CORNERS]  # (N, 2, 2, 3)
-    width = torch.linalg.norm(corners[:, :, 0] - corners[:, :, 1], dim=-1)  # (N, 2)
-    return opening / width.clamp_min(1e-9)
+    width = _norm(corners[:, :, 0] - corners[:, :, 1])  # (N, 2)
+    return opening / np.maximum(width, 1e-9)
 
 
 #: Openness above CLOSED_EYE_OPENNESS over which an eye's gaze confidence rises from 0 to 1
@@ -315,14 +341,14 @@ def eye_openness(points: torch.Tensor) -> torch.Tensor:
 OPEN_CONFIDENCE_SPAN = 0.08
 
 
-def eye_open_confidence(openness: torch.Tensor) -> torch.Tensor:
+def eye_open_confidence(openness: np.ndarray) -> np.ndarray:
     """Gaze confidence from the lids, in [0, 1], of :func:`eye_openness` values (any shape):
     0 for a closed eye, 1 from ``CLOSED_EYE_OPENNESS + OPEN_CONFIDENCE_SPAN``."""
-    return ((openness - CLOSED_EYE_OPENNESS) / OPEN_CONFIDENCE_SPAN).clamp(0.0, 1.0)
+    return np.clip((_f64(openness) - CLOSED_EYE_OPENNESS) / OPEN_CONFIDENCE_SPAN, 0.0, 1.0)
 
 
-def ray_sphere_gaze(points: torch.Tensor, rays: torch.Tensor, centres: torch.Tensor,
-                    radius: torch.Tensor) -> torch.Tensor:
+def ray_sphere_gaze(points: np.ndarray, rays: np.ndarray, centres: np.ndarray,
+                    radius: np.ndarray) -> np.ndarray:
     """Unit gaze directions from eyeball centres through the observed iris centres.
 
     Each iris centre is seen somewhere on the line ``points + l * rays`` ((N, E, 3) each, rays
@@ -330,16 +356,17 @@ def ray_sphere_gaze(points: torch.Tensor, rays: torch.Tensor, centres: torch.Ten
     (centres (N, E, 3) m, radius (N,) m, centre-to-iris distance) on the camera's side. A line
     that misses (noise) uses its closest point to the centre. Returns (N, E, 3).
     """
-    rel = points - centres
-    b = (rays * rel).sum(-1)  # (N, E)
-    disc = b * b - rel.pow(2).sum(-1) + radius[:, None] ** 2
-    lam = -b - torch.sqrt(disc.clamp_min(0.0))
+    rays, radius = _f64(rays), _f64(radius)
+    rel = _f64(points) - _f64(centres)
+    b = _dot(rays, rel)  # (N, E)
+    disc = b * b - _dot(rel, rel) + radius[:, None] ** 2
+    lam = -b - np.sqrt(np.maximum(disc, 0.0))
     hit = rel + lam[..., None] * rays
-    return torch.nn.functional.normalize(hit, dim=-1)
+    return _normalize(hit)
 
 
-def perspective_points(points: torch.Tensor, anchor: torch.Tensor,
-                       inverse: bool = False) -> torch.Tensor:
+def perspective_points(points: np.ndarray, anchor: np.ndarray,
+                       inverse: bool = False) -> np.ndarray:
     """Points of the weak-perspective lift (:func:`lift_to_metric`) taken to true perspective.
 
     The lift gives every point the lateral offset its pixel has at the depth of ``anchor`` (the
@@ -348,20 +375,21 @@ def perspective_points(points: torch.Tensor, anchor: torch.Tensor,
     ``inverse`` takes perspective points back to the lift's. At head yaw 30 the two eyes' iris
     and eyeball centres differ in depth by ~16 mm and are ~0.8 mm off laterally in the lift.
     """
-    z = torch.linalg.norm(anchor, dim=-1)  # (N,)
+    points, anchor = _f64(points), _f64(anchor)
+    z = _norm(anchor)  # (N,)
     rr = ray_rotation(anchor / z[:, None])  # (N, 3, 3)
     u = (points - anchor[:, None]) @ rr  # (N, E, 3) in the frame of the ray
     f = (z[:, None] + u[..., 2]) / z[:, None]  # (N, E)
     f = 1.0 / f if inverse else f
-    u = torch.cat((u[..., :2] * f[..., None], u[..., 2:]), dim=-1)
-    return anchor[:, None] + u @ rr.transpose(1, 2)
+    u[..., :2] *= f[..., None]
+    return anchor[:, None] + u @ rr.swapaxes(1, 2)
 
 
-def eye_fit(unit: torch.Tensor, canonical: torch.Tensor, weights: torch.Tensor,
-            eyeball_centres: torch.Tensor, follow: torch.Tensor, eye_weight: torch.Tensor,
-            rotation: torch.Tensor, translation: torch.Tensor, scale: torch.Tensor,
+def eye_fit(unit: np.ndarray, canonical: np.ndarray, weights: np.ndarray,
+            eyeball_centres: np.ndarray, follow: np.ndarray, eye_weight: np.ndarray,
+            rotation: np.ndarray, translation: np.ndarray, scale: np.ndarray,
             iterations: int = EYE_FIT_ITERATIONS
-            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pose fit that places the eyeball centres: the landmarks less the networks' follow
     of the eyes.
 
@@ -382,85 +410,91 @@ def eye_fit(unit: torch.Tensor, canonical: torch.Tensor, weights: torch.Tensor,
     ``unit``. Returns that fit's rotation (N, 3, 3), translation (N, 3), scale (N,), the
     translation's height shared with the eye corners (``EYE_CORNER_HEIGHT_SHARE``).
     """
+    unit, canonical, weights = _f64(unit), _f64(canonical), _f64(weights)
+    eye_weight = _f64(eye_weight)
     iris = unit[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
     anchor = iris.mean(1)  # (N, 3) the lift's anchor
-    rr = ray_rotation(torch.nn.functional.normalize(anchor, dim=-1))  # (N, 3, 3)
+    rr = ray_rotation(_normalize(anchor))  # (N, 3, 3)
     iris_px = ((iris - anchor[:, None]) @ rr)[..., :2]  # (N, 2, 2) px from the anchor
-    source = FOLLOW_SOURCE[:unit.shape[1]].to(unit.device)
+    n, p = unit.shape[:2]
+    source = FOLLOW_SOURCE[:p]
     # The follow per px of iris move, turned from the ray's frame into the camera's once:
-    # (N, 478, 2, 3).
-    fol = follow.to(unit.dtype)[None] @ rr.transpose(1, 2)[:, None]
-    open_sum = eye_weight.sum(1, keepdim=True).clamp_min(1e-6)  # (N, 1)
-    eyes_ahead = torch.cat((eyeball_centres, eyeball_centres.new_tensor([[EYEBALL_TO_IRIS_M,
-                                                                          0.0, 0.0]])))
+    # (N, P, 2, 3).
+    fol = (_f64(follow)[:p].reshape(-1, 3) @ rr.swapaxes(1, 2)).reshape(n, p, 2, 3)
+    open_sum = np.maximum(eye_weight.sum(1, keepdims=True), 1e-6)  # (N, 1)
+    eyes_ahead = np.concatenate((_f64(eyeball_centres), [[EYEBALL_TO_IRIS_M, 0.0, 0.0]]))
     corners_can = canonical[..., _EYE_CORNER_INDICES, :]  # (4, 3) or (N, 4, 3)
-    rot, t, s = rotation, translation, scale
+    rot, t, s = _f64(rotation), _f64(translation), _f64(scale)
+    per_source = np.empty((n, 3, 2))
     for _ in range(iterations):
         # The eyeball centres and the straight-ahead offset, placed by the current fit.
-        placed = s[:, None, None] * (eyes_ahead[None] @ rot.transpose(1, 2))  # (N, 3, 3)
+        placed = s[:, None, None] * (eyes_ahead @ rot.swapaxes(1, 2))  # (N, 3, 3)
         ahead = placed[:, :2] + placed[:, 2:] + t[:, None]  # (N, 2, 3)
         shift = (iris_px - ((ahead - anchor[:, None]) @ rr)[..., :2]) * eye_weight[..., None]
-        both = shift.sum(1) / open_sum  # (N, 2) open eyes' mean
-        per_source = torch.cat((both[:, None], shift), dim=1)  # (N, 3, 2)
-        moved = (per_source[:, source, :, None] * fol).sum(2)  # (N, 478, 3) camera frame
+        per_source[:, 0] = shift.sum(1) / open_sum  # (N, 2) open eyes' mean
+        per_source[:, 1:] = shift
+        # (N, P, 3) camera frame: each landmark's follow of its source's shift.
+        moved = np.einsum("npk,npkc->npc", per_source[:, source], fol)
         fixed = unit - moved
         rot, t, s, _ = weighted_umeyama(canonical, fixed, weights, residual=False)
         # The height from the whole face and from the eye corners (see
         # EYE_CORNER_HEIGHT_SHARE): the corners' own translation, its face-z part blended in.
         corner = (fixed[:, _EYE_CORNER_INDICES]
-                  - s[:, None, None] * (corners_can @ rot.transpose(1, 2))).mean(1)  # (N, 3)
+                  - s[:, None, None] * (corners_can @ rot.swapaxes(1, 2))).mean(1)  # (N, 3)
         up = rot[..., 2]  # (N, 3) the face's z axis in the camera frame
-        t = t + (EYE_CORNER_HEIGHT_SHARE * ((corner - t) * up).sum(-1))[:, None] * up
+        t = t + (EYE_CORNER_HEIGHT_SHARE * _dot(corner - t, up))[:, None] * up
     return rot, t, s
 
 
-def view_direction(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+def view_direction(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """(N, 3) unit direction from the face to the camera in the face frame (x out of the face,
     y to the subject's left, z up) of a pose fit: (1, 0, 0) facing the camera."""
-    to_cam = -torch.nn.functional.normalize(translation, dim=-1)  # (N, 3) camera frame
-    return (to_cam[:, None] @ rotation)[:, 0]
+    to_cam = -_normalize(_f64(translation))  # (N, 3) camera frame
+    return (to_cam[:, None] @ _f64(rotation))[:, 0]
 
 
-def view_features(view: torch.Tensor) -> torch.Tensor:
+def view_features(view: np.ndarray) -> np.ndarray:
     """(N, NUM_VIEW_FEATURES) the features of the view direction (N, 3) (:func:`view_direction`)
     that the mesh network's deformation of a face with the view is modelled on: with
     vy = sin(yaw) and vz ~ sin(pitch) of the camera seen from the face, vy, vy^2, vy^3 and
     vy vz. All zero for a face not turned (facing the camera, or only pitched: there the rigid
     fit is kept); odd in vy, so that a left/right-symmetric deformation model mirrors (the
     measured deformation grows faster than vy past 45 deg, hence vy^3)."""
+    view = _f64(view)
     vy, vz = view[:, 1], view[:, 2]
-    return torch.stack((vy, vy * vy, vy * vy * vy, vy * vz), dim=-1)
+    return np.stack((vy, vy * vy, vy * vy * vy, vy * vz), axis=-1)
 
 
-def deformed_canonical(canonical: torch.Tensor, deformation: torch.Tensor,
-                       rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+def deformed_canonical(canonical: np.ndarray, deformation: np.ndarray,
+                       rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """(N, P, 3) the canonical face (P, 3) as the mesh network sees it from the view of a pose
     fit (rotation (N, 3, 3), translation (N, 3)): plus the measured deformation
     (NUM_VIEW_FEATURES, P, 3) weighted by :func:`view_features`."""
-    phi = view_features(view_direction(rotation, translation)).to(canonical.dtype)
-    return canonical[None] + torch.einsum("nk,kpc->npc", phi, deformation.to(canonical.dtype))
+    phi = view_features(view_direction(rotation, translation))  # (N, K)
+    deformation = _f64(deformation)
+    k, p = deformation.shape[:2]
+    return _f64(canonical)[None] + (phi @ deformation.reshape(k, -1)).reshape(-1, p, 3)
 
 
-_STORED_CACHE: Dict[Tuple[str, str], torch.Tensor] = {}
+_STORED_CACHE: Dict[str, np.ndarray] = {}
 
 
-def stored_canonical(field: str, device: torch.device | str = "cpu") -> torch.Tensor:
+def stored_canonical(field: str) -> np.ndarray:
     """A measured array of the stored canonical face (``core/pipeline/data/canonical_face.npz``:
-    ``gaze_follow`` (478, 2, 3) or ``pose_deformation`` (NUM_VIEW_FEATURES, 478, 3)) on
-    ``device``, cached: the default of :func:`solve_faces` for callers that pass none (the
+    ``gaze_follow`` (478, 2, 3) or ``pose_deformation`` (NUM_VIEW_FEATURES, 478, 3)),
+    float64, cached: the default of :func:`solve_faces` for callers that pass none (the
     engine passes its own)."""
-    key = (field, str(device))
-    if key not in _STORED_CACHE:
+    if field not in _STORED_CACHE:
         from .canonical import load_canonical  # (core.pipeline.canonical imports this module)
 
-        _STORED_CACHE[key] = torch.from_numpy(getattr(load_canonical(), field)).to(device)
-    return _STORED_CACHE[key]
+        _STORED_CACHE[field] = _f64(getattr(load_canonical(), field))
+    return _STORED_CACHE[field]
 
 
-def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: torch.Tensor,
-                weights: torch.Tensor, eyeball_centres: torch.Tensor,
-                iris_diameter_m: float, gaze_follow: Optional[torch.Tensor] = None,
-                pose_deformation: Optional[torch.Tensor] = None) -> FaceGeometry:
+def solve_faces(landmarks: np.ndarray, intrinsics: np.ndarray, canonical: np.ndarray,
+                weights: np.ndarray, eyeball_centres: np.ndarray,
+                iris_diameter_m: float, gaze_follow: Optional[np.ndarray] = None,
+                pose_deformation: Optional[np.ndarray] = None) -> FaceGeometry:
     """Metric 3D, head pose and per-eye gaze for N faces.
 
     landmarks: (N, 478, 3) px (+ relative depth px). intrinsics: (N, 4) fx, fy, cx, cy.
@@ -475,20 +509,15 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     the view read by a first, rigid fit. The metric scale, the eye fit, the gaze confidences
     and ``fit_rmse`` keep the rigid fit (the eyeball centres are calibrated against it).
     """
-    dtype = torch.float64 if landmarks.device.type == "cpu" else torch.float32
-    lm = landmarks.to(dtype)
-    k = intrinsics.to(dtype)
-    can = canonical.to(dtype)
-    w = weights.to(dtype)
-    eyes = eyeball_centres.to(dtype)
-    if gaze_follow is None:
-        gaze_follow = stored_canonical("gaze_follow", lm.device)
-    if pose_deformation is None:
-        pose_deformation = stored_canonical("pose_deformation", lm.device)
+    lm, k, can = _f64(landmarks), _f64(intrinsics), _f64(canonical)
+    w, eyes = _f64(weights), _f64(eyeball_centres)
+    gaze_follow = stored_canonical("gaze_follow") if gaze_follow is None else _f64(gaze_follow)
+    pose_deformation = (stored_canonical("pose_deformation") if pose_deformation is None
+                        else _f64(pose_deformation))
     # The lift is linear in the metric scale (metres per pixel), and so are the fit's
     # translation, scale and residual, while its rotation does not depend on it: fit once at
     # one metre per pixel, then scale.
-    unit = lift_to_metric(lm, k, torch.ones_like(k[:, 0]))  # (N, 478, 3)
+    unit = lift_to_metric(lm, k, np.ones(len(k)))  # (N, 478, 3)
     rot, t, s, rmse = weighted_umeyama(can, unit, w)
     # Two sources of the metric scale, each with a confidence, combined in log scale by their
     # precisions: the iris (the person's own, only while the eyes are open, face the camera and
@@ -497,8 +526,8 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # does not shrink it). See :func:`scale_confidences`.
     openness = eye_openness(lm)  # (N, 2); the lift is a similarity: the same ratios
     iris_w = iris_scale_weight(lm, rot, openness)  # (N,)
-    mpp = (_iris_metres_per_px(lm, can, rot, iris_diameter_m).log() * iris_w
-           - s.log() * (1.0 - iris_w)).exp()  # (N,)
+    mpp = np.exp(np.log(_iris_metres_per_px(lm, can, rot, iris_diameter_m)) * iris_w
+                 - np.log(s) * (1.0 - iris_w))  # (N,)
     pts = unit * mpp[:, None, None]  # (N, 478, 3)
 
     # Eyeball centres from the fit without the eyes' follow (open eyes only), in the lift's
@@ -506,7 +535,7 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     # camera ray intersected with its eyeball.
     open_conf = eye_open_confidence(openness)  # (N, 2)
     rot_e, t_e, s_e = eye_fit(unit, can, w, eyes, gaze_follow, open_conf, rot, t, s)
-    centres = (s_e[:, None, None] * (eyes[None] @ rot_e.transpose(1, 2))
+    centres = (s_e[:, None, None] * (eyes @ rot_e.swapaxes(1, 2))
                + t_e[:, None]) * mpp[:, None, None]  # (N, 2, 3)
     # The head pose: the canonical face deformed for the view the rigid fit reads, fitted again
     # (one step: the deformation is measured against the rigid fit's view, not the true one).
@@ -520,17 +549,16 @@ def solve_faces(landmarks: torch.Tensor, intrinsics: torch.Tensor, canonical: to
     pts = perspective_points(pts, anchor)
     centres = perspective_points(centres, anchor)
     iris = pts[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]]  # (N, 2, 3)
-    direction = ray_sphere_gaze(iris, torch.nn.functional.normalize(iris, dim=-1), centres,
-                                s * mpp * EYEBALL_TO_IRIS_M)
+    direction = ray_sphere_gaze(iris, _normalize(iris), centres, s * mpp * EYEBALL_TO_IRIS_M)
 
     # Confidence per eye: open lids and the eye turned towards the camera.
     fx_axis, fy_axis = rot[..., 0], rot[..., 1]  # (N, 3) face x and y in the camera frame
-    normals = torch.stack((fx_axis - 0.5 * fy_axis, fx_axis + 0.5 * fy_axis), dim=1)
-    normals = torch.nn.functional.normalize(normals, dim=-1)  # (N, 2, 3) right, left eye
-    to_cam = torch.nn.functional.normalize(-centres, dim=-1)
-    cos = (normals * to_cam).sum(-1)
+    normals = np.stack((fx_axis - 0.5 * fy_axis, fx_axis + 0.5 * fy_axis), axis=1)
+    normals = _normalize(normals)  # (N, 2, 3) right, left eye
+    to_cam = _normalize(-centres)
+    cos = _dot(normals, to_cam)
     lo, hi = float(np.cos(np.radians(80.0))), float(np.cos(np.radians(50.0)))
-    vis_conf = ((cos - lo) / (hi - lo)).clamp(0.0, 1.0)
+    vis_conf = np.clip((cos - lo) / (hi - lo), 0.0, 1.0)
     face_points = (unit - t_p[:, None]) @ rot_p / s_p[:, None, None]
     return FaceGeometry(points=pts, face_points=face_points, rotation=rot_p,
                         translation=t_p * mpp[:, None],
@@ -558,8 +586,8 @@ IRIS_SCALE_SIGMA = 0.068
 FACE_SCALE_SIGMA = 0.06
 
 
-def scale_confidences(landmarks: torch.Tensor, rotation: torch.Tensor,
-                      openness: Optional[torch.Tensor] = None) -> torch.Tensor:
+def scale_confidences(landmarks: np.ndarray, rotation: np.ndarray,
+                      openness: Optional[np.ndarray] = None) -> np.ndarray:
     """(N, 2) confidence in [0, 1] of the two metric-scale sources: the iris, the face size.
 
     The iris: 1 with both eyes open, the face towards the camera and irises of at least
@@ -569,19 +597,19 @@ def scale_confidences(landmarks: torch.Tensor, rotation: torch.Tensor,
     landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face; openness: (N, 2) their
     :func:`eye_openness` when already computed.
     """
-    if openness is None:
-        openness = eye_openness(landmarks)
-    open_w = ((openness.min(-1).values - 0.12) / 0.08).clamp(0.0, 1.0)
+    openness = eye_openness(landmarks) if openness is None else _f64(openness)
+    open_w = np.clip((openness.min(-1) - 0.12) / 0.08, 0.0, 1.0)
     lo, hi = (float(np.cos(np.radians(a))) for a in IRIS_SCALE_TURN_DEG[::-1])
-    facing = ((-rotation[:, 2, 0] - lo) / (hi - lo)).clamp(0.0, 1.0)  # face x towards camera
+    # face x towards the camera
+    facing = np.clip((-_f64(rotation)[:, 2, 0] - lo) / (hi - lo), 0.0, 1.0)
     px_lo, px_hi = IRIS_SCALE_PX
-    size_w = ((iris_diameter_px(landmarks) - px_lo) / (px_hi - px_lo)).clamp(0.0, 1.0)
+    size_w = np.clip((iris_diameter_px(landmarks) - px_lo) / (px_hi - px_lo), 0.0, 1.0)
     iris = open_w * facing * size_w
-    return torch.stack((iris, torch.ones_like(iris)), dim=-1)
+    return np.stack((iris, np.ones_like(iris)), axis=-1)
 
 
-def iris_scale_weight(landmarks: torch.Tensor, rotation: torch.Tensor,
-                      openness: Optional[torch.Tensor] = None) -> torch.Tensor:
+def iris_scale_weight(landmarks: np.ndarray, rotation: np.ndarray,
+                      openness: Optional[np.ndarray] = None) -> np.ndarray:
     """(N,) weight in [0, 1] of the iris in the metric scale (the face size has the rest):
     the sources' confidences (:func:`scale_confidences`) times their precisions
     (``IRIS_SCALE_SIGMA``, ``FACE_SCALE_SIGMA``), normalised. With open eyes facing the
@@ -589,28 +617,29 @@ def iris_scale_weight(landmarks: torch.Tensor, rotation: torch.Tensor,
     landmarks: (N, 478, 3) px; rotation: (N, 3, 3) camera_R_face; openness: (N, 2) their
     :func:`eye_openness` when already computed."""
     conf = scale_confidences(landmarks, rotation, openness)  # (N, 2)
-    precision = conf / conf.new_tensor([IRIS_SCALE_SIGMA ** 2, FACE_SCALE_SIGMA ** 2])
+    precision = conf / np.array([IRIS_SCALE_SIGMA ** 2, FACE_SCALE_SIGMA ** 2])
     return precision[:, 0] / precision.sum(-1)
 
 
-def _iris_metres_per_px(landmarks: torch.Tensor, canonical: torch.Tensor, rotation: torch.Tensor,
-                        iris_diameter_m: float) -> torch.Tensor:
+def _iris_metres_per_px(landmarks: np.ndarray, canonical: np.ndarray, rotation: np.ndarray,
+                        iris_diameter_m: float) -> np.ndarray:
     """(N,) metres per pixel at the eyes: the canonical irises (scaled to ``iris_diameter_m``)
     turned by ``rotation`` (N, 3, 3) and projected onto the image plane, against the iris
     diameters seen in ``landmarks`` (N, 478, 3) px; four diameters, both eyes."""
     a, b = (list(ix) for ix in zip(*_IRIS_DIAMETERS))
+    canonical, landmarks = _f64(canonical), _f64(landmarks)
     can_d = canonical[a] - canonical[b]  # (4, 3) face frame
-    can_size = torch.linalg.norm(can_d, dim=-1).mean()
-    turned = (can_d * (iris_diameter_m / can_size)) @ rotation.transpose(1, 2)  # (N, 4, 3)
-    seen_m = torch.linalg.norm(turned[..., :2], dim=-1).sum(-1)
-    seen_px = torch.linalg.norm(landmarks[:, a, :2] - landmarks[:, b, :2], dim=-1).sum(-1)
-    return seen_m / seen_px.clamp_min(1e-3)
+    can_size = _norm(can_d).mean()
+    turned = (can_d * (iris_diameter_m / can_size)) @ _f64(rotation).swapaxes(1, 2)  # (N, 4, 3)
+    seen_m = _norm(turned[..., :2]).sum(-1)
+    seen_px = _norm(landmarks[:, a, :2] - landmarks[:, b, :2]).sum(-1)
+    return seen_m / np.maximum(seen_px, 1e-3)
 
 
-def pose_weights(num_points: int = 478) -> torch.Tensor:
+def pose_weights(num_points: int = 478) -> np.ndarray:
     """(num_points,) weights of the head-pose fit: rigid points 1, other mesh points 0.1,
     iris points 0 (the irises move with gaze, not with the head)."""
-    w = torch.full((num_points,), 0.1, dtype=torch.float64)
+    w = np.full(num_points, 0.1)
     w[list(RIGID_INDICES)] = 1.0
     w[NUM_MESH:] = 0.0
     return w
