@@ -122,6 +122,28 @@ def test_mirrored_affine_and_multi_image_crops():
         crop_rois([a], [1], rois[:1], 8)
 
 
+
+def test_host_mirrored_crops_are_the_mirror_affine_samples():
+    """The host path's mirrored crops (flipped copies of the crops) are what sampling the
+    mirrored affine gives, for uint8 and float images."""
+    from face3d_ros.core.pipeline.landmarks import _warp_host
+
+    rng = np.random.default_rng(4)
+    rois = [Roi((40.0, 30.0), 36.0, 0.3), Roi((25.0, 35.0), 20.0, -1.1)]
+    t = rois_to_tensor(rois)
+    plain, mirrored = roi_affine(t, 16).numpy(), roi_affine(t, 16, mirror=True).numpy()
+    for img in (rng.integers(0, 256, (60, 70, 3), dtype=np.uint8),
+                rng.uniform(0, 255, (60, 70, 3)).astype(np.float32)):
+        both = _warp_host([img], [[0, 1]], plain, 16, cv2.BORDER_REPLICATE, 1 / 255.0, True)
+        sampled = _warp_host([img], [[0, 1]], mirrored, 16, cv2.BORDER_REPLICATE, 1 / 255.0)
+        assert both.shape == (4, 16, 16, 3)
+        np.testing.assert_array_equal(both[:2], _warp_host([img], [[0, 1]], plain, 16,
+                                                           cv2.BORDER_REPLICATE, 1 / 255.0))
+        # OpenCV's bilinear weights are fixed point (1/32 px): sampling the mirrored affine
+        # may round differently from the plain one by a grey level
+        np.testing.assert_allclose(both[2:], sampled, atol=1.01 / 255)
+        assert np.abs(both[2:] - both[:2]).max() > 0.1  # not the unmirrored crops
+
 # --- real faces ------------------------------------------------------------------------------
 
 def check_face(lm: np.ndarray, eye_contour: np.ndarray, box):
