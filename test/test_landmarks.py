@@ -122,7 +122,6 @@ def test_mirrored_affine_and_multi_image_crops():
         crop_rois([a], [1], rois[:1], 8)
 
 
-
 def test_host_mirrored_crops_are_the_mirror_affine_samples():
     """The host path's mirrored crops (flipped copies of the crops) are what sampling the
     mirrored affine gives, for uint8 and float images."""
@@ -143,6 +142,7 @@ def test_host_mirrored_crops_are_the_mirror_affine_samples():
         # may round differently from the plain one by a grey level
         np.testing.assert_allclose(both[2:], sampled, atol=1.01 / 255)
         assert np.abs(both[2:] - both[:2]).max() > 0.1  # not the unmirrored crops
+
 
 # --- real faces ------------------------------------------------------------------------------
 

@@ -424,9 +424,12 @@ def eye_fit(unit: np.ndarray, canonical: np.ndarray, weights: np.ndarray,
     iris_px = ((iris - anchor[:, None]) @ rr)[..., :2]  # (N, 2, 2) px from the anchor
     n, p = unit.shape[:2]
     source = FOLLOW_SOURCE[:p]
-    # The follow per px of iris move, turned from the ray's frame into the camera's once:
-    # (N, P, 2, 3).
+    # The follow per px of iris move, turned from the ray's frame into the camera's once,
+    # laid out per source (zero where a landmark follows another source): (N, 3 * 2, P * 3),
+    # so that each round's move of all landmarks is one small matrix product.
     fol = (_f64(follow)[:p].reshape(-1, 3) @ rr.swapaxes(1, 2)).reshape(n, p, 2, 3)
+    onehot = (source[None] == np.arange(3)[:, None]).astype(np.float64)  # (3, P)
+    by_source = np.einsum("jp,npkc->njkpc", onehot, fol).reshape(n, 6, p * 3)
     open_sum = np.maximum(eye_weight.sum(1, keepdims=True), 1e-6)  # (N, 1)
     eyes_ahead = np.concatenate((_f64(eyeball_centres), [[EYEBALL_TO_IRIS_M, 0.0, 0.0]]))
     corners_can = canonical[..., _EYE_CORNER_INDICES, :]  # (4, 3) or (N, 4, 3)
@@ -440,7 +443,7 @@ def eye_fit(unit: np.ndarray, canonical: np.ndarray, weights: np.ndarray,
         per_source[:, 0] = shift.sum(1) / open_sum  # (N, 2) open eyes' mean
         per_source[:, 1:] = shift
         # (N, P, 3) camera frame: each landmark's follow of its source's shift.
-        moved = np.einsum("npk,npkc->npc", per_source[:, source], fol)
+        moved = (per_source.reshape(n, 1, 6) @ by_source).reshape(n, p, 3)
         fixed = unit - moved
         rot, t, s, _ = weighted_umeyama(canonical, fixed, weights, residual=False)
         # The height from the whole face and from the eye corners (see
