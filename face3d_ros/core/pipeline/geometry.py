@@ -164,6 +164,14 @@ def _norm(v: np.ndarray) -> np.ndarray:
     return np.sqrt(_dot(v, v))
 
 
+def _rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(N, P, 3) ``points`` (N, P, 3) or (P, 3) turned by rotations (N, 3, 3): R p per point.
+
+    The transposed rotations are made contiguous first: numpy's stacked matrix product then
+    takes its fast path (at 64 faces 46 us against 130 us for the strided view)."""
+    return points @ np.ascontiguousarray(rotation.swapaxes(-1, -2))
+
+
 def _normalize(v: np.ndarray) -> np.ndarray:
     """``v`` (..., k) scaled to unit length along its last axis (zero vectors stay zero)."""
     return v / np.maximum(_norm(v), 1e-12)[..., None]
@@ -216,7 +224,7 @@ def lift_to_metric(landmarks: np.ndarray, intrinsics: np.ndarray,
                                np.ones_like(cx)), axis=-1))  # (N, 3)
     offsets = (landmarks - centre[:, None]) * metres_per_px[:, None, None]  # (N, P, 3)
     anchor = ray * (f * metres_per_px / ray[:, 2])[:, None]  # (N, 3) the eyes' midpoint
-    return anchor[:, None] + offsets @ ray_rotation(ray).swapaxes(1, 2)
+    return anchor[:, None] + _rotate(offsets, ray_rotation(ray))
 
 
 def anatomical_frame(points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -254,17 +262,18 @@ def weighted_umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray,
     mu_d = w @ dst  # (N, 3)
     xs = src - mu_s[..., None, :]
     xd = dst - mu_d[:, None]
-    cov = (xd * w[:, None]).swapaxes(1, 2) @ xs  # (N, 3, 3)
+    # (N, 3, 3) weighted covariance, formed transposed (src^T W dst: the faster product)
+    cov = ((xs * w[:, None]).swapaxes(-1, -2) @ xd).swapaxes(1, 2)
     u, sig, vh = np.linalg.svd(cov)
     diag = np.ones_like(sig)
     diag[:, 2] = np.sign(np.linalg.det(u @ vh))  # -1 where the best fit would be a reflection
     rot = (u * diag[:, None, :]) @ vh
     var_s = _dot(xs, xs) @ w  # () or (N,)
     scale = _dot(sig, diag) / var_s
-    t = mu_d - scale[:, None] * (mu_s[..., None, :] @ rot.swapaxes(1, 2))[:, 0]
+    t = mu_d - scale[:, None] * _rotate(mu_s[..., None, :], rot)[:, 0]
     if not residual:
         return rot, t, scale, np.zeros_like(scale)
-    fitted = scale[:, None, None] * (src @ rot.swapaxes(1, 2)) + t[:, None]
+    fitted = scale[:, None, None] * _rotate(src, rot) + t[:, None]
     d = fitted - dst
     rmse = np.sqrt(_dot(d, d) @ w)
     return rot, t, scale, rmse
@@ -388,7 +397,7 @@ def perspective_points(points: np.ndarray, anchor: np.ndarray,
     f = (z[:, None] + u[..., 2]) / z[:, None]  # (N, E)
     f = 1.0 / f if inverse else f
     u[..., :2] *= f[..., None]
-    return anchor[:, None] + u @ rr.swapaxes(1, 2)
+    return anchor[:, None] + _rotate(u, rr)
 
 
 def eye_fit(unit: np.ndarray, canonical: np.ndarray, weights: np.ndarray,
@@ -424,12 +433,10 @@ def eye_fit(unit: np.ndarray, canonical: np.ndarray, weights: np.ndarray,
     iris_px = ((iris - anchor[:, None]) @ rr)[..., :2]  # (N, 2, 2) px from the anchor
     n, p = unit.shape[:2]
     source = FOLLOW_SOURCE[:p]
-    # The follow per px of iris move, turned from the ray's frame into the camera's once,
-    # laid out per source (zero where a landmark follows another source): (N, 3 * 2, P * 3),
-    # so that each round's move of all landmarks is one small matrix product.
-    fol = (_f64(follow)[:p].reshape(-1, 3) @ rr.swapaxes(1, 2)).reshape(n, p, 2, 3)
-    onehot = (source[None] == np.arange(3)[:, None]).astype(np.float64)  # (3, P)
-    by_source = np.einsum("jp,npkc->njkpc", onehot, fol).reshape(n, 6, p * 3)
+    # The follow per px of iris move along x and along y, turned from the ray's frame into the
+    # camera's once: (N, P, 3) each.
+    fol = _f64(follow)[:p]
+    fol_x, fol_y = _rotate(fol[:, 0], rr), _rotate(fol[:, 1], rr)
     open_sum = np.maximum(eye_weight.sum(1, keepdims=True), 1e-6)  # (N, 1)
     eyes_ahead = np.concatenate((_f64(eyeball_centres), [[EYEBALL_TO_IRIS_M, 0.0, 0.0]]))
     corners_can = canonical[..., _EYE_CORNER_INDICES, :]  # (4, 3) or (N, 4, 3)
@@ -437,19 +444,20 @@ def eye_fit(unit: np.ndarray, canonical: np.ndarray, weights: np.ndarray,
     per_source = np.empty((n, 3, 2))
     for _ in range(iterations):
         # The eyeball centres and the straight-ahead offset, placed by the current fit.
-        placed = s[:, None, None] * (eyes_ahead @ rot.swapaxes(1, 2))  # (N, 3, 3)
+        placed = s[:, None, None] * _rotate(eyes_ahead, rot)  # (N, 3, 3)
         ahead = placed[:, :2] + placed[:, 2:] + t[:, None]  # (N, 2, 3)
         shift = (iris_px - ((ahead - anchor[:, None]) @ rr)[..., :2]) * eye_weight[..., None]
         per_source[:, 0] = shift.sum(1) / open_sum  # (N, 2) open eyes' mean
         per_source[:, 1:] = shift
         # (N, P, 3) camera frame: each landmark's follow of its source's shift.
-        moved = (per_source.reshape(n, 1, 6) @ by_source).reshape(n, p, 3)
+        src_shift = per_source[:, source]  # (N, P, 2)
+        moved = src_shift[..., :1] * fol_x + src_shift[..., 1:] * fol_y
         fixed = unit - moved
         rot, t, s, _ = weighted_umeyama(canonical, fixed, weights, residual=False)
         # The height from the whole face and from the eye corners (see
         # EYE_CORNER_HEIGHT_SHARE): the corners' own translation, its face-z part blended in.
         corner = (fixed[:, _EYE_CORNER_INDICES]
-                  - s[:, None, None] * (corners_can @ rot.swapaxes(1, 2))).mean(1)  # (N, 3)
+                  - s[:, None, None] * _rotate(corners_can, rot)).mean(1)  # (N, 3)
         up = rot[..., 2]  # (N, 3) the face's z axis in the camera frame
         t = t + (EYE_CORNER_HEIGHT_SHARE * _dot(corner - t, up))[:, None] * up
     return rot, t, s
@@ -544,7 +552,7 @@ def solve_faces(landmarks: np.ndarray, intrinsics: np.ndarray, canonical: np.nda
     # camera ray intersected with its eyeball.
     open_conf = eye_open_confidence(openness)  # (N, 2)
     rot_e, t_e, s_e = eye_fit(unit, can, w, eyes, gaze_follow, open_conf, rot, t, s)
-    centres = (s_e[:, None, None] * (eyes @ rot_e.swapaxes(1, 2))
+    centres = (s_e[:, None, None] * _rotate(eyes, rot_e)
                + t_e[:, None]) * mpp[:, None, None]  # (N, 2, 3)
     # The head pose: the canonical face deformed for the view the rigid fit reads, fitted again
     # (one step: the deformation is measured against the rigid fit's view, not the true one).
@@ -639,7 +647,7 @@ def _iris_metres_per_px(landmarks: np.ndarray, canonical: np.ndarray, rotation: 
     canonical, landmarks = _f64(canonical), _f64(landmarks)
     can_d = canonical[a] - canonical[b]  # (4, 3) face frame
     can_size = _norm(can_d).mean()
-    turned = (can_d * (iris_diameter_m / can_size)) @ _f64(rotation).swapaxes(1, 2)  # (N, 4, 3)
+    turned = _rotate(can_d * (iris_diameter_m / can_size), _f64(rotation))  # (N, 4, 3)
     seen_m = _norm(turned[..., :2]).sum(-1)
     seen_px = _norm(landmarks[:, a, :2] - landmarks[:, b, :2]).sum(-1)
     return seen_m / np.maximum(seen_px, 1e-3)
