@@ -159,3 +159,18 @@ def test_tiled_engine_keeps_portrait_scenes_exact(engine):
         assert len(faces) == 1, (w, hh)
         cx = 0.5 * (faces[0].box[0] + faces[0].box[2])
         assert offset < cx < offset + side
+
+
+def test_bench_own_work_replays_the_networks_and_restores_them(engine):
+    """face3d-bench's own-work table answers the network calls from cached real outputs
+    (the faces keep being tracked, every stage is timed) and gives the engine its networks
+    back afterwards."""
+    from face3d_ros.tools.bench import bench_own_work, tiled_faces
+
+    got = bench_own_work(engine, 2, 4)
+    assert {"landmarks", "geometry", "total"} <= set(got)
+    assert 0.0 < got["landmarks"] < got["total"] and 0.0 < got["geometry"] < got["total"]
+    assert "infer" not in vars(engine.models)  # the replay is gone
+    calls = engine.models.network_ms
+    assert len(engine.process(tiled_faces(2)).faces) == 2
+    assert engine.models.network_ms > calls  # real network calls again

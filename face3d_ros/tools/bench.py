@@ -11,6 +11,10 @@ times, interleaved repeat by repeat (so that load from other work hits all of th
   crops + iris, geometry = metric 3D + pose + gaze + expression + results, total);
 * the tracker in steady state (ROIs carried from the last frame, detector skipped; stages
   landmarks, geometry and the rest: smoothing, appearance check, tracks);
+* face3d's own work in that tracking frame with the networks' outputs replayed (each
+  network call answered from a cached call on the same batch size; crops, decoding, geometry,
+  tracking and results run as usual): the part of the frame face3d controls, free of the
+  LiteRT timings' run-to-run spread;
 * the detector's cost by image size (640x480, 1280x720, 1920x1080 crowds of real faces) and
   smallest face ``min_face_px`` (0: whole image only; 80; 40: tiles), and the tracker's mean
   cost per frame at 640x480 over detect_every_n cycles, whole image only against tiled;
@@ -213,6 +217,36 @@ def bench_frames(engine: FaceEngine, floor: Optional[LiteRTFloor], frame: np.nda
     return med
 
 
+def bench_own_work(engine: FaceEngine, faces: int, repeats: int) -> Dict[str, float]:
+    """Median ms of the tracker's steady-state stages for ``faces`` faces with each network
+    call answered from the first call of that network and batch size (its real outputs), so
+    that only face3d's own work is timed. Host inference path only (``models.infer``)."""
+    tracker = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=1000,
+                                                smoothing=True))
+    frame = tiled_faces(faces)
+    for i in range(5):  # tracks, filters and the own neutral set up with real networks
+        tracker.process(frame, stamp=i / 30.0)
+    models, cache = engine.models, {}
+    real = models.infer
+
+    def replay(key: str, x: np.ndarray):
+        if (key, x.shape[0]) not in cache:
+            cache[key, x.shape[0]] = real(key, x)
+        return cache[key, x.shape[0]]
+
+    models.infer = replay  # this engine only; restored below
+    samples: Dict[str, List[float]] = {}
+    try:
+        for i in range(repeats + 3):
+            res = tracker.process(frame, stamp=(5 + i) / 30.0)
+            if i >= 3 and not res.detector_ran:
+                for k, v in res.timings_ms.items():
+                    samples.setdefault(k, []).append(v)
+    finally:
+        del models.infer
+    return {k: _median(v) for k, v in samples.items()}
+
+
 def _ratio(total: float, floor: Optional[float]) -> str:
     return f"{total / floor:.2f}" if floor and floor == floor else "-"
 
@@ -378,6 +412,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           for k in floor.keys + ("mesh", "iris"))
         print(f"LiteRT per call (batch 1, median): {calls}")
     results = []
+    own_engines = []  # ((device, backend), engine) of the host path, for the own-work table
     for dev, backend in runs:
         engine = FaceEngine(EngineConfig(device=dev, backend=backend, threads=args.threads,
                                          detector=args.detector, max_faces=32,
@@ -386,6 +421,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             use_floor = floor if engine.device.type == "cpu" else None
             results.append((engine.device.type, engine.backend, n,
                             bench_frames(engine, use_floor, tiled_faces(n), n, args.repeats)))
+        if engine.device.type == "cpu" and (engine.backend == "litert"
+                                            or not litert_available()):
+            own_engines.append(((engine.device.type, engine.backend), engine))
         del engine
     print("\nDetection on every frame (FaceEngine.process), median ms:\n")
     print("| device | backend | faces | found | LiteRT floor | detect | landmarks | geometry "
@@ -414,6 +452,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         nets = t.get("trk_nets", 0.0)
         cells += [f"{nets:.2f}", f"{total - nets:.2f}"] if nets else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
+    own_rows = [(engine_dev, n, bench_own_work(eng, n, max(args.repeats, 50)))
+                for engine_dev, eng in own_engines for n in args.faces]
+    if own_rows:
+        print("\nface3d's own work per tracking frame (the networks' outputs replayed), "
+              "median ms:\n")
+        print("| device | backend | faces | landmarks (crops, decoding) | geometry "
+              "| other | total |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for (dev, backend), n, t in own_rows:
+            other = t["total"] - t.get("landmarks", 0.0) - t.get("geometry", 0.0)
+            print(f"| {dev} | {backend} | {n} | {t.get('landmarks', 0.0):.2f} | "
+                  f"{t.get('geometry', 0.0):.2f} | {other:.2f} | {t['total']:.2f} |")
     bench_detection_cost(load_face_models(args.model_dir, "cpu", backend="litert"
                                           if litert_available() else "torch",
                                           threads=args.threads),
