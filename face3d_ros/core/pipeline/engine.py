@@ -50,6 +50,13 @@ from ..types import (CameraIntrinsics, Detection, Expression, FaceResult, FrameR
 POSE_RMSE_ZERO_CONF_M = 0.008
 
 
+def _host64(values: Union[torch.Tensor, np.ndarray]) -> np.ndarray:
+    """``values`` as a float64 numpy array on the host (one copy off the device for a tensor)."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
 class FaceEngine:
     """Detection, dense landmarks, metric 3D, head pose, gaze and expression for many faces.
 
@@ -199,14 +206,16 @@ class FaceEngine:
         return CameraIntrinsics.from_fov(w, h, self.config.default_hfov_deg)
 
     # -- assembly ------------------------------------------------------------------------
-    def build_faces(self, landmarks: torch.Tensor, presence: torch.Tensor,
+    def build_faces(self, landmarks: Union[torch.Tensor, np.ndarray],
+                    presence: Union[torch.Tensor, np.ndarray],
                     intrinsics: Sequence[CameraIntrinsics], rois: Sequence[Roi],
                     scores: Sequence[float], track_ids: Sequence[int],
                     own: Optional[Sequence[OwnNeutral]] = None,
                     raw_landmarks: Optional[np.ndarray] = None) -> List[FaceResult]:
         """Frozen per-face results for N faces.
 
-        landmarks: (N, 478, 3) image px (possibly smoothed); presence: (N,) face flags;
+        landmarks: (N, 478, 3) image px (possibly smoothed); presence: (N,) face flags; each
+        a numpy array or a tensor on any device (copied to the host once, for the geometry);
         intrinsics/rois/scores/track_ids: one per face. own: one per face, each person's own
         neutral (a track's open eye and resting face), fed this frame's measures and the
         expression measured against it.
@@ -214,14 +223,13 @@ class FaceEngine:
         eye openness is read from them, and an eye closed in them has no gaze confidence (a
         blink lasts 3-12 frames at 30 Hz; the landmark filter, tuned for pose and gaze, lags
         it: a 2-frame blink peaked at 0.68 through it and its gaze kept full confidence).
-        One host synchronisation for the whole batch.
+        One host synchronisation for the whole batch (none for numpy inputs).
         """
         n = landmarks.shape[0]
         if n == 0:
             return []
         k = np.array([[c.fx, c.fy, c.cx, c.cy] for c in intrinsics], dtype=np.float64)
-        lm = landmarks.double().cpu().numpy()  # the frame's one copy off the device
-        flags = presence.double().cpu().numpy()
+        lm, flags = _host64(landmarks), _host64(presence)  # the frame's one copy off the device
         geo = self.solve(lm, k)
         host = {name: getattr(geo, name)
                 for name in ("points", "face_points", "rotation", "translation", "scale",

@@ -161,8 +161,7 @@ class FaceTracker:
         faces = []
         self._force_detect = False
         if self._tracks:
-            rois, presence, raw, lm_presence = self._landmarks(tensor, list(self._tracks),
-                                                               timings)
+            rois, presence, raw = self._landmarks(tensor, list(self._tracks), timings)
             lost = presence < eng.config.min_presence
             if not run_detector and lost.any():
                 # A face was lost between detector runs (it left, or the scene cut): detect on
@@ -175,8 +174,7 @@ class FaceTracker:
                 dropped = found.dropped[0] + self._associate(
                     found.faces[0], lost_now={int(i) for i in np.flatnonzero(lost)})
                 scanned += found.tiles[0]
-                rois, presence, raw, lm_presence = self._landmarks(tensor, list(self._tracks),
-                                                                   timings)
+                rois, presence, raw = self._landmarks(tensor, list(self._tracks), timings)
             alive: List[int] = []
             for i, tr in enumerate(self._tracks):
                 if presence[i] < eng.config.min_presence:
@@ -206,11 +204,11 @@ class FaceTracker:
                 else:
                     smoothed.append(raw[i])
             if alive:
-                lm = torch.from_numpy(np.stack(smoothed)).to(eng.device)
-                keep = torch.as_tensor(alive, device=lm_presence.device)
+                # Host arrays: the landmarks left the device once, in _landmarks.
                 with eng.stage(timings, "geometry"):
                     faces = eng.build_faces(
-                        lm, lm_presence[keep], [intr] * len(alive), [rois[i] for i in alive],
+                        np.stack(smoothed), presence[alive], [intr] * len(alive),
+                        [rois[i] for i in alive],
                         [self._tracks[i].score for i in alive],
                         [self._tracks[i].track_id for i in alive],
                         [self._tracks[i].own for i in alive],
@@ -255,12 +253,12 @@ class FaceTracker:
     def _landmarks(self, tensor: torch.Tensor, tracks: List[_Track], timings: Dict[str, float]
                    ) -> tuple:
         """Landmarks of ``tracks`` on one image: (rois, presence (T,) numpy, landmarks
-        (T, 478, 3) numpy px, presence (T,) tensor on the device)."""
+        (T, 478, 3) numpy px), copied off the device once."""
         rois = [t.roi for t in tracks]
         with self.engine.stage(timings, "landmarks"):
             batch = self.engine.landmarks([tensor], [0] * len(rois), rois)
         return (rois, batch.presence.float().cpu().numpy(),
-                batch.landmarks.float().cpu().numpy(), batch.presence)
+                batch.landmarks.float().cpu().numpy())
 
     def _associate(self, dets: list, lost_now: Optional[Set[int]] = None) -> int:
         """Match detections to tracks by IoU; start tentative tracks for the rest, up to
