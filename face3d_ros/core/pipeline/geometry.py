@@ -302,10 +302,11 @@ def euler_from_rotation(rotation: np.ndarray, position: np.ndarray | None = None
     Intrinsic z (up), y (left), x (forward) angles of the face relative to facing the camera:
     relative to :func:`line_of_sight_frame` of ``position`` (N, 3) m, or to
     :data:`FRONTAL_R` (facing along the optical axis) when ``position`` is None.
-    Signs as in ``core.types``. (scipy's ``Rotation.as_euler("ZYX")`` gives the same angles;
-    written out, R = Rz(yaw) Ry(pitch) Rx(roll), it takes a tenth of the time, which counts
-    once per frame. At pitch +-90 deg, where yaw and roll are one angle, scipy puts it all in
-    yaw; this puts it where the matrix's rounding does.)
+    Signs as in ``core.types``. (scipy's ``Rotation.as_euler("ZYX")`` gives the same angles,
+    to 1e-12 deg; written out from R = Rz(yaw) Ry(pitch) Rx(roll) they take a third of its
+    time, every frame. At pitch +-90 deg, where yaw and roll turn about the same axis, scipy
+    warns and sets roll to 0; here the matrix's rounding splits the angle between them. A face
+    the camera sees is never there.)
     """
     rot = _f64(rotation).reshape(-1, 3, 3)
     ref = FRONTAL_R[None] if position is None else line_of_sight_frame(position)
