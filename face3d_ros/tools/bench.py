@@ -412,7 +412,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           for k in floor.keys + ("mesh", "iris"))
         print(f"LiteRT per call (batch 1, median): {calls}")
     results = []
-    own_engines = []  # ((device, backend), engine) of the host path, for the own-work table
+    own_rows = []  # ((device, backend), faces, stages) of the host path's own work
     for dev, backend in runs:
         engine = FaceEngine(EngineConfig(device=dev, backend=backend, threads=args.threads,
                                          detector=args.detector, max_faces=32,
@@ -423,7 +423,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                             bench_frames(engine, use_floor, tiled_faces(n), n, args.repeats)))
         if engine.device.type == "cpu" and (engine.backend == "litert"
                                             or not litert_available()):
-            own_engines.append(((engine.device.type, engine.backend), engine))
+            own_rows += [((engine.device.type, engine.backend), n,
+                          bench_own_work(engine, n, max(args.repeats, 50))) for n in args.faces]
         del engine
     print("\nDetection on every frame (FaceEngine.process), median ms:\n")
     print("| device | backend | faces | found | LiteRT floor | detect | landmarks | geometry "
@@ -452,8 +453,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         nets = t.get("trk_nets", 0.0)
         cells += [f"{nets:.2f}", f"{total - nets:.2f}"] if nets else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
-    own_rows = [(engine_dev, n, bench_own_work(eng, n, max(args.repeats, 50)))
-                for engine_dev, eng in own_engines for n in args.faces]
     if own_rows:
         print("\nface3d's own work per tracking frame (the networks' outputs replayed), "
               "median ms:\n")

@@ -129,7 +129,7 @@ def _eye_fits(face: CanonicalFace, landmarks, renders):
     """Per (image, truth) render with its landmarks: the eye fit (``geometry.eye_fit``) of
     ``face`` as (rotation, translation, scale), the true eyeball centres taken into the lift's
     weak perspective, and the unit ray to the face; lengths in the truth's metric scale."""
-    from face3d_ros.core.pipeline.geometry import (CLOSED_EYE_OPENNESS, eye_fit, eye_openness,
+    from face3d_ros.core.pipeline.geometry import (eye_fit, eye_open_confidence, eye_openness,
                                                    lift_to_metric, perspective_points,
                                                    pose_weights, weighted_umeyama)
 
@@ -141,7 +141,7 @@ def _eye_fits(face: CanonicalFace, landmarks, renders):
         k = truth.intrinsics
         unit = lift_to_metric(lm[None], np.array([[k.fx, k.fy, k.cx, k.cy]]), np.ones(1))
         rot, t, s, _ = weighted_umeyama(can, unit, w)
-        open_conf = np.clip((eye_openness(unit) - CLOSED_EYE_OPENNESS) / 0.08, 0.0, 1.0)
+        open_conf = eye_open_confidence(eye_openness(unit))
         rot, t, s = eye_fit(unit, can, w, eyes, follow, open_conf, rot, t, s)
         anchor = unit[:, [RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER]].mean(1)  # (1, 3)
         scale = float(anchor[0, 2]) / float(truth.iris_centres[:, 2].mean())
