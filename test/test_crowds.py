@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+import torch
 
 from face3d_ros.core.config import EngineConfig, TrackerConfig
 from face3d_ros.core.pipeline.detection import (FULL_RANGE, SHORT_RANGE, FaceDetector,
-                                                _cut_by_tile, plan_tiles)
+                                                _cut_by_tile, _letterbox, _letterbox_host,
+                                                plan_scan, plan_tiles)
 from face3d_ros.core.pipeline.engine import FaceEngine
 from face3d_ros.core.pipeline.tracking import FaceTracker, box_iou
 from face3d_ros.tools.bench import CROWDS, crowd_frame
@@ -47,6 +49,42 @@ def test_tile_plan_follows_the_smallest_face_and_the_image_size():
         for x0, y0, x1, y1 in tiles:
             cover[y0:y1, x0:x1] = True
         assert cover.all()
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1000, 700)])
+def test_tiles_of_a_level_are_windows_of_one_resize(size):
+    """The tiles of one pyramid level share one resize: one source per whole image and per
+    level; each tile's window covers its nominal rect to within half a resized pixel; and the
+    batch pixel at every input position shows the image at the point the window's params and
+    rect map it to (a linear ramp, which the antialiased bilinear filter keeps exact away from
+    the borders), on the host and device paths alike."""
+    w, h = size
+    tiles = plan_tiles(w, h, 40, SHORT_RANGE)
+    views = [(0, (0, 0, w, h), False)] + [(0, t, True) for t in tiles]
+    s = SHORT_RANGE.input_size
+    scan = plan_scan(views, list(range(len(views))), s)
+    levels = {(t[2] - t[0], t[3] - t[1]) for t in tiles}
+    assert len(levels) >= 1 and len(scan.sources) == 1 + len(levels)
+    nominal = np.array([v[1] for v in views], np.float64)
+    assert (np.abs(scan.rect - nominal) <= scan.params[:, [0, 1, 0, 1]] / 2 + 1e-9).all()
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ramp = 0.1 * xs + 0.15 * ys  # 0..255 at most
+    image = np.repeat(ramp[..., None], 3, 2)  # (H, W, 3) float32
+    host = _letterbox_host([image], scan, s)  # (V, S, S, 3)
+    dev = _letterbox([torch.from_numpy(image).permute(2, 0, 1)], scan, s).permute(0, 2, 3, 1)
+    np.testing.assert_allclose(host, dev.numpy(), atol=1e-4)
+    for r in range(len(views)):
+        _, _, nw, nh = scan.windows[r]
+        sx, sy, left, top = scan.params[r]
+        inside = (slice(int(top) + 3, int(top) + nh - 3), slice(int(left) + 3, int(left) + nw - 3))
+        iy, ix = np.mgrid[inside]
+        x = (ix + 0.5 - left) * sx + scan.rect[r, 0]  # image px (pixel centres at k + 0.5)
+        y = (iy + 0.5 - top) * sy + scan.rect[r, 1]
+        expected = (0.1 * (x - 0.5) + 0.15 * (y - 0.5)) * (2.0 / 255.0) - 1.0
+        np.testing.assert_allclose(host[r][inside][..., 0], expected, atol=2e-3)
+        outside = np.ones((s, s), bool)
+        outside[int(top):int(top) + nh, int(left):int(left) + nw] = False
+        assert (host[r][outside] == -1.0).all()  # the letterbox's black padding
 
 
 def test_a_face_cut_by_an_inner_tile_edge_is_dropped():

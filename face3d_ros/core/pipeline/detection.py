@@ -17,9 +17,12 @@ Pipeline of :meth:`FaceDetector.detect_batch` (MediaPipe ``face_detection_*_comm
    counted (``DetectionBatch.dropped``), never silently lost.
 
 Tiles (:func:`plan_tiles`): a face of ``min_face_px`` in a large image is only a few pixels
-after the letterbox of step 1. So beside the whole image, overlapping square tiles are cut
-from it (a numpy or tensor view, no copy) and letterboxed the same way, sized so that such a
-face reaches ``AnchorSpec.min_face_px`` in the network input. Tiles form a small pyramid
+after the letterbox of step 1. So beside the whole image, overlapping square tiles are
+scanned, sized so that such a face reaches ``AnchorSpec.min_face_px`` in the network input.
+The tiles of one level share one resize (:func:`plan_scan`): the region they cover is resized
+once with the filter of step 1 and each tile is a window of it, placed in the detector input
+as the letterbox places an image (overlapping tiles would otherwise resize most pixels four
+times). Tiles form a small pyramid
 (sides ``t, 2t, 4t, ...`` with the fewest tiles in total); the tiles of one level overlap by
 1.25x the smallest face the next coarser level finds, so every face lies whole in a tile of
 the level that must find it. Tiles go through one network (short range when configured: for
@@ -51,6 +54,7 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -67,6 +71,8 @@ __all__ = [
     "generate_anchors",
     "check_image",
     "host_image",
+    "Scan",
+    "plan_scan",
     "plan_tiles",
     "weighted_nms",
 ]
@@ -256,52 +262,118 @@ def _validate_image(image: torch.Tensor, index: int, device: torch.device) -> No
                         f"uint8 values 0..255")
 
 
-def _letterbox(images: Sequence[torch.Tensor], size: int) -> Tuple[torch.Tensor, np.ndarray]:
-    """Letterbox images into one (B, 3, size, size) batch scaled to [-1, 1].
+#: A view of an image scanned by a detector: (image index, rect xyxy px, is a tile).
+View = Tuple[int, Tile, bool]
 
-    Returns the batch and (B, 4) float64 per-image ``sx, sy, ox, oy`` with
-    image_px = (input_px - (ox, oy)) * (sx, sy).
+
+@dataclass(frozen=True)
+class Scan:
+    """How one detector's batch is cut from the images (:func:`plan_scan`).
+
+    Each source is a region of an image resized once; every row of the batch is a window of
+    one source's resized region, letterboxed into the detector's square input.
+
+    views: (V,) the view index of each batch row. sources: per resize (image index, region
+    xyxy image px, resized (w, h) px, the batch rows it feeds). windows: (V, 4) int u0, v0,
+    w, h of each row's window in its source's resized region (px). params: (V, 4) float64
+    sx, sy, left, top: image_px = (input_px - (left, top)) * (sx, sy) + rect[:, :2].
+    rect: (V, 4) float64 xyxy image px that each row's window covers.
     """
-    batch = images[0].new_full((len(images), 3, size, size), -1.0)
-    params = np.zeros((len(images), 4))
-    for b, img in enumerate(images):
-        h, w = int(img.shape[1]), int(img.shape[2])
-        scale = size / max(h, w)
-        nh = min(size, max(1, round(h * scale)))
-        nw = min(size, max(1, round(w * scale)))
-        top, left = (size - nh) // 2, (size - nw) // 2
-        resized = F.interpolate(img[None], size=(nh, nw), mode="bilinear",
-                                align_corners=False, antialias=(nh < h or nw < w))
-        batch[b, :, top:top + nh, left:left + nw] = resized[0] * (2.0 / 255.0) - 1.0
-        params[b] = (w / nw, h / nh, left, top)
-    return batch, params
+
+    views: np.ndarray
+    sources: List[Tuple[int, Tile, Tuple[int, int], List[int]]]
+    windows: np.ndarray
+    params: np.ndarray
+    rect: np.ndarray
 
 
-def _letterbox_host(images: Sequence[np.ndarray], size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Host path of :func:`_letterbox`: (B, size, size, 3) float32 NHWC in [-1, 1], params.
+def plan_scan(views: Sequence[View], rows: Sequence[int], size: int) -> Scan:
+    """The resizes and windows that letterbox the views ``rows`` (indices into ``views``)
+    into a (len(rows), size, size) detector batch.
+
+    A whole image is one source of its own: resized to fit ``size`` keeping its aspect
+    ratio (the letterbox of step 1). The tiles of one pyramid level of an image (same side)
+    share one source: the region they cover is resized once to the level's scale and each
+    tile is a window of it, so the overlapping tiles do not resize the same pixels again
+    (each pixel of a level is in up to four tiles). A tile's window starts on the resized
+    grid, so it may cover up to half a resized pixel (``sx / 2`` image px) off the tile's
+    nominal rect; ``rect`` is what it covers, and what its candidates are mapped and cut by.
+    The filter sees the pixels beyond a tile's edge, as for the whole image.
+    """
+    groups: dict = {}
+    for row, k in enumerate(rows):
+        b, (x0, y0, x1, y1), tile = views[k]
+        key = (b, x1 - x0, y1 - y0) if tile else (b, k, 0)
+        groups.setdefault(key, []).append(row)
+    n = len(rows)
+    windows = np.zeros((n, 4), np.int64)
+    params, rect = np.zeros((n, 4)), np.zeros((n, 4))
+    sources = []
+    for members in groups.values():
+        rects = np.array([views[rows[r]][1] for r in members], np.float64)  # (M, 4)
+        w, h = rects[0, 2] - rects[0, 0], rects[0, 3] - rects[0, 1]
+        scale = size / max(w, h)
+        nw, nh = min(size, max(1, round(w * scale))), min(size, max(1, round(h * scale)))
+        (ux0, uy0), (ux1, uy1) = rects[:, :2].min(0), rects[:, 2:].max(0)
+        rw, rh = max(nw, round((ux1 - ux0) * scale)), max(nh, round((uy1 - uy0) * scale))
+        sx, sy = (ux1 - ux0) / rw, (uy1 - uy0) / rh  # image px per resized px
+        for r, (x0, y0) in zip(members, rects[:, :2]):
+            u0 = min(rw - nw, round((x0 - ux0) / sx))
+            v0 = min(rh - nh, round((y0 - uy0) / sy))
+            windows[r] = (u0, v0, nw, nh)
+            params[r] = (sx, sy, (size - nw) // 2, (size - nh) // 2)
+            rect[r] = (ux0 + u0 * sx, uy0 + v0 * sy, ux0 + (u0 + nw) * sx,
+                       uy0 + (v0 + nh) * sy)
+        region = (int(ux0), int(uy0), int(ux1), int(uy1))
+        sources.append((views[rows[members[0]]][0], region, (rw, rh), members))
+    return Scan(np.asarray(rows, np.int64), sources, windows, params, rect)
+
+
+def _resize_args(region: Tile, out: Tuple[int, int]) -> dict:
+    """``F.interpolate`` arguments of step 1: bilinear, antialiased when shrinking."""
+    x0, y0, x1, y1 = region
+    return dict(size=(out[1], out[0]), mode="bilinear", align_corners=False,
+                antialias=(out[1] < y1 - y0 or out[0] < x1 - x0))
+
+
+def _letterbox(images: Sequence[torch.Tensor], scan: Scan, size: int) -> torch.Tensor:
+    """The (V, 3, size, size) batch of ``scan`` scaled to [-1, 1], padded with -1 (black).
+
+    images: (3, H, W) float32 0..255 on the device."""
+    batch = images[0].new_full((len(scan.views), 3, size, size), -1.0)
+    for b, (x0, y0, x1, y1), out, members in scan.sources:
+        resized = F.interpolate(images[b][None, :, y0:y1, x0:x1], **_resize_args(
+            (x0, y0, x1, y1), out))[0] * (2.0 / 255.0) - 1.0  # (3, rh, rw)
+        for r in members:
+            u0, v0, nw, nh = scan.windows[r]
+            left, top = int(scan.params[r, 2]), int(scan.params[r, 3])
+            batch[r, :, top:top + nh, left:left + nw] = resized[:, v0:v0 + nh, u0:u0 + nw]
+    return batch
+
+
+def _letterbox_host(images: Sequence[np.ndarray], scan: Scan, size: int) -> np.ndarray:
+    """Host path of :func:`_letterbox`: (V, size, size, 3) float32 NHWC in [-1, 1].
 
     images: (H, W, 3) uint8 or float32 arrays, 0..255. The resize is the same bilinear filter
     (antialiased when shrinking); for uint8 images torch's uint8 kernel runs on a view of the
     array (its output is rounded to integers, within 1 level of the float result).
     """
-    batch = np.full((len(images), size, size, 3), -1.0, np.float32)
-    params = np.zeros((len(images), 4))
-    for b, img in enumerate(images):
-        h, w = img.shape[:2]
-        scale = size / max(h, w)
-        nh = min(size, max(1, round(h * scale)))
-        nw = min(size, max(1, round(w * scale)))
-        top, left = (size - nh) // 2, (size - nw) // 2
-        src = torch.from_numpy(img).permute(2, 0, 1)[None]  # (1, 3, H, W) channels_last view
+    batch = np.full((len(scan.views), size, size, 3), -1.0, np.float32)
+    for b, (x0, y0, x1, y1), out, members in scan.sources:
+        img = images[b][y0:y1, x0:x1]
+        src = torch.from_numpy(img).permute(2, 0, 1)[None]  # (1, 3, h, w) channels_last view
         if img.dtype != np.uint8:
             src = src.contiguous()
-        resized = F.interpolate(src, size=(nh, nw), mode="bilinear", align_corners=False,
-                                antialias=(nh < h or nw < w))[0].permute(1, 2, 0).numpy()
-        np.multiply(resized, np.float32(2.0 / 255.0), out=batch[b, top:top + nh, left:left + nw],
-                    casting="unsafe")
-        batch[b, top:top + nh, left:left + nw] -= 1.0
-        params[b] = (w / nw, h / nh, left, top)
-    return batch, params
+        planes = F.interpolate(src, **_resize_args((x0, y0, x1, y1), out))[0].numpy()
+        # (3, rh, rw) -> (rh, rw, 3): cv2.merge takes 3% of numpy's strided transposing copy
+        hwc = cv2.merge(list(np.ascontiguousarray(planes))).reshape(out[1], out[0], 3)
+        scaled = np.multiply(hwc, np.float32(2.0 / 255.0), dtype=np.float32)  # once per source
+        scaled -= 1.0
+        for r in members:
+            u0, v0, nw, nh = scan.windows[r]
+            left, top = int(scan.params[r, 2]), int(scan.params[r, 3])
+            batch[r, top:top + nh, left:left + nw] = scaled[v0:v0 + nh, u0:u0 + nw]
+    return batch
 
 
 def _decode(raw_boxes: torch.Tensor, raw_scores: torch.Tensor, anchors: torch.Tensor,
@@ -333,10 +405,13 @@ def _overlaps(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return inter, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
-    """(K, 4) xyxy -> (K, K) intersection over union (0 where the union is empty)."""
-    inter, area = _overlaps(boxes)
-    union = area[:, None] + area[None, :] - inter
+def _iou_row(boxes: np.ndarray, area: np.ndarray, i: int) -> np.ndarray:
+    """(K,) intersection over union of box ``i`` with each of ``boxes`` (K, 4) xyxy, whose
+    areas are ``area`` (K,); 0 where the union is empty."""
+    w = np.minimum(boxes[i, 2], boxes[:, 2]) - np.maximum(boxes[i, 0], boxes[:, 0])
+    h = np.minimum(boxes[i, 3], boxes[:, 3]) - np.maximum(boxes[i, 1], boxes[:, 1])
+    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+    union = area[i] + area - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
@@ -351,13 +426,15 @@ def weighted_nms(pts: np.ndarray, scores: np.ndarray, iou_threshold: float,
     """
     order = np.argsort(-scores, kind="stable")
     pts, scores = pts[order].astype(np.float64), scores[order].astype(np.float64)
-    iou = _iou_matrix(pts[:, :2].reshape(-1, 4))
+    boxes = pts[:, :2].reshape(-1, 4)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     remaining = np.ones(len(scores), dtype=bool)
     out_pts: List[np.ndarray] = []
     out_scores: List[float] = []
     while remaining.any() and len(out_pts) < max_out:
         best = int(np.argmax(remaining))  # first remaining = highest score
-        members = remaining & (iou[best] > iou_threshold)
+        # One IoU row per output (a crowd's K x K matrix cost 4.4 ms for K = 564).
+        members = remaining & (_iou_row(boxes, area, best) > iou_threshold)
         members[best] = True
         w = scores[members]
         out_pts.append((pts[members] * w[:, None, None]).sum(0) / w.sum())
@@ -403,6 +480,20 @@ def _cut_by_tile(boxes: np.ndarray, rect: np.ndarray, inner: np.ndarray,
     return cut
 
 
+@dataclass(frozen=True)
+class _ScanPlan:
+    """Everything a batch of images of given sizes is scanned by: the views, one
+    :class:`Scan` per detector that has views, and per view its image index, the rect it
+    covers, its inner edges and the largest face kept from it (``FaceDetector._view_meta``)."""
+
+    views: List[View]
+    scans: List[Tuple[AnchorSpec, Scan]]
+    image: np.ndarray
+    rect: np.ndarray
+    inner: np.ndarray
+    largest: np.ndarray
+
+
 class FaceDetector:
     """Batched face detector over :class:`FaceModels` (see module docstring for the steps).
 
@@ -430,6 +521,7 @@ class FaceDetector:
         self._anchors_px = {s.name: generate_anchors(s).numpy() * np.float32(s.input_size)
                             for s in self.specs}  # (A, 2) input px, host path
         self._plans: dict = {}
+        self._scans: dict = {}  # image sizes -> _ScanPlan
 
     def tiles_for(self, width: int, height: int) -> List[Tile]:
         """The tiles scanned besides the whole image for this image size (cached per size)."""
@@ -444,44 +536,54 @@ class FaceDetector:
             return self.models.detect_short(batch)
         return self.models.detect_full(batch)
 
-    def _views(self, sizes: Sequence[Tuple[int, int]]) -> List[Tuple[int, Tile, bool]]:
+    def _views(self, sizes: Sequence[Tuple[int, int]]) -> List[View]:
         """(image index, rect, is_tile) of every area to scan; see :meth:`detect_frames`."""
-        views: List[Tuple[int, Tile, bool]] = []
+        views: List[View] = []
         for b, (w, h) in enumerate(sizes):
             views.append((b, (0, 0, w, h), False))
             views += [(b, (int(t[0]), int(t[1]), int(t[2]), int(t[3])), True)
                       for t in self.tiles_for(w, h)]
         return views
 
-    def _view_meta(self, views, sizes) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(V,) image index, (V, 4) rect xyxy, (V, 4) inner-edge flags and (V,) largest face
-        (box side, px) kept from each view: unbounded for a whole image; for a tile of side t
-        twice the smallest face of the next coarser level (side 2t or the whole image), which
-        finds the larger ones whole (a tile sees them cut, or as parts taken for faces)."""
+    def _scan_plan(self, sizes: Tuple[Tuple[int, int], ...]) -> _ScanPlan:
+        """Views, per-detector scans and view metadata for images of ``sizes`` (cached)."""
+        if sizes not in self._scans:
+            views = self._views(sizes)
+            scans = [(spec, plan_scan(views, [k for k, v in enumerate(views)
+                                              if not v[2] or spec is self.tile_spec],
+                                      spec.input_size)) for spec in self.specs]
+            self._scans[sizes] = _ScanPlan(views, [s for s in scans if len(s[1].views)],
+                                           *self._view_meta(views, sizes, scans))
+        return self._scans[sizes]
+
+    def _view_meta(self, views: Sequence[View], sizes: Sequence[Tuple[int, int]],
+                   scans: Sequence[Tuple[AnchorSpec, Scan]]
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(V,) image index, (V, 4) rect xyxy each view covers (its scan's window), (V, 4)
+        inner-edge flags and (V,) largest face (box side, px) kept from each view: unbounded
+        for a whole image; for a tile of side t twice the smallest face of the next coarser
+        level (side 2t or the whole image), which finds the larger ones whole (a tile sees them
+        cut, or as parts taken for faces)."""
         img = np.array([v[0] for v in views], dtype=np.int64)
-        rect = np.array([v[1] for v in views], dtype=np.float32).reshape(-1, 4)
+        nominal = np.array([v[1] for v in views], dtype=np.float32).reshape(-1, 4)
+        rect = nominal.copy()
+        for _, scan in scans:
+            rect[scan.views] = scan.rect
         wh = np.array([sizes[v[0]] for v in views], dtype=np.float32).reshape(-1, 2)
-        inner = np.stack([rect[:, 0] > 0, rect[:, 1] > 0, rect[:, 2] < wh[:, 0],
-                          rect[:, 3] < wh[:, 1]], 1)
+        inner = np.stack([nominal[:, 0] > 0, nominal[:, 1] > 0, nominal[:, 2] < wh[:, 0],
+                          nominal[:, 3] < wh[:, 1]], 1)
         ratio = self.tile_spec.min_face_px / self.tile_spec.input_size
-        side = np.maximum(rect[:, 2] - rect[:, 0], rect[:, 3] - rect[:, 1])
+        side = np.maximum(nominal[:, 2] - nominal[:, 0], nominal[:, 3] - nominal[:, 1])
         largest = np.where([v[2] for v in views],
                            2.0 * ratio * np.minimum(2.0 * side, wh.max(1)), np.inf)
         return img, rect, inner, largest.astype(np.float32)
 
-    def _candidates_host(self, imgs: Sequence[np.ndarray], views) -> np.ndarray:
+    def _candidates_host(self, imgs: Sequence[np.ndarray], plan: _ScanPlan) -> np.ndarray:
         """Steps 1-4 on the host: (K, 18) rows of 8 points (16), score, image index."""
         thr = self.config.min_detection_score
-        sizes = [(im.shape[1], im.shape[0]) for im in imgs]
-        v_img, v_rect, v_inner, v_largest = self._view_meta(views, sizes)
         rows = [np.zeros((0, 18), np.float32)]
-        for spec in self.specs:
-            sel = [k for k, v in enumerate(views) if not v[2] or spec is self.tile_spec]
-            if not sel:
-                continue
-            crops = [imgs[views[k][0]][views[k][1][1]:views[k][1][3],
-                                       views[k][1][0]:views[k][1][2]] for k in sel]
-            batch, lb = _letterbox_host(crops, spec.input_size)  # (V, S, S, 3)
+        for spec, scan in plan.scans:
+            batch = _letterbox_host(imgs, scan, spec.input_size)  # (V, S, S, 3)
             raw_boxes, logits = self.models.infer(spec.name, batch)  # (V, A, 16), (V, A)
             scores = 0.5 + 0.5 * np.tanh(0.5 * np.clip(logits, -SCORE_CLIP, SCORE_CLIP))  # sigmoid
             b_idx, a_idx = np.nonzero(scores >= thr)
@@ -490,15 +592,15 @@ class FaceDetector:
             centre = raw[:, 0:1] + anchor
             half = raw[:, 1:2] * 0.5
             pts = np.concatenate([centre - half, centre + half, raw[:, 2:] + anchor], 1)
-            lbk = lb[b_idx].astype(np.float32)  # (K, 4)
-            view = np.asarray(sel, dtype=np.int64)[b_idx]  # (K,) view of each candidate
-            pts = (pts - lbk[:, None, 2:]) * lbk[:, None, :2] + v_rect[view, None, :2]  # image px
+            lbk = scan.params[b_idx].astype(np.float32)  # (K, 4)
+            view = scan.views[b_idx]  # (K,) view of each candidate
+            pts = (pts - lbk[:, None, 2:]) * lbk[:, None, :2] + plan.rect[view, None, :2]
             valid = (pts[:, 1] > pts[:, 0]).all(-1)
-            valid &= ~_cut_by_tile(pts[:, :2].reshape(-1, 4), v_rect[view], v_inner[view],
-                                   v_largest[view])
+            valid &= ~_cut_by_tile(pts[:, :2].reshape(-1, 4), plan.rect[view],
+                                   plan.inner[view], plan.largest[view])
             rows.append(np.concatenate([pts[valid].reshape(-1, 16),
                                         scores[b_idx, a_idx][valid, None],
-                                        v_img[view][valid, None].astype(np.float32)], 1))
+                                        plan.image[view][valid, None].astype(np.float32)], 1))
         return np.concatenate(rows).astype(np.float32)
 
     @torch.inference_mode()
@@ -511,42 +613,39 @@ class FaceDetector:
         """
         if len(images) == 0:
             return DetectionBatch([], [], [])
-        sizes = [(int(img.shape[2]), int(img.shape[1])) for img in images]
-        views = self._views(sizes)
-        n_tiles = [sum(1 for v in views if v[0] == b and v[2]) for b in range(len(images))]
         if self.host:
-            hosts = [host_image(img, i) for i, img in enumerate(images)]
-            return self._merge(self._candidates_host(hosts, views), len(hosts), n_tiles)
-        imgs = [check_image(img, i, self.device) for i, img in enumerate(images)]
-        v_img, v_rect, v_inner, v_largest = self._view_meta(views, sizes)
+            imgs = [host_image(img, i) for i, img in enumerate(images)]  # (H, W, 3)
+        else:
+            imgs = [check_image(img, i, self.device) for i, img in enumerate(images)]
+        plan = self._scan_plan(tuple((int(img.shape[2]), int(img.shape[1]))
+                                     for img in images))
+        n_tiles = [sum(1 for v in plan.views if v[0] == b and v[2]) for b in range(len(images))]
+        if self.host:
+            return self._merge(self._candidates_host(imgs, plan), len(imgs), n_tiles)
         thr = self.config.min_detection_score
         cand_pts, cand_scores, cand_view = [], [], []
-        for spec in self.specs:
-            sel = [k for k, v in enumerate(views) if not v[2] or spec is self.tile_spec]
-            if not sel:
-                continue
-            crops = [imgs[views[k][0]][:, views[k][1][1]:views[k][1][3],
-                                       views[k][1][0]:views[k][1][2]] for k in sel]
-            batch, lb = _letterbox(crops, spec.input_size)  # (V, 3, S, S)
+        for spec, scan in plan.scans:
+            batch = _letterbox(imgs, scan, spec.input_size)  # (V, 3, S, S)
             raw_boxes, raw_scores = self._forward(spec, batch)
             pts, scores = _decode(raw_boxes, raw_scores, self.anchors[spec.name],
                                   spec.input_size)  # (V, A, 8, 2), (V, A)
-            lbt = torch.as_tensor(lb, dtype=torch.float32, device=self.device)  # (V, 4)
-            origin = torch.as_tensor(v_rect[sel, :2], device=self.device)  # (V, 2)
+            lbt = torch.as_tensor(scan.params, dtype=torch.float32, device=self.device)
+            origin = torch.as_tensor(plan.rect[scan.views, :2], device=self.device)  # (V, 2)
             pts = ((pts - lbt[:, None, None, 2:]) * lbt[:, None, None, :2]
                    + origin[:, None, None])  # image px
             valid = (scores >= thr) & (pts[:, :, 1] > pts[:, :, 0]).all(-1)  # (V, A)
             b_idx, a_idx = torch.nonzero(valid, as_tuple=True)
             cand_pts.append(pts[b_idx, a_idx])  # (K, 8, 2)
             cand_scores.append(scores[b_idx, a_idx])  # (K,)
-            cand_view.append(torch.as_tensor(sel, device=self.device)[b_idx])
+            cand_view.append(torch.as_tensor(scan.views, device=self.device)[b_idx])
         # One transfer of all candidates of all images, views and detectors.
         packed = torch.cat([torch.cat(cand_pts).reshape(-1, 16), torch.cat(cand_scores)[:, None],
                             torch.cat(cand_view)[:, None].float()], dim=1).cpu().numpy()
         view = packed[:, 17].astype(np.int64)
-        cut = _cut_by_tile(packed[:, :4], v_rect[view], v_inner[view], v_largest[view])
+        cut = _cut_by_tile(packed[:, :4], plan.rect[view], plan.inner[view],
+                           plan.largest[view])
         packed = packed[~cut]
-        packed[:, 17] = v_img[view[~cut]]
+        packed[:, 17] = plan.image[view[~cut]]
         return self._merge(packed, len(imgs), n_tiles)
 
     def detect_batch(self, images: Sequence[torch.Tensor]) -> List[List[Detection]]:
