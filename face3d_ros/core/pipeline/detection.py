@@ -613,15 +613,15 @@ class FaceDetector:
         """
         if len(images) == 0:
             return DetectionBatch([], [], [])
-        if self.host:
-            imgs = [host_image(img, i) for i, img in enumerate(images)]  # (H, W, 3)
-        else:
-            imgs = [check_image(img, i, self.device) for i, img in enumerate(images)]
+        # Validated before the plan, which reads their sizes.
+        hosts = [host_image(img, i) for i, img in enumerate(images)] if self.host else []
+        imgs = [] if self.host else [check_image(img, i, self.device)
+                                     for i, img in enumerate(images)]
         plan = self._scan_plan(tuple((int(img.shape[2]), int(img.shape[1]))
                                      for img in images))
         n_tiles = [sum(1 for v in plan.views if v[0] == b and v[2]) for b in range(len(images))]
         if self.host:
-            return self._merge(self._candidates_host(imgs, plan), len(imgs), n_tiles)
+            return self._merge(self._candidates_host(hosts, plan), len(hosts), n_tiles)
         thr = self.config.min_detection_score
         cand_pts, cand_scores, cand_view = [], [], []
         for spec, scan in plan.scans:
