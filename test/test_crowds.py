@@ -206,8 +206,11 @@ def test_bench_own_work_replays_the_networks_and_restores_them(engine):
     from face3d_ros.tools.bench import bench_own_work, tiled_faces
 
     got = bench_own_work(engine, 2, 4)
-    assert {"landmarks", "geometry", "total"} <= set(got)
+    assert {"landmarks", "geometry", "total"} <= set(got) and "detect" not in got
     assert 0.0 < got["landmarks"] < got["total"] and 0.0 < got["geometry"] < got["total"]
+    detecting = bench_own_work(engine, 2, 4, detect=True)  # FaceEngine.process
+    assert 0.0 < detecting["detect"] < detecting["total"]
+    assert 0.0 < detecting["landmarks"] < detecting["total"]
     assert "infer" not in vars(engine.models)  # the replay is gone
     calls = engine.models.network_ms
     assert len(engine.process(tiled_faces(2)).faces) == 2

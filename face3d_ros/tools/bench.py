@@ -11,10 +11,10 @@ times, interleaved repeat by repeat (so that load from other work hits all of th
   crops + iris, geometry = metric 3D + pose + gaze + expression + results, total);
 * the tracker in steady state (ROIs carried from the last frame, detector skipped; stages
   landmarks, geometry and the rest: smoothing, appearance check, tracks);
-* face3d's own work in that tracking frame with the networks' outputs replayed (each
-  network call answered from a cached call on the same batch size; crops, decoding, geometry,
-  tracking and results run as usual): the part of the frame face3d controls, free of the
-  LiteRT timings' run-to-run spread;
+* face3d's own work in those tracking and detection frames with the networks' outputs
+  replayed (each network call answered from a cached call on the same batch size; letterbox,
+  crops, decoding, NMS, geometry, tracking and results run as usual): the part of the frame
+  face3d controls, free of the LiteRT timings' run-to-run spread;
 * the detector's cost by image size (640x480, 1280x720, 1920x1080 crowds of real faces) and
   smallest face ``min_face_px`` (0: whole image only; 80; 40: tiles), and the tracker's mean
   cost per frame at 640x480 over detect_every_n cycles, whole image only against tiled;
@@ -217,15 +217,23 @@ def bench_frames(engine: FaceEngine, floor: Optional[LiteRTFloor], frame: np.nda
     return med
 
 
-def bench_own_work(engine: FaceEngine, faces: int, repeats: int) -> Dict[str, float]:
-    """Median ms of the tracker's steady-state stages for ``faces`` faces with each network
-    call answered from the first call of that network and batch size (its real outputs), so
-    that only face3d's own work is timed. Host inference path only (``models.infer``)."""
+def bench_own_work(engine: FaceEngine, faces: int, repeats: int, detect: bool = False
+                   ) -> Dict[str, float]:
+    """Median ms of the stages of a frame of ``faces`` faces with each network call answered
+    from the first call of that network and batch size (its real outputs), so that only
+    face3d's own work is timed: the tracker in steady state, or with ``detect`` the engine
+    with detection on every frame (``FaceEngine.process``: letterbox, decoding and merging of
+    the whole image and its tiles, then landmarks and geometry). Host inference path only
+    (``models.infer``)."""
+    frame = tiled_faces(faces)
     tracker = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=1000,
                                                 smoothing=True))
-    frame = tiled_faces(faces)
     for i in range(5):  # tracks, filters and the own neutral set up with real networks
         tracker.process(frame, stamp=i / 30.0)
+
+    def run(i: int):
+        return engine.process(frame) if detect else tracker.process(frame, stamp=(5 + i) / 30.0)
+
     models, cache = engine.models, {}
     real = models.infer
 
@@ -238,8 +246,8 @@ def bench_own_work(engine: FaceEngine, faces: int, repeats: int) -> Dict[str, fl
     samples: Dict[str, List[float]] = {}
     try:
         for i in range(repeats + 3):
-            res = tracker.process(frame, stamp=(5 + i) / 30.0)
-            if i >= 3 and not res.detector_ran:
+            res = run(i)
+            if i >= 3 and res.detector_ran == detect:
                 for k, v in res.timings_ms.items():
                     samples.setdefault(k, []).append(v)
     finally:
@@ -423,8 +431,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                             bench_frames(engine, use_floor, tiled_faces(n), n, args.repeats)))
         if engine.device.type == "cpu" and (engine.backend == "litert"
                                             or not litert_available()):
-            own_rows += [((engine.device.type, engine.backend), n,
-                          bench_own_work(engine, n, max(args.repeats, 50))) for n in args.faces]
+            own_rows += [((engine.device.type, engine.backend), kind, n,
+                          bench_own_work(engine, n, max(args.repeats, 50), kind == "detection"))
+                         for kind in ("tracking", "detection") for n in args.faces]
         del engine
     print("\nDetection on every frame (FaceEngine.process), median ms:\n")
     print("| device | backend | faces | found | LiteRT floor | detect | landmarks | geometry "
@@ -454,15 +463,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         cells += [f"{nets:.2f}", f"{total - nets:.2f}"] if nets else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
     if own_rows:
-        print("\nface3d's own work per tracking frame (the networks' outputs replayed), "
-              "median ms:\n")
-        print("| device | backend | faces | landmarks (crops, decoding) | geometry "
-              "| other | total |")
-        print("|---|---|---:|---:|---:|---:|---:|")
-        for (dev, backend), n, t in own_rows:
-            other = t["total"] - t.get("landmarks", 0.0) - t.get("geometry", 0.0)
-            print(f"| {dev} | {backend} | {n} | {t.get('landmarks', 0.0):.2f} | "
-                  f"{t.get('geometry', 0.0):.2f} | {other:.2f} | {t['total']:.2f} |")
+        print("\nface3d's own work per frame (the networks' outputs replayed), median ms:\n")
+        print("| device | backend | frame | faces | detect (letterbox, decoding, NMS) "
+              "| landmarks (crops, decoding) | geometry | other | total |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+        for (dev, backend), kind, n, t in own_rows:
+            stages = [t.get(k, 0.0) for k in ("detect", "landmarks", "geometry")]
+            print(f"| {dev} | {backend} | {kind} | {n} | "
+                  + ("-" if kind == "tracking" else f"{stages[0]:.2f}")
+                  + f" | {stages[1]:.2f} | {stages[2]:.2f} | {t['total'] - sum(stages):.2f} | "
+                  f"{t['total']:.2f} |")
     bench_detection_cost(load_face_models(args.model_dir, "cpu", backend="litert"
                                           if litert_available() else "torch",
                                           threads=args.threads),
