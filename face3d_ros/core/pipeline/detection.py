@@ -303,7 +303,7 @@ def plan_scan(views: Sequence[View], rows: Sequence[int], size: int) -> Scan:
     groups: dict = {}
     for row, k in enumerate(rows):
         b, (x0, y0, x1, y1), tile = views[k]
-        key = (b, x1 - x0, y1 - y0) if tile else (b, k, 0)
+        key = (b, x1 - x0, y1 - y0) if tile else (b, k)  # a level, or a whole image alone
         groups.setdefault(key, []).append(row)
     n = len(rows)
     windows = np.zeros((n, 4), np.int64)
