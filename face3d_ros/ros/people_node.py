@@ -512,9 +512,10 @@ class PeopleNode(SpecParameters, LifecycleNode):
         self._subscribe_images()
         deadline = time.monotonic() + timeout + ENROLL_WALL_GRACE_S
         sent: Optional[tuple] = None
-        while not enrol.done.wait(ENROLL_POLL_S):
-            if goal_handle.is_cancel_requested:
-                break
+
+        def report() -> None:
+            """Publish the collector's status as feedback when it changed since the last."""
+            nonlocal sent
             with self._lock:
                 status = enrol.status
             said = None if status is None else (status.guidance, status.covered, status.face_id)
@@ -523,10 +524,18 @@ class PeopleNode(SpecParameters, LifecycleNode):
                 goal_handle.publish_feedback(EnrollFace.Feedback(
                     views_covered=list(status.covered), guidance=status.guidance,
                     face_id=int(status.face_id)))
+
+        while not enrol.done.wait(ENROLL_POLL_S):
+            if goal_handle.is_cancel_requested:
+                break
+            report()
             if time.monotonic() > deadline:
                 break  # no frames came to end it on image time
         with enrol.offer_lock:  # a frame being offered now is the last
             enrol.done.set()
+        # The frame that ended the collection (its last view, or image time out) may have come
+        # between two polls: its status goes out too, before the result.
+        report()
         with self._lock:
             aborted = enrol.abort_reason
         if aborted is not None:
