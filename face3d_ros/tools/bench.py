@@ -226,14 +226,17 @@ def bench_own_work(engine: FaceEngine, faces: int, repeats: int, detect: bool = 
     the whole image and its tiles, then landmarks and geometry). Host inference path only
     (``models.infer``)."""
     frame = tiled_faces(faces)
-    tracker = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=1000,
-                                                smoothing=True))
-    for i in range(5):  # tracks, filters and the own neutral set up with real networks
-        tracker.process(frame, stamp=i / 30.0)
+    if detect:
+        def run(i: int):
+            return engine.process(frame)
+    else:
+        tracker = FaceTracker(engine, TrackerConfig(min_hits=1, detect_every_n=1000,
+                                                    smoothing=True))
 
-    def run(i: int):
-        return engine.process(frame) if detect else tracker.process(frame, stamp=(5 + i) / 30.0)
-
+        def run(i: int):
+            return tracker.process(frame, stamp=(5 + i) / 30.0)
+    for i in range(-5, 0):  # tracks, filters and the own neutral set up with real networks
+        run(i)
     models, cache = engine.models, {}
     real = models.infer
 

@@ -483,8 +483,9 @@ def _cut_by_tile(boxes: np.ndarray, rect: np.ndarray, inner: np.ndarray,
 @dataclass(frozen=True)
 class _ScanPlan:
     """Everything a batch of images of given sizes is scanned by: the views, one
-    :class:`Scan` per detector that has views, and per view its image index, the rect it
-    covers, its inner edges and the largest face kept from it (``FaceDetector._view_meta``)."""
+    :class:`Scan` per detector (each scans every whole image), and per view its image index,
+    the rect it covers, its inner edges and the largest face kept from it
+    (``FaceDetector._view_meta``)."""
 
     views: List[View]
     scans: List[Tuple[AnchorSpec, Scan]]
@@ -552,8 +553,7 @@ class FaceDetector:
             scans = [(spec, plan_scan(views, [k for k, v in enumerate(views)
                                               if not v[2] or spec is self.tile_spec],
                                       spec.input_size)) for spec in self.specs]
-            self._scans[sizes] = _ScanPlan(views, [s for s in scans if len(s[1].views)],
-                                           *self._view_meta(views, sizes, scans))
+            self._scans[sizes] = _ScanPlan(views, scans, *self._view_meta(views, sizes, scans))
         return self._scans[sizes]
 
     def _view_meta(self, views: Sequence[View], sizes: Sequence[Tuple[int, int]],
